@@ -1,0 +1,82 @@
+// Bindings for batched architecture costs. Array in, array out, GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "esm/costs.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using Genomes = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using Config = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+const esm::SpaceKernel& checked_space(const std::string& name, const Config& config) {
+  const esm::SpaceKernel& space = esm::find_space(name);
+  if (config.ndim() != 1 || config.shape(0) != space.config_size) {
+    throw std::invalid_argument(name + ": config must be a 1-D array of " +
+                                std::to_string(space.config_size) + " integers");
+  }
+  return space;
+}
+
+void check_genomes(const std::string& name, const Genomes& genomes) {
+  if (genomes.ndim() != 2) {
+    throw std::invalid_argument(name + ": genomes must be a 2-D array [N, G], got " +
+                                std::to_string(genomes.ndim()) + " dimensions");
+  }
+}
+
+py::tuple costs(const std::string& name, const Genomes& genomes, const Config& config,
+                int threads) {
+  const esm::SpaceKernel& space = checked_space(name, config);
+  check_genomes(name, genomes);
+  const int64_t n = genomes.shape(0), g = genomes.shape(1);
+  const int64_t S = space.n_slots(config.data());
+  const int64_t F = esm::Accumulator::kFields;
+  py::array_t<int64_t> totals({n, F});
+  py::array_t<int64_t> slots({n, S, F});
+  {
+    py::gil_scoped_release release;
+    esm::compute_costs(space, genomes.data(), n, g, config.data(), threads,
+                       totals.mutable_data(), slots.mutable_data());
+  }
+  return py::make_tuple(totals, slots);
+}
+
+void validate(const std::string& name, const Genomes& genomes, const Config& config) {
+  const esm::SpaceKernel& space = checked_space(name, config);
+  check_genomes(name, genomes);
+  py::gil_scoped_release release;
+  esm::validate_genomes(space, genomes.data(), genomes.shape(0), genomes.shape(1),
+                        config.data());
+}
+
+}  // namespace
+
+void register_costs(py::module_& m) {
+  m.def("space_names", &esm::space_names, "Names of the search spaces the core knows.");
+  m.def(
+      "space_choices",
+      [](const std::string& name, const Config& config) {
+        return checked_space(name, config).choices(config.data());
+      },
+      py::arg("space"), py::arg("config"), "Number of choices of every gene.");
+  m.def(
+      "space_slots",
+      [](const std::string& name, const Config& config) {
+        return checked_space(name, config).n_slots(config.data());
+      },
+      py::arg("space"), py::arg("config"), "Number of searchable slots.");
+  m.def("costs", &costs, py::arg("space"), py::arg("genomes"), py::arg("config"),
+        py::arg("threads") = 0,
+        "Costs of a batch of genomes: (totals [N, 4], slots [N, S, 4]) as int64; fields are "
+        "macs, params, activation_bytes, layers.");
+  m.def("validate", &validate, py::arg("space"), py::arg("genomes"), py::arg("config"),
+        "Raise ValueError naming the first out-of-range gene.");
+  m.attr("COST_FIELDS") = py::make_tuple("macs", "params", "activation_bytes", "layers");
+}

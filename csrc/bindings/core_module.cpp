@@ -1,0 +1,16 @@
+// esm._core: the module definition. Each area registers its functions from its own file.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_costs(py::module_& m);
+
+#ifndef ESM_VERSION
+#define ESM_VERSION "0+unknown"
+#endif
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "esm compiled core (CPU)";
+  m.attr("__version__") = ESM_VERSION;
+  register_costs(m);
+}

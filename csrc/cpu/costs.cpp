@@ -1,0 +1,82 @@
+#include "esm/costs.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "esm/parallel.hpp"
+
+namespace esm {
+
+void Accumulator::add(Field f, int64_t v) {
+  totals_[f] += v;
+  if (slot_ >= 0 && slot_ < n_slots_) slots_[slot_ * kFields + f] += v;
+}
+
+void Accumulator::conv(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
+                       int64_t groups, int64_t h, int64_t w, bool bias, int64_t* oh,
+                       int64_t* ow) {
+  int64_t out_h = conv_out(h, k, stride, pad), out_w = conv_out(w, k, stride, pad);
+  add(kMacs, out_h * out_w * cout * (cin / groups) * k * k);
+  add(kParams, cout * (cin / groups) * k * k + (bias ? cout : 0));
+  add(kActivationBytes, out_h * out_w * cout * kBytesPerElement);
+  add(kLayers, 1);
+  if (oh) *oh = out_h;
+  if (ow) *ow = out_w;
+}
+
+void Accumulator::linear(int64_t in, int64_t out, bool bias) {
+  add(kMacs, in * out);
+  add(kParams, in * out + (bias ? out : 0));
+  add(kActivationBytes, out * kBytesPerElement);
+  add(kLayers, 1);
+}
+
+const SpaceKernel& find_space(const std::string& name) {
+  for (const SpaceKernel* s : registered_spaces()) {
+    if (name == s->name) return *s;
+  }
+  throw std::invalid_argument("unknown search space '" + name + "'");
+}
+
+std::vector<std::string> space_names() {
+  std::vector<std::string> names;
+  for (const SpaceKernel* s : registered_spaces()) names.emplace_back(s->name);
+  return names;
+}
+
+void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
+                      const int64_t* config) {
+  std::vector<int32_t> choices = space.choices(config);
+  if (static_cast<int64_t>(choices.size()) != g) {
+    throw std::invalid_argument(std::string(space.name) + ": genomes have " + std::to_string(g) +
+                                " genes, the space has " + std::to_string(choices.size()));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t* row = genomes + i * g;
+    for (int64_t j = 0; j < g; ++j) {
+      if (row[j] < 0 || row[j] >= choices[j]) {
+        throw std::invalid_argument(std::string(space.name) + ": genome " + std::to_string(i) +
+                                    ", gene " + std::to_string(j) + " is " +
+                                    std::to_string(row[j]) + ", must be in [0, " +
+                                    std::to_string(choices[j]) + ")");
+      }
+    }
+  }
+}
+
+void compute_costs(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
+                   const int64_t* config, int threads, int64_t* totals, int64_t* slots) {
+  validate_genomes(space, genomes, n, g, config);
+  const int S = space.n_slots(config);
+  const int64_t F = Accumulator::kFields;
+  parallel_for(n, threads, 4096, [&](int64_t b, int64_t e) {
+    std::memset(totals + b * F, 0, sizeof(int64_t) * F * (e - b));
+    std::memset(slots + b * S * F, 0, sizeof(int64_t) * S * F * (e - b));
+    for (int64_t i = b; i < e; ++i) {
+      Accumulator acc(totals + i * F, slots + i * S * F, S);
+      space.walk(genomes + i * g, config, acc);
+    }
+  });
+}
+
+}  // namespace esm

@@ -1,0 +1,13 @@
+// The registry of search-space cost kernels.
+#include "esm/costs.hpp"
+
+namespace esm {
+
+extern const SpaceKernel kOfaMbv3;
+
+const std::vector<const SpaceKernel*>& registered_spaces() {
+  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3};
+  return spaces;
+}
+
+}  // namespace esm

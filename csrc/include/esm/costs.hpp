@@ -1,0 +1,75 @@
+// Batched architecture costs: MACs, parameters, activation and weight bytes per genome and
+// per searchable slot. Each search space registers a kernel that walks one genome's
+// macro-architecture and reports its layers to an Accumulator.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace esm {
+
+// Bytes per element used for activation and weight bytes (float32 inference).
+constexpr int64_t kBytesPerElement = 4;
+
+// Receives the layers of one genome. Only convolutions and linear layers are "compute
+// layers": they carry MACs, count in `layers` and their outputs count as activations.
+// Normalisation layers only add parameters. Everything is attributed to the current slot
+// (set_slot), or to the fixed part of the network (stem, head) when the slot is -1.
+class Accumulator {
+ public:
+  Accumulator(int64_t* totals, int64_t* slots, int n_slots)
+      : totals_(totals), slots_(slots), n_slots_(n_slots) {}
+
+  void set_slot(int slot) { slot_ = slot; }
+
+  // Convolution with square kernel; returns the output spatial size through oh/ow.
+  void conv(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad, int64_t groups,
+            int64_t h, int64_t w, bool bias, int64_t* oh, int64_t* ow);
+  void linear(int64_t in, int64_t out, bool bias);
+  void batchnorm(int64_t channels) { add(kParams, 2 * channels); }
+
+  // Indices of the quantities; the layout of totals and of each slot record.
+  enum Field { kMacs = 0, kParams = 1, kActivationBytes = 2, kLayers = 3, kFields = 4 };
+
+ private:
+  void add(Field f, int64_t v);
+  int64_t* totals_;
+  int64_t* slots_;
+  int n_slots_;
+  int slot_ = -1;
+};
+
+// Output spatial size of a convolution or pooling window.
+inline int64_t conv_out(int64_t h, int64_t k, int64_t stride, int64_t pad) {
+  return (h + 2 * pad - k) / stride + 1;
+}
+
+// A search space as the cost core knows it.
+struct SpaceKernel {
+  const char* name;
+  // Number of integers the space's config must have (channel plan and such).
+  int64_t config_size;
+  // Per-gene number of choices for this config; its size is the genome length.
+  std::vector<int32_t> (*choices)(const int64_t* config);
+  int (*n_slots)(const int64_t* config);
+  // Walks one validated genome.
+  void (*walk)(const int32_t* genome, const int64_t* config, Accumulator& acc);
+};
+
+const SpaceKernel& find_space(const std::string& name);
+std::vector<std::string> space_names();
+
+// Checks every gene against its number of choices; throws std::invalid_argument naming the
+// first bad gene.
+void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
+                      const int64_t* config);
+
+// Computes costs of n genomes (row-major [n, g]). totals: [n, kFields]; slots: [n, S, kFields].
+void compute_costs(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
+                   const int64_t* config, int threads, int64_t* totals, int64_t* slots);
+
+// Registered kernels: one translation unit each in csrc/cpu/space_*.cpp, listed in spaces.cpp.
+const std::vector<const SpaceKernel*>& registered_spaces();
+
+}  // namespace esm

@@ -1,0 +1,58 @@
+"""``esm info`` and ``esm spaces``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from esm.cli.output import add_json_flag, emit_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("info", help="what was built and which devices are usable")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("spaces", help="list the search spaces")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_spaces)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from esm.info import info
+
+    data = info()
+    if args.json:
+        emit_json(data)
+        return 0
+    print(f"esm {data['version']}  (core: {data['core']})")
+    print(f"python {data['python']}; CPU: {data['cpu']['model']} ({data['cpu']['cores']} cores)")
+    if data["cuda_built"]:
+        print(f"CUDA module: built (runtime {data['cuda_runtime']}, driver {data['cuda_driver']})")
+    else:
+        print("CUDA module: not built")
+    if data["cuda_devices"]:
+        for d in data["cuda_devices"]:
+            gib = d["total_memory"] / 2**30
+            print(f"  cuda:{d['index']}  {d['name']}  sm_{d['compute_capability']}  {gib:.1f} GiB")
+    else:
+        print(f"CUDA devices: none ({data['cuda_reason']})")
+    print("spaces: " + ", ".join(data["spaces"]))
+    opt = data["optional"]
+    print("optional: " + ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in opt.items()))
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from esm import spaces
+
+    rows = []
+    for name in spaces.names():
+        s = spaces.get(name)
+        rows.append({"name": name, "genes": s.genome_length, "slots": len(s.slot_names),
+                     "size": s.size, "description": s.description, "params": s.params()})
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']:<14} genes={r['genes']:<3} size={float(r['size']):.3g}  {r['description']}")
+    return 0

@@ -1,0 +1,272 @@
+"""The search-space interface: genomes, variation operators, text forms, costs and build."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from esm._native import core
+from esm.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Names of the per-slot cost fields, in the order of :attr:`Costs.slots`' last axis.
+COST_FIELDS: tuple[str, ...] = tuple(core.COST_FIELDS)
+#: Bytes per element used for activation and weight bytes (float32 inference).
+BYTES_PER_ELEMENT = 4
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Costs of a batch of genomes, as computed by the compiled core.
+
+    Attributes
+    ----------
+    macs, params, activation_bytes, weight_bytes, layers : np.ndarray
+        Per-genome totals, shape ``[N]``, int64. MACs count multiply-accumulates of
+        convolutions and linear layers (bias excluded); params are all trainable parameters
+        (normalisation included); activation bytes are 4 bytes per output element of every
+        convolution and linear layer at batch size 1; weight bytes are 4 bytes per parameter;
+        layers counts convolutions and linear layers.
+    slots : np.ndarray
+        Per-slot detail, shape ``[N, S, 4]`` int64 with fields :data:`COST_FIELDS`; slots past
+        a stage's depth are zero. Fixed parts (stem, head) are in the totals only.
+    slot_names : tuple of str
+        Name of every slot.
+    """
+
+    macs: np.ndarray
+    params: np.ndarray
+    activation_bytes: np.ndarray
+    weight_bytes: np.ndarray
+    layers: np.ndarray
+    slots: np.ndarray
+    slot_names: tuple[str, ...]
+
+    def slot(self, field: str) -> np.ndarray:
+        """Per-slot values ``[N, S]`` of one field of :data:`COST_FIELDS`."""
+        if field not in COST_FIELDS:
+            raise InputError(f"unknown cost field {field!r}; known: {', '.join(COST_FIELDS)}")
+        return self.slots[:, :, COST_FIELDS.index(field)]
+
+    def totals(self) -> dict[str, np.ndarray]:
+        """The per-genome totals by name."""
+        return {
+            "macs": self.macs,
+            "params": self.params,
+            "activation_bytes": self.activation_bytes,
+            "weight_bytes": self.weight_bytes,
+            "layers": self.layers,
+        }
+
+
+class SearchSpace(ABC):
+    """A NAS search space whose architectures are fixed-length integer genomes.
+
+    Every gene is a choice index in ``[0, choices[g])``. Subclasses define the genes, the
+    text form, the reference cost walk and the torch build; sampling, variation, validation and
+    the compiled costs are shared.
+    """
+
+    #: Registry name, e.g. ``"ofa-mbv3"``.
+    name: ClassVar[str]
+    #: One-line description.
+    description: ClassVar[str]
+
+    def __init__(self, config: Sequence[int]) -> None:
+        self._config = np.ascontiguousarray(config, dtype=np.int64)
+        self._choices = np.asarray(core.space_choices(self.name, self._config), dtype=np.int32)
+        self._choices.setflags(write=False)
+        self._config.setflags(write=False)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def config(self) -> np.ndarray:
+        """The integer channel/shape plan handed to the compiled core."""
+        return self._config
+
+    @property
+    def choices(self) -> np.ndarray:
+        """Number of choices of every gene, shape ``[G]``."""
+        return self._choices
+
+    @property
+    def genome_length(self) -> int:
+        """Number of genes ``G``."""
+        return int(self._choices.shape[0])
+
+    @property
+    def size(self) -> int:
+        """Number of distinct genomes (an upper bound on distinct networks)."""
+        return int(np.prod(self._choices.astype(object)))
+
+    @property
+    @abstractmethod
+    def gene_names(self) -> tuple[str, ...]:
+        """Name of every gene, e.g. ``("ks0", ..., "r")``."""
+
+    @property
+    @abstractmethod
+    def slot_names(self) -> tuple[str, ...]:
+        """Name of every searchable slot (layer or block position)."""
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, enough to recreate this space with :func:`esm.spaces.get`."""
+        return {}
+
+    # ------------------------------------------------------------------ genomes
+    def validate(self, genomes: Any) -> np.ndarray:
+        """Return ``genomes`` as a C-contiguous int32 array ``[N, G]`` or raise InputError.
+
+        A single genome ``[G]`` becomes ``[1, G]``. Non-integer values, NaN, a wrong width or an
+        out-of-range gene are refused with a message naming the first bad gene.
+        """
+        arr = np.asarray(genomes)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise InputError(f"{self.name}: genomes must be [N, G], got shape {arr.shape}")
+        if arr.shape[1] != self.genome_length:
+            raise InputError(
+                f"{self.name}: genomes have {arr.shape[1]} genes, expected {self.genome_length}"
+            )
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                raise InputError(f"{self.name}: genomes must hold integers (found NaN or fractions)")
+        elif arr.dtype.kind not in "iub":
+            raise InputError(f"{self.name}: genomes must be integers, got dtype {arr.dtype}")
+        bad = (arr < 0) | (arr >= self._choices)
+        if bad.any():
+            i, g = (int(v) for v in np.argwhere(bad)[0])
+            raise InputError(
+                f"{self.name}: genome {i}, gene {g} ({self.gene_names[g]}) is {arr[i, g]}, "
+                f"must be in [0, {self._choices[g]})"
+            )
+        return np.ascontiguousarray(arr, dtype=np.int32)
+
+    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
+        """Draw ``n`` genomes uniformly over every gene's choices."""
+        if n < 0:
+            raise InputError(f"cannot sample {n} genomes")
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, self._choices, size=(n, self.genome_length), dtype=np.int32)
+
+    def mutate(
+        self,
+        genomes: Any,
+        rate: float | None = None,
+        seed: int | np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Return mutated copies: each gene changes with probability ``rate`` (default 1/G).
+
+        Every genome changes in at least one gene, and a mutated gene always takes a different
+        value.
+        """
+        g = self.validate(genomes)
+        n, width = g.shape
+        rate = 1.0 / width if rate is None else float(rate)
+        if not 0.0 <= rate <= 1.0:
+            raise InputError(f"mutation rate must be in [0, 1], got {rate}")
+        rng = np.random.default_rng(seed)
+        mutable = self._choices > 1
+        mask = (rng.random((n, width)) < rate) & mutable
+        none = ~mask.any(axis=1)
+        if none.any():
+            idx = np.flatnonzero(mutable)
+            mask[np.flatnonzero(none), idx[rng.integers(0, idx.size, int(none.sum()))]] = True
+        shift = rng.integers(1, np.maximum(self._choices, 2), size=(n, width), dtype=np.int32)
+        out = np.where(mask, (g + shift) % self._choices, g)
+        return np.ascontiguousarray(out, dtype=np.int32)
+
+    def crossover(
+        self, a: Any, b: Any, seed: int | np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Uniform crossover of parent batches ``a`` and ``b`` (same shape), gene by gene."""
+        pa, pb = self.validate(a), self.validate(b)
+        if pa.shape != pb.shape:
+            raise InputError(f"crossover parents differ in shape: {pa.shape} vs {pb.shape}")
+        rng = np.random.default_rng(seed)
+        take_a = rng.random(pa.shape) < 0.5
+        return np.ascontiguousarray(np.where(take_a, pa, pb), dtype=np.int32)
+
+    def canonical(self, genomes: Any) -> np.ndarray:
+        """Genomes with genes that do not change the network (inactive slots) set to 0.
+
+        Two genomes describe the same network exactly when their canonical forms are equal.
+        """
+        return self.validate(genomes).copy()
+
+    def active_slots(self, genomes: Any) -> np.ndarray:
+        """Boolean ``[N, S]``: which slots are part of each network."""
+        g = self.validate(genomes)
+        return np.ones((g.shape[0], len(self.slot_names)), dtype=bool)
+
+    # ------------------------------------------------------------------ text forms
+    @abstractmethod
+    def from_str(self, text: str) -> np.ndarray:
+        """Parse one architecture in the space's usual text form into a genome ``[G]``."""
+
+    @abstractmethod
+    def to_str(self, genome: Any) -> str:
+        """The usual text form of one genome."""
+
+    def from_strs(self, texts: Iterable[str]) -> np.ndarray:
+        """Parse many text forms into ``[N, G]``."""
+        rows = [self.from_str(t) for t in texts]
+        if not rows:
+            return np.zeros((0, self.genome_length), dtype=np.int32)
+        return np.ascontiguousarray(np.stack(rows), dtype=np.int32)
+
+    def to_strs(self, genomes: Any) -> list[str]:
+        """Text forms of a batch of genomes."""
+        return [self.to_str(g) for g in self.validate(genomes)]
+
+    # ------------------------------------------------------------------ costs
+    def costs(self, genomes: Any, threads: int = 0) -> Costs:
+        """Compute costs of a batch in the compiled core (threaded; 0 = all cores)."""
+        g = self.validate(genomes)
+        totals, slots = core.costs(self.name, g, self._config, int(threads))
+        return Costs(
+            macs=totals[:, 0],
+            params=totals[:, 1],
+            activation_bytes=totals[:, 2],
+            weight_bytes=totals[:, 1] * BYTES_PER_ELEMENT,
+            layers=totals[:, 3],
+            slots=slots,
+            slot_names=self.slot_names,
+        )
+
+    def reference_costs(self, genome: Any) -> dict[str, Any]:
+        """Pure-Python twin of :meth:`costs` for one genome (the test oracle; slow).
+
+        Returns a dict with the totals and ``slots`` (a list of ``[macs, params,
+        activation_bytes, layers]`` per slot).
+        """
+        from esm.spaces.reference import ReferenceAccumulator
+
+        g = self.validate(genome)[0]
+        acc = ReferenceAccumulator(len(self.slot_names))
+        self._walk(g, acc)
+        return acc.result()
+
+    @abstractmethod
+    def _walk(self, genome: np.ndarray, acc: Any) -> None:
+        """Report the layers of one genome to ``acc`` (mirrors the C++ kernel)."""
+
+    # ------------------------------------------------------------------ networks
+    @abstractmethod
+    def input_shape(self, genome: Any, batch_size: int = 1) -> tuple[int, int, int, int]:
+        """Shape ``(B, C, H, W)`` of the network's input."""
+
+    @abstractmethod
+    def build(self, genome: Any) -> torch.nn.Module:
+        """Build the torch module of one genome (needs torch; weights are random)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

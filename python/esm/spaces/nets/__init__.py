@@ -1,0 +1,1 @@
+"""torch modules of the search spaces (imported only by ``SearchSpace.build``)."""
