@@ -32,18 +32,18 @@ void check_genomes(const std::string& name, const Genomes& genomes) {
 }
 
 py::tuple costs(const std::string& name, const Genomes& genomes, const Config& config,
-                int threads) {
+                int threads, bool detail) {
   const esm::SpaceKernel& space = checked_space(name, config);
   check_genomes(name, genomes);
   const int64_t n = genomes.shape(0), g = genomes.shape(1);
-  const int64_t S = space.n_slots(config.data());
+  const int64_t S = detail ? space.n_slots(config.data()) : 0;
   const int64_t F = esm::Accumulator::kFields;
   py::array_t<int64_t> totals({n, F});
   py::array_t<int64_t> slots({n, S, F});
   {
     py::gil_scoped_release release;
     esm::compute_costs(space, genomes.data(), n, g, config.data(), threads,
-                       totals.mutable_data(), slots.mutable_data());
+                       totals.mutable_data(), detail ? slots.mutable_data() : nullptr);
   }
   return py::make_tuple(totals, slots);
 }
@@ -73,9 +73,9 @@ void register_costs(py::module_& m) {
       },
       py::arg("space"), py::arg("config"), "Number of searchable slots.");
   m.def("costs", &costs, py::arg("space"), py::arg("genomes"), py::arg("config"),
-        py::arg("threads") = 0,
+        py::arg("threads") = 0, py::arg("detail") = true,
         "Costs of a batch of genomes: (totals [N, 4], slots [N, S, 4]) as int64; fields are "
-        "macs, params, activation_bytes, layers.");
+        "macs, params, activation_bytes, layers. detail=False leaves slots empty [N, 0, 4].");
   m.def("validate", &validate, py::arg("space"), py::arg("genomes"), py::arg("config"),
         "Raise ValueError naming the first out-of-range gene.");
   m.attr("COST_FIELDS") = py::make_tuple("macs", "params", "activation_bytes", "layers");

@@ -67,13 +67,17 @@ void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t 
 void compute_costs(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
                    const int64_t* config, int threads, int64_t* totals, int64_t* slots) {
   validate_genomes(space, genomes, n, g, config);
-  const int S = space.n_slots(config);
+  const int S = slots ? space.n_slots(config) : 0;
   const int64_t F = Accumulator::kFields;
   parallel_for(n, threads, 4096, [&](int64_t b, int64_t e) {
     std::memset(totals + b * F, 0, sizeof(int64_t) * F * (e - b));
-    std::memset(slots + b * S * F, 0, sizeof(int64_t) * S * F * (e - b));
+    if (slots) std::memset(slots + b * S * F, 0, sizeof(int64_t) * S * F * (e - b));
+    if (space.batch) {
+      space.batch(genomes + b * g, e - b, config, totals + b * F, slots ? slots + b * S * F : nullptr);
+      return;
+    }
     for (int64_t i = b; i < e; ++i) {
-      Accumulator acc(totals + i * F, slots + i * S * F, S);
+      Accumulator acc(totals + i * F, slots ? slots + i * S * F : nullptr, S);
       space.walk(genomes + i * g, config, acc);
     }
   });

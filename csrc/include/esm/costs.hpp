@@ -53,8 +53,12 @@ struct SpaceKernel {
   // Per-gene number of choices for this config; its size is the genome length.
   std::vector<int32_t> (*choices)(const int64_t* config);
   int (*n_slots)(const int64_t* config);
-  // Walks one validated genome.
+  // Walks one validated genome: the definition of the costs.
   void (*walk)(const int32_t* genome, const int64_t* config, Accumulator& acc);
+  // Optional fast path for a block of validated genomes (totals [n, kFields], slots
+  // [n, S, kFields] or nullptr, both zeroed); must give exactly what `walk` gives.
+  void (*batch)(const int32_t* genomes, int64_t n, const int64_t* config, int64_t* totals,
+                int64_t* slots) = nullptr;
 };
 
 const SpaceKernel& find_space(const std::string& name);
@@ -65,7 +69,8 @@ std::vector<std::string> space_names();
 void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
                       const int64_t* config);
 
-// Computes costs of n genomes (row-major [n, g]). totals: [n, kFields]; slots: [n, S, kFields].
+// Computes costs of n genomes (row-major [n, g]). totals: [n, kFields]; slots: [n, S, kFields],
+// or nullptr to skip the per-slot detail.
 void compute_costs(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
                    const int64_t* config, int threads, int64_t* totals, int64_t* slots);
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -126,6 +127,13 @@ class SearchSpace(ABC):
         A single genome ``[G]`` becomes ``[1, G]``. Non-integer values, NaN, a wrong width or an
         out-of-range gene are refused with a message naming the first bad gene.
         """
+        g = self._coerce(genomes)
+        with self._core_errors():
+            core.validate(self.name, g, self._config)
+        return g
+
+    def _coerce(self, genomes: Any) -> np.ndarray:
+        """Shape and dtype checks; the range check is the compiled core's."""
         arr = np.asarray(genomes)
         if arr.ndim == 1:
             arr = arr[None, :]
@@ -140,21 +148,27 @@ class SearchSpace(ABC):
                 raise InputError(f"{self.name}: genomes must hold integers (found NaN or fractions)")
         elif arr.dtype.kind not in "iub":
             raise InputError(f"{self.name}: genomes must be integers, got dtype {arr.dtype}")
-        bad = (arr < 0) | (arr >= self._choices)
-        if bad.any():
-            i, g = (int(v) for v in np.argwhere(bad)[0])
-            raise InputError(
-                f"{self.name}: genome {i}, gene {g} ({self.gene_names[g]}) is {arr[i, g]}, "
-                f"must be in [0, {self._choices[g]})"
-            )
+        if arr.dtype != np.int32 and arr.size and (arr.min() < -(2**31) or arr.max() >= 2**31):
+            raise InputError(f"{self.name}: gene values overflow int32")
         return np.ascontiguousarray(arr, dtype=np.int32)
+
+    @contextmanager
+    def _core_errors(self) -> Iterator[None]:
+        """Re-raise the compiled core's ValueError as InputError."""
+        try:
+            yield
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(str(err)) from None
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` genomes uniformly over every gene's choices."""
         if n < 0:
             raise InputError(f"cannot sample {n} genomes")
         rng = np.random.default_rng(seed)
-        return rng.integers(0, self._choices, size=(n, self.genome_length), dtype=np.int32)
+        u = rng.random((n, self.genome_length))
+        return np.minimum((u * self._choices).astype(np.int32), self._choices - 1)
 
     def mutate(
         self,
@@ -227,10 +241,22 @@ class SearchSpace(ABC):
         return [self.to_str(g) for g in self.validate(genomes)]
 
     # ------------------------------------------------------------------ costs
-    def costs(self, genomes: Any, threads: int = 0) -> Costs:
-        """Compute costs of a batch in the compiled core (threaded; 0 = all cores)."""
-        g = self.validate(genomes)
-        totals, slots = core.costs(self.name, g, self._config, int(threads))
+    def costs(self, genomes: Any, threads: int = 0, detail: bool = True) -> Costs:
+        """Compute costs of a batch in the compiled core.
+
+        Parameters
+        ----------
+        genomes : array_like
+            ``[N, G]`` (or one ``[G]``) genomes; validated first.
+        threads : int
+            Worker threads; 0 uses all cores.
+        detail : bool
+            Also compute the per-slot detail (``slots``); without it ``slots`` is ``[N, 0, 4]``
+            and the call is faster.
+        """
+        g = self._coerce(genomes)
+        with self._core_errors():
+            totals, slots = core.costs(self.name, g, self._config, int(threads), bool(detail))
         return Costs(
             macs=totals[:, 0],
             params=totals[:, 1],
