@@ -45,7 +45,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_spaces(args: argparse.Namespace) -> int:
     from esm import spaces
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in spaces.names():
         s = spaces.get(name)
         rows.append({"name": name, "genes": s.genome_length, "slots": len(s.slot_names),
@@ -54,5 +54,6 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     for r in rows:
-        print(f"{r['name']:<14} genes={r['genes']:<3} size={float(r['size']):.3g}  {r['description']}")
+        size = float(r["size"])
+        print(f"{r['name']:<14} genes={r['genes']:<3} size={size:<9.3g} {r['description']}")
     return 0

@@ -26,7 +26,8 @@ def space_class(name: str) -> type[SearchSpace]:
     except KeyError:
         raise InputError(f"unknown search space {name!r}; known: {', '.join(_REGISTRY)}") from None
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    found: type[SearchSpace] = getattr(importlib.import_module(module), cls)
+    return found
 
 
 def get(name: str, **params: Any) -> SearchSpace:

@@ -145,7 +145,9 @@ class SearchSpace(ABC):
             )
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-                raise InputError(f"{self.name}: genomes must hold integers (found NaN or fractions)")
+                raise InputError(
+                    f"{self.name}: genomes must hold integers (found NaN or fractions)"
+                )
         elif arr.dtype.kind not in "iub":
             raise InputError(f"{self.name}: genomes must be integers, got dtype {arr.dtype}")
         if arr.dtype != np.int32 and arr.size and (arr.min() < -(2**31) or arr.max() >= 2**31):

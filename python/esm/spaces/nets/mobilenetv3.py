@@ -18,7 +18,9 @@ def activation(name: str) -> nn.Module:
     return nn.ReLU(inplace=True) if name == "relu" else nn.Hardswish(inplace=True)
 
 
-def conv_bn_act(cin: int, cout: int, k: int, stride: int, groups: int, act: str | None) -> nn.Sequential:
+def conv_bn_act(
+    cin: int, cout: int, k: int, stride: int, groups: int, act: str | None
+) -> nn.Sequential:
     """Convolution (no bias, padding k//2), batch norm and an optional activation."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
