@@ -4,9 +4,10 @@
 namespace esm {
 
 extern const SpaceKernel kOfaMbv3;
+extern const SpaceKernel kFbnet;
 
 const std::vector<const SpaceKernel*>& registered_spaces() {
-  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3};
+  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kFbnet};
   return spaces;
 }
 
