@@ -15,3 +15,12 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared data not found at {DATA}")
     return DATA
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread: the tests build many small networks on a 2-core machine, where two
+    spinning OpenMP threads per process slow everything down when other work shares the cores."""
+    if HAVE_TORCH:
+        import torch
+
+        torch.set_num_threads(1)

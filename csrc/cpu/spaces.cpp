@@ -5,9 +5,10 @@ namespace esm {
 
 extern const SpaceKernel kOfaMbv3;
 extern const SpaceKernel kOfaResnet50;
+extern const SpaceKernel kFbnet;
 
 const std::vector<const SpaceKernel*>& registered_spaces() {
-  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kOfaResnet50};
+  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kOfaResnet50, &kFbnet};
   return spaces;
 }
 
