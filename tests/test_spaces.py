@@ -17,7 +17,7 @@ def space(request: pytest.FixtureRequest) -> spaces.SearchSpace:
 
 
 def test_registry_knows_all_four() -> None:
-    assert {"ofa-mbv3"} <= set(NAMES)
+    assert {"ofa-mbv3", "ofa-resnet50", "nb201", "fbnet"} <= set(NAMES)
     with pytest.raises(InputError, match="unknown search space"):
         spaces.get("nope")
 

@@ -5,10 +5,11 @@ namespace esm {
 
 extern const SpaceKernel kOfaMbv3;
 extern const SpaceKernel kOfaResnet50;
+extern const SpaceKernel kNb201;
 extern const SpaceKernel kFbnet;
 
 const std::vector<const SpaceKernel*>& registered_spaces() {
-  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kOfaResnet50, &kFbnet};
+  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kOfaResnet50, &kNb201, &kFbnet};
   return spaces;
 }
 

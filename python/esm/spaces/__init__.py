@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "ofa-mbv3": "esm.spaces.ofa_mbv3:OfaMobileNetV3",
     "ofa-resnet50": "esm.spaces.ofa_resnet50:OfaResNet50",
     "fbnet": "esm.spaces.fbnet:Fbnet",
+    "nb201": "esm.spaces.nb201:Nb201",
 }
 
 
