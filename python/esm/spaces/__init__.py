@@ -12,8 +12,8 @@ from esm.spaces.base import COST_FIELDS, Costs, SearchSpace
 _REGISTRY: dict[str, str] = {
     "ofa-mbv3": "esm.spaces.ofa_mbv3:OfaMobileNetV3",
     "ofa-resnet50": "esm.spaces.ofa_resnet50:OfaResNet50",
-    "fbnet": "esm.spaces.fbnet:Fbnet",
     "nb201": "esm.spaces.nb201:Nb201",
+    "fbnet": "esm.spaces.fbnet:Fbnet",
 }
 
 
