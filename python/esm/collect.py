@@ -22,7 +22,6 @@ stretch can be re-measured (delete its rows and run ``collect`` again) or filter
 
 from __future__ import annotations
 
-import gc
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +92,14 @@ class _Progress:
             return
         try:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
         except ImportError:  # pragma: no cover - rich is optional
             return
         self._bar = Progress(
@@ -207,11 +212,7 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
     def run_one(genome: np.ndarray) -> tuple[Measurement, tuple[int, ...]]:
         shape = sp.input_shape(genome, batch_size)
         module = sp.build(genome)
-        try:
-            return measure_module(module, shape, dev, s), shape
-        finally:
-            del module
-            gc.collect()
+        return measure_module(module, shape, dev, s), shape
 
     # drift guard
     refs = list(architectures(sp, n_references, REFERENCE_SEED)) if n_references > 0 else []

@@ -109,8 +109,8 @@ class Settings:
         precise each result is.
         """
         base: dict[str, Any] = dict(
-            warmup_min_s=0.03, warmup_max_s=0.1, warmup_window=3, warmup_tol=0.05,
-            target_rel_ci=0.03, min_samples=7, max_time_s=0.3, min_sample_s=1e-3, chunk=4,
+            warmup_min_s=0.02, warmup_max_s=0.08, warmup_window=2, warmup_tol=0.05,
+            target_rel_ci=0.03, min_samples=5, max_time_s=0.25, min_sample_s=1e-3, chunk=3,
         )
         base.update(overrides)
         return cls(**base)

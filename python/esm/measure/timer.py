@@ -15,7 +15,8 @@ Procedure
 3. *Sample* in chunks of ``chunk`` until ``min_samples`` are kept and the relative half-width
    of the median's order-statistic CI (:mod:`esm.measure.stats`) is at most
    ``target_rel_ci``, or ``max_samples`` / the ``max_time_s`` cap is reached (then the result
-   is flagged ``unstable``). At least 3 samples are always kept, so a call slower than the cap
+   is flagged ``unstable``). The time cap is checked between chunks and wins over
+   ``min_samples``, but at least 3 samples are always kept, so a call slower than the cap
    still yields a result (flagged).
 """
 
@@ -317,15 +318,11 @@ def measure(
     reached = False
     try:
         while True:
-            if n < s.min_samples:
-                want_n = s.min_samples - n
-                if clock() >= deadline:
-                    want_n = max(0, _MIN_KEPT - n)
-                    if want_n == 0:
-                        break
-                want_n = min(want_n, s.chunk if n >= _MIN_KEPT else want_n)
-            else:
-                want_n = s.chunk
+            if clock() >= deadline and n >= _MIN_KEPT:
+                break
+            want_n = s.chunk if n >= s.min_samples else min(s.chunk, s.min_samples - n)
+            if clock() >= deadline:
+                want_n = _MIN_KEPT - n
             want_n = max(1, min(want_n, s.max_samples - n))
             x, c = tm.run(fn, inner, want_n)
             parts.append(np.asarray(x, dtype=np.float64))
@@ -337,7 +334,7 @@ def measure(
                 if rel_half_width(allx, s.confidence) <= s.target_rel_ci:
                     reached = True
                     break
-            if n >= s.max_samples or (clock() >= deadline and n >= _MIN_KEPT):
+            if n >= s.max_samples:
                 break
     finally:
         if timer is None:
