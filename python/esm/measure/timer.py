@@ -290,14 +290,14 @@ def measure(
         want = math.ceil(s.min_sample_s / max(per_call, 1e-9))
         inner = int(min(s.max_inner, max(2 * inner, want)))
 
-    # 2. warm up until steady state
+    # 2. warm up until steady state (one sample at a time, so the caps are checked often)
     warm: list[float] = []
     w = s.warmup_window
     t_warm = clock()
     while True:
-        x, _ = tm.run(fn, inner, w)
-        warm.extend(x.tolist())
-        calls += inner * w
+        x, _ = tm.run(fn, inner, 1)
+        warm.append(float(x[0]))
+        calls += inner
         elapsed = clock() - t_warm
         if elapsed >= s.warmup_max_s or clock() >= deadline:
             break
