@@ -154,3 +154,26 @@ def test_crash_safety_sigkill_and_resume(tmp_path):
     stored = {(r["arch"], r["median_ms"]) for r in rows}
     assert {(a, float(v)) for a, v in exported[1:]} == stored and len(exported) == n + 1
     assert counts == sorted(counts)  # progress is never lost
+
+
+def test_drift_guard_flags_and_marks_rows(tmp_path, monkeypatch):
+    """Reference medians [10, 20, 10] ms: the second check drifts, rows since check 1 marked."""
+    import esm.measure
+    from esm.measure import Measurement
+
+    values = iter([10.0, 10.0, 10.0, 20.0, 10.0, 10.0])  # ref, a, a, ref, a, ref
+
+    def fake(module, shape, device, settings):
+        v = next(values)
+        return Measurement.from_samples([v * 0.999, v, v * 1.001] * 3, settings)
+
+    monkeypatch.setattr(esm.measure, "measure_module", fake)
+    path = tmp_path / "d.sqlite"
+    res = collect(_tiny(), "cpu", 3, str(path), threads=1, settings=FAST, progress=False,
+                  n_references=1, reference_every=2)
+    assert res["reference_checks"] == 3 and res["drift_flags"] == 1
+    with Store(path) as st:
+        checks = st.reference_checks(res["run_id"])
+        assert [c["drift"] for c in checks] == [0, 1, 0]
+        assert checks[1]["rel_change"] == pytest.approx(1.0)
+        assert [r["drift"] for r in st.measurements(res["run_id"])] == [1, 1, 0]

@@ -269,8 +269,13 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
                 failed += 1
                 bar.advance("failed")
                 continue
-            row = st.add_measurement(run_id, arch=arch, key=keys[i], genome=g,
-                                     batch_size=batch_size, input_shape=shape, measurement=m)
+            try:
+                row = st.add_measurement(run_id, arch=arch, key=keys[i], genome=g,
+                                         batch_size=batch_size, input_shape=shape,
+                                         measurement=m)
+            except InputError:  # stored meanwhile by a concurrent collector of the same run
+                bar.advance("already stored")
+                continue
             since_check.append(row)
             measured += 1
             last_median = m.median_ms
