@@ -24,10 +24,12 @@ class Settings:
     Attributes
     ----------
     warmup_min_s, warmup_max_s : float
-        Warm-up lasts at least / at most this long (seconds of timed calls).
+        Warm-up lasts at least / at most this long (seconds of timed calls); it never takes
+        more than half of ``max_time_s``.
     warmup_window : int
-        Samples per warm-up window. Steady state: the median of the newest window differs
-        from the median of the window before it by at most ``warmup_tol`` (relative).
+        Samples per warm-up window. Steady state: the median of the newest window is not
+        lower than the median of the window before it by more than ``warmup_tol``
+        (relative), i.e. the calls stopped getting faster.
     warmup_tol : float
         Relative tolerance of the steady-state rule.
     target_rel_ci : float

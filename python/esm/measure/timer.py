@@ -8,10 +8,13 @@ Procedure
 ---------
 1. *Calibrate* ``inner`` (calls per sample): double it until one sample lasts at least
    ``Settings.min_sample_s``.
-2. *Warm up* by time: draw windows of ``warmup_window`` samples until at least
-   ``warmup_min_s`` passed and the newest window's median is within ``warmup_tol`` of the
-   previous window's (steady state), or ``warmup_max_s`` passed. Warm-up samples are dropped;
-   ``inner`` is then re-calibrated from the warm-up median.
+2. *Warm up* by time, one sample at a time: stop once at least ``warmup_min_s`` passed and
+   the median of the newest ``warmup_window`` samples is no longer lower than the median of
+   the window before it by more than ``warmup_tol`` (steady state: warm-up effects -- cold
+   caches, lazy allocation, frequency ramp-up -- make calls faster over time; noise in
+   either direction does not prolong the warm-up), or after ``min(warmup_max_s,
+   max_time_s / 2)``. Warm-up samples are dropped; ``inner`` is then re-calibrated from the
+   warm-up median.
 3. *Sample* in chunks of ``chunk`` until ``min_samples`` are kept and the relative half-width
    of the median's order-statistic CI (:mod:`esm.measure.stats`) is at most
    ``target_rel_ci``, or ``max_samples`` / the ``max_time_s`` cap is reached (then the result
@@ -294,16 +297,17 @@ def measure(
     warm: list[float] = []
     w = s.warmup_window
     t_warm = clock()
+    warm_cap = min(s.warmup_max_s, 0.5 * s.max_time_s)
     while True:
         x, _ = tm.run(fn, inner, 1)
         warm.append(float(x[0]))
         calls += inner
         elapsed = clock() - t_warm
-        if elapsed >= s.warmup_max_s or clock() >= deadline:
+        if elapsed >= warm_cap or clock() >= deadline:
             break
         if elapsed >= s.warmup_min_s and len(warm) >= 2 * w:
             prev, last = float(np.median(warm[-2 * w : -w])), float(np.median(warm[-w:]))
-            if last > 0 and abs(last - prev) / last <= s.warmup_tol:
+            if last > 0 and (prev - last) / last <= s.warmup_tol:
                 break
     med = float(np.median(warm)) if warm else per_call
     inner = int(min(s.max_inner, max(1, math.ceil(s.min_sample_s / max(med, 1e-9)))))
