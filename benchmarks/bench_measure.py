@@ -44,6 +44,7 @@ def busy_wait_accuracy(max_time: float) -> list[dict]:
         m = measure(lambda d=d: bw(d), Settings(max_time_s=max_time, min_sample_s=0.0))
         wall = time.perf_counter() - w0
         share = (time.thread_time() - c0) / wall
+        cpp = core.time_busy_wait(d, 1, 50) * 1e3  # the timing loop alone, no Python call
         t0 = time.perf_counter()
         tm = benchmark.Timer("bw(d)", globals={"bw": bw, "d": d}).adaptive_autorange(
             max_run_time=max_time)
@@ -55,6 +56,8 @@ def busy_wait_accuracy(max_time: float) -> list[dict]:
             "esm_ci": [m.ci_low_ms, m.ci_high_ms],
             "esm_ci_contains": m.ci_low_ms <= truth <= m.ci_high_ms,
             "esm_n": m.n_samples, "esm_wall_s": wall, "cpu_share": share,
+            "cpp_loop_median_err": float(np.median(cpp)) / (d * 1e3) - 1,
+            "cpp_loop_min_err": float(np.min(cpp)) / (d * 1e3) - 1,
             "torch_median_ms": tm.median * 1e3, "torch_err": tm.median * 1e3 / truth - 1,
             "torch_wall_s": twall,
         })
@@ -105,13 +108,15 @@ def networks(n: int, max_time: float, threads: int) -> tuple[list[dict], dict]:
         rows.append({
             "key": genome_key(g), "esm_ms": m.median_ms, "esm_rel_ci": m.rel_ci,
             "esm_n": m.n_samples, "esm_unstable": m.unstable, "esm_wall_s": esm_wall,
+            "esm_cpu_share": m.cpu_share,
             "torch_ms": tmed, "torch_iqr_rel": tm.iqr / tm.median,
             "torch_n": len(tm.times), "torch_wall_s": torch_wall,
             "rel_diff": m.median_ms / tmed - 1,
         })
         print(f"  net {i:2d}: esm {m.median_ms:8.2f} ms (+-{m.rel_ci:.1%}, n={m.n_samples}, "
-              f"{esm_wall:.1f} s)  torch {tmed:8.2f} ms (IQR {tm.iqr / tm.median:.1%}, "
-              f"{torch_wall:.1f} s)  diff {m.median_ms / tmed - 1:+.1%}", flush=True)
+              f"{esm_wall:.1f} s, CPU share {m.cpu_share:.0%})  torch {tmed:8.2f} ms "
+              f"(IQR {tm.iqr / tm.median:.1%}, {torch_wall:.1f} s)  "
+              f"diff {m.median_ms / tmed - 1:+.1%}", flush=True)
     # repeatability: a separate esm collection run of the same architectures
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rep.sqlite")
@@ -144,7 +149,8 @@ def main() -> None:
               f"({a['esm_err']:+.2%}, min {a['esm_min_err']:+.3%}, CI contains truth: "
               f"{a['esm_ci_contains']}, n={a['esm_n']}, {a['esm_wall_s']:.2f} s, CPU share "
               f"{a['cpu_share']:.0%}) | torch adaptive_autorange {a['torch_median_ms']:.4f} ms "
-              f"({a['torch_err']:+.2%}, {a['torch_wall_s']:.2f} s)")
+              f"({a['torch_err']:+.2%}, {a['torch_wall_s']:.2f} s) | C++ loop without Python: "
+              f"median {a['cpp_loop_median_err']:+.3%}, min {a['cpp_loop_min_err']:+.4%}")
     print("== timer overhead")
     ov = overheads()
     print(f"  esm per-sample overhead {ov['esm_sample_overhead_ns']:.0f} ns; esm per Python "

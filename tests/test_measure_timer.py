@@ -86,6 +86,7 @@ def test_measure_calibrates_inner_and_reports_everything():
     assert m.min_ms <= m.q05_ms <= m.q25_ms <= m.median_ms <= m.q75_ms <= m.q95_ms
     assert m.ci_low_ms <= m.median_ms <= m.ci_high_ms
     assert m.warmup_iters > 0 and m.warmup_s > 0 and m.device == "cpu"
+    assert m.cpu_share is not None and 0 < m.cpu_share <= 1.1
     assert m.total_s < s.max_time_s + 0.5
     d = json.loads(json.dumps(m.to_dict()))
     m2 = Measurement.from_dict(d)
