@@ -139,3 +139,35 @@ def test_measure_module_cpu():
     for k in ("cpu_model", "cpu_cores", "affinity", "os", "python", "torch", "esm"):
         assert k in p
     json.dumps(p)
+
+
+def test_thread_cpu_clock_excludes_time_off_cpu():
+    sleep_wall = core.time_callable(lambda: time.sleep(0.002), 1, 3, "wall")
+    sleep_cpu = core.time_callable(lambda: time.sleep(0.002), 1, 3, "thread_cpu")
+    assert np.all(sleep_wall >= 0.002) and np.median(sleep_cpu) < 0.0005
+    with pytest.raises(ValueError):
+        core.time_callable(lambda: None, 1, 1, "sundial")
+
+    def work():
+        s = 0
+        for i in range(3000):
+            s += i
+
+    m = measure(work, Settings.quick(clock="thread_cpu"))
+    assert m.median_ms > 0 and m.settings.clock == "thread_cpu"
+    assert 0 < core.thread_cpu_time()
+    with pytest.raises(InputError):
+        Settings(clock="sundial")
+
+
+def test_thread_cpu_needs_one_thread():
+    torch = pytest.importorskip("torch")
+    from esm.measure import measure_module
+
+    net = torch.nn.Conv2d(3, 4, 3)
+    with pytest.raises(InputError, match="threads=1"):
+        measure_module(net, (1, 3, 8, 8), settings=Settings.quick(clock="thread_cpu"),
+                       threads=2)
+    m = measure_module(net, (1, 3, 8, 8), settings=Settings.quick(clock="thread_cpu"),
+                       threads=1)
+    assert m.median_ms > 0
