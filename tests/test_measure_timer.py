@@ -41,11 +41,20 @@ def test_time_callable_counts_and_errors():
         core.busy_wait(-1.0)
 
 
-def test_busy_wait_in_cpp_is_accurate():
-    for d in (1e-3, 1e-2):
-        x = core.time_busy_wait(d, 1, 15)
-        assert x.min() >= d  # the clock never undercounts a spin of known length
-        assert x.min() < d * 1.001
+@pytest.mark.parametrize("seconds", [1e-3, 1e-2])
+def test_busy_wait_in_cpp_is_accurate(seconds):
+    """The timing loop alone (no Python): the fastest sample is the spin, within 0.1%."""
+    share = 0.0
+    for _ in range(3):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        x = core.time_busy_wait(seconds, 1, 15)
+        share = (time.thread_time() - c0) / (time.perf_counter() - w0)
+        assert x.min() >= seconds  # the clock never undercounts a spin of known length
+        if x.min() < seconds * 1.001:
+            return
+    if share < 0.9:
+        pytest.skip(f"machine oversubscribed: the timing thread got {share:.0%} of a core")
+    raise AssertionError(f"fastest of 15 spins of {seconds} s took {x.min()} s")
 
 
 @pytest.mark.parametrize("seconds", [1e-3, 1e-2])
