@@ -230,7 +230,7 @@ def test_f32_threshold_matches_float32_rounding() -> None:
 
 _CHECK = [
     ("ridge", {}), ("lut", {}), ("forest", {"n_estimators": 10}),
-    ("gbt", {"n_estimators": 30}), ("mlp", {"hidden_layer_sizes": (16,), "max_iter": 300}),
+    ("gbt", {"n_estimators": 30}), ("mlp", {"hidden_layer_sizes": (8,), "max_iter": 40}),
     ("knn", {}), ("gp", {}),
 ]
 

@@ -52,6 +52,7 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> LatencyRegressor:
         """Fit on features ``X [N, F]`` and latencies ``y [N]``."""
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        _check_rows(len(y))
         self.target_ = self._resolve_target(y)
         self.columns_ = self._used(X.shape[1])
         mean, scale = ex.make_scale(X[:, self.columns_])
@@ -91,6 +92,11 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
 
     def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
         raise NotImplementedError  # pragma: no cover
+
+
+def _check_rows(n: int) -> None:
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to fit, got {n} sample")
 
 
 def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
@@ -377,7 +383,9 @@ class MLPRegressor(LatencyRegressor):
                   random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return m.fit(Xs, (yt - self.y_shift_) / self.y_unit_)
+            m.fit(Xs, (yt - self.y_shift_) / self.y_unit_)
+        self.n_iter_ = m.n_iter_
+        return m
 
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
         return super()._raw(Xs) * self.y_unit_ + self.y_shift_
@@ -521,11 +529,12 @@ def make_regressor(name: str, seed: int | None = None, **params: Any) -> Latency
     return est
 
 
-#: Candidates tried by ``auto`` (name, params).
-AUTO_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+#: Candidates tried by ``auto``: (name, params) or (name, params, column-set labels it is
+#: tried on; others are tried on every column set).
+AUTO_CANDIDATES: tuple[tuple[Any, ...], ...] = (
     ("ridge", {"target": "log"}),
     ("ridge", {"target": "identity"}),
-    ("gbt", {"n_estimators": 200, "learning_rate": 0.1}),
+    ("gbt", {"n_estimators": 200, "learning_rate": 0.1}, ("stats+roofline",)),
 )
 
 
@@ -541,8 +550,10 @@ class AutoRegressor(LatencyRegressor):
 
     Parameters
     ----------
-    candidates : sequence of (name, params) or None
+    candidates : sequence of (name, params) or (name, params, labels), or None
         Default :data:`AUTO_CANDIDATES`.
+    column_sets : sequence of (label, column indices or None) or None
+        Every candidate is also tried on each of these feature subsets (None: all columns).
     cv : int
         Number of folds (reduced when there are fewer rows).
     """
@@ -560,7 +571,10 @@ class AutoRegressor(LatencyRegressor):
         sets = [None] if not self.column_sets else list(self.column_sets)
         out = []
         for c in cands:
+            only = None if isinstance(c, str) or len(c) < 3 else set(c[2])
             for cs in sets:
+                if only is not None and cs is not None and str(cs[0]) not in only:
+                    continue
                 name, params = (c, {}) if isinstance(c, str) else (c[0], dict(c[1]))
                 if self.target != "auto":
                     params.setdefault("target", self.target)
@@ -574,6 +588,7 @@ class AutoRegressor(LatencyRegressor):
     def fit(self, X: Any, y: Any) -> AutoRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = len(y)
+        _check_rows(n)
         folds = max(2, min(int(self.cv), n // 2)) if n >= 4 else 0
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(n)
