@@ -1,0 +1,242 @@
+// Bindings for the compiled surrogate models and the fused genomes -> latency pipeline.
+// Arrays are validated here (dtype kind, shape, index ranges) before any C++ work; the C++
+// constructors check the structure (tree links, layer shapes). GIL released around work.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "esm/costs.hpp"
+
+#include "esm/predict.hpp"
+
+namespace py = pybind11;
+namespace ep = esm::predict;
+
+namespace {
+
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+char dtype_kind(const py::array& a) { return a.dtype().kind(); }
+
+py::array get(const py::dict& arrays, const char* name, const std::string& kind) {
+  if (!arrays.contains(name)) {
+    throw std::invalid_argument(kind + ": the model has no array '" + name + "'");
+  }
+  py::object o = arrays[name];
+  if (!py::isinstance<py::array>(o)) {
+    throw std::invalid_argument(kind + ": '" + name + "' must be a NumPy array");
+  }
+  return o.cast<py::array>();
+}
+
+std::vector<double> floats(const py::dict& arrays, const char* name, const std::string& kind,
+                           int64_t expect = -1) {
+  py::array a = get(arrays, name, kind);
+  const char k = dtype_kind(a);
+  if (k != 'f' && k != 'i' && k != 'u') {
+    throw std::invalid_argument(kind + ": '" + name + "' must be numeric, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  F64 f = F64::ensure(a);
+  if (!f) throw std::invalid_argument(kind + ": cannot read '" + name + "' as float64");
+  if (expect >= 0 && f.size() != expect) {
+    throw std::invalid_argument(kind + ": '" + name + "' must have " + std::to_string(expect) +
+                                " values, got " + std::to_string(f.size()));
+  }
+  return std::vector<double>(f.data(), f.data() + f.size());
+}
+
+std::vector<int32_t> ints(const py::dict& arrays, const char* name, const std::string& kind) {
+  py::array a = get(arrays, name, kind);
+  const char k = dtype_kind(a);
+  if (k != 'i' && k != 'u') {
+    throw std::invalid_argument(kind + ": '" + name + "' must hold integers, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  auto f = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!f) throw std::invalid_argument(kind + ": cannot read '" + name + "' as integers");
+  std::vector<int32_t> out(static_cast<size_t>(f.size()));
+  for (py::ssize_t i = 0; i < f.size(); ++i) {
+    const int64_t v = f.data()[i];
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
+      throw std::invalid_argument(kind + ": '" + name + "' value " + std::to_string(v) +
+                                  " is out of the int32 range");
+    }
+    out[i] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
+double scalar(const py::dict& arrays, const char* name, const std::string& kind) {
+  std::vector<double> v = floats(arrays, name, kind, 1);
+  return v[0];
+}
+
+template <class T>
+T meta_get(const py::dict& meta, const char* name, const T& fallback) {
+  if (!meta.contains(name)) return fallback;
+  try {
+    return meta[name].cast<T>();
+  } catch (const py::cast_error&) {
+    throw std::invalid_argument(std::string("model meta '") + name + "' has the wrong type");
+  }
+}
+
+std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_features,
+                                      const py::dict& arrays, const py::dict& meta,
+                                      const std::string& target) {
+  if (n_features <= 0) throw std::invalid_argument("model: n_features must be positive");
+  ep::Common c;
+  c.n_features = n_features;
+  c.x_mean = floats(arrays, "x_mean", kind, n_features);
+  c.x_scale = floats(arrays, "x_scale", kind, n_features);
+  if (target == "log") {
+    c.target = ep::Target::kLog;
+  } else if (target == "identity") {
+    c.target = ep::Target::kIdentity;
+  } else {
+    throw std::invalid_argument("model: unknown target transform '" + target +
+                                "' (known: log, identity)");
+  }
+  if (kind == "linear") {
+    ep::LinearParams p;
+    p.coef = floats(arrays, "coef", kind, n_features);
+    p.intercept = scalar(arrays, "intercept", kind);
+    return ep::make_linear(std::move(c), std::move(p));
+  }
+  if (kind == "trees") {
+    ep::TreesParams p;
+    p.feature = ints(arrays, "feature", kind);
+    p.left = ints(arrays, "left", kind);
+    p.right = ints(arrays, "right", kind);
+    p.roots = ints(arrays, "roots", kind);
+    p.threshold = floats(arrays, "threshold", kind);
+    p.value = floats(arrays, "value", kind);
+    p.base = scalar(arrays, "base", kind);
+    const std::string rule = meta_get<std::string>(meta, "rule", "le");
+    if (rule != "le" && rule != "lt") {
+      throw std::invalid_argument("trees: rule must be 'le' or 'lt', got '" + rule + "'");
+    }
+    p.rule_lt = rule == "lt";
+    const std::string dt = meta_get<std::string>(meta, "input_dtype", "float64");
+    if (dt != "float32" && dt != "float64") {
+      throw std::invalid_argument("trees: input_dtype must be 'float32' or 'float64'");
+    }
+    p.float32_inputs = dt == "float32";
+    py::gil_scoped_release release;
+    return ep::make_trees(std::move(c), std::move(p));
+  }
+  if (kind == "mlp") {
+    ep::MlpParams p;
+    const std::string act = meta_get<std::string>(meta, "activation", "relu");
+    if (act == "relu") p.activation = ep::Activation::kRelu;
+    else if (act == "tanh") p.activation = ep::Activation::kTanh;
+    else if (act == "logistic") p.activation = ep::Activation::kLogistic;
+    else if (act == "identity") p.activation = ep::Activation::kIdentity;
+    else throw std::invalid_argument("mlp: unknown activation '" + act + "'");
+    p.sizes.push_back(n_features);
+    for (int l = 0;; ++l) {
+      const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
+      if (!arrays.contains(wn.c_str())) break;
+      py::array W = get(arrays, wn.c_str(), kind);
+      if (W.ndim() != 2) throw std::invalid_argument("mlp: " + wn + " must be 2-D [in, out]");
+      if (W.shape(0) != p.sizes.back()) {
+        throw std::invalid_argument("mlp: " + wn + " has " + std::to_string(W.shape(0)) +
+                                    " rows, expected " + std::to_string(p.sizes.back()));
+      }
+      p.sizes.push_back(W.shape(1));
+      p.weights.push_back(floats(arrays, wn.c_str(), kind));
+      p.biases.push_back(floats(arrays, bn.c_str(), kind, W.shape(1)));
+    }
+    return ep::make_mlp(std::move(c), std::move(p));
+  }
+  if (kind == "knn" || kind == "gp") {
+    py::array X = get(arrays, "X", kind);
+    if (X.ndim() != 2 || X.shape(1) != n_features) {
+      throw std::invalid_argument(kind + ": X must be [n, " + std::to_string(n_features) + "]");
+    }
+    const int64_t n = X.shape(0);
+    if (kind == "knn") {
+      ep::KnnParams p;
+      p.n = n;
+      p.X = floats(arrays, "X", kind);
+      p.y = floats(arrays, "y", kind, n);
+      p.k = meta_get<int64_t>(meta, "k", 5);
+      const std::string w = meta_get<std::string>(meta, "weights", "uniform");
+      if (w != "uniform" && w != "distance") {
+        throw std::invalid_argument("knn: weights must be 'uniform' or 'distance'");
+      }
+      p.distance_weights = w == "distance";
+      return ep::make_knn(std::move(c), std::move(p));
+    }
+    ep::GpParams p;
+    p.n = n;
+    p.X = floats(arrays, "X", kind);
+    p.alpha = floats(arrays, "alpha", kind, n);
+    p.length_scale = floats(arrays, "length_scale", kind, n_features);
+    p.constant = meta_get<double>(meta, "constant", 1.0);
+    p.y_mean = meta_get<double>(meta, "y_mean", 0.0);
+    p.y_std = meta_get<double>(meta, "y_std", 1.0);
+    return ep::make_gp(std::move(c), std::move(p));
+  }
+  throw std::invalid_argument("unknown model kind '" + kind +
+                              "' (known: linear, trees, mlp, knn, gp)");
+}
+
+// Feature rows as C-contiguous float64 [n, F]: other real/integer dtypes and strided arrays are
+// converted (a copy), anything else is refused.
+F64 feature_rows(const py::object& obj, int64_t F) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw std::invalid_argument("features must be a NumPy array [N, F]");
+  }
+  py::array a = obj.cast<py::array>();
+  const char k = dtype_kind(a);
+  if (k != 'f' && k != 'i' && k != 'u' && k != 'b') {
+    throw std::invalid_argument("features must be numeric, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  if (a.ndim() != 2 || a.shape(1) != F) {
+    std::string shape = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) shape += (d ? ", " : "") + std::to_string(a.shape(d));
+    throw std::invalid_argument("features must have shape [N, " + std::to_string(F) + "], got " +
+                                shape + ")");
+  }
+  return F64::ensure(a);
+}
+
+py::array_t<double> predict_features(const ep::Model& m, const py::object& X, int threads,
+                                     int64_t chunk) {
+  F64 x = feature_rows(X, m.n_features());
+  const int64_t n = x.shape(0);
+  py::array_t<double> out(n);
+  if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+  {
+    py::gil_scoped_release release;
+    ep::check_finite(x.data(), n, m.n_features());
+    m.predict(x.data(), n, out.mutable_data(), threads, chunk);
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_predict(py::module_& m) {
+  py::class_<ep::Model, std::shared_ptr<ep::Model>>(m, "CompiledModel",
+                                                    "A regressor compiled from plain arrays.")
+      .def(py::init(&make_model), py::arg("kind"), py::arg("n_features"), py::arg("arrays"),
+           py::arg("meta"), py::arg("target") = "identity",
+           "Build from the model-file arrays (x_mean, x_scale and the family's arrays).")
+      .def_property_readonly("kind", &ep::Model::kind)
+      .def_property_readonly("n_features", &ep::Model::n_features)
+      .def("predict", &predict_features, py::arg("X"), py::arg("threads") = 0,
+           py::arg("chunk") = 65536,
+           "Predictions [N] float64 for raw feature rows X [N, F]. Other numeric dtypes and "
+           "non-contiguous arrays are converted; N = 0 gives an empty result.");
+}

@@ -1,0 +1,208 @@
+// Tree ensembles (random forest, extra trees, gradient boosting, LightGBM/XGBoost converted).
+//
+// Layout for speed: every tree is renumbered breadth-first into one compact node array where
+// the two children of a node are adjacent, so a step is `i = child[i] + (x[feature[i]] > t[i])`
+// with no branch. Leaves point to themselves with threshold +inf, so each tree is walked a
+// fixed number of steps (its depth) and a group of rows walks it in lock-step, which keeps
+// several independent loads in flight. Rows are processed in blocks that stay in cache while
+// all trees are applied to them.
+//
+// Exactness: both rules are reduced to "go right when x > t'":
+//   float64 inputs: "le" t' = t; "lt" t' = the largest double below t.
+//   float32 inputs (x rounded to float32 first, as scikit-learn and XGBoost do): "le" t' = the
+//   largest float32 <= t; "lt" t' = the largest float32 < t. For a float32 x these give exactly
+//   the same decisions as comparing x with the float64 threshold t, so float32 thresholds are
+//   only used where they are exact.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "esm/predict.hpp"
+
+namespace esm::predict {
+namespace {
+
+template <class T>
+struct Node {
+  T thr;
+  int32_t feature;
+  int32_t child;
+};
+
+struct TreeInfo {
+  int32_t root;
+  int32_t depth;
+};
+
+float below_or_equal_f32(double t) {
+  float f = static_cast<float>(t);
+  if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+float strictly_below_f32(double t) {
+  float f = below_or_equal_f32(t);
+  if (static_cast<double>(f) == t) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+constexpr int64_t kBlock = 256;  // rows kept in cache while all trees are applied
+constexpr int kGroup = 16;       // rows walking one tree in lock-step
+
+template <class T>
+void walk_block(const Node<T>* nodes, const double* values, const std::vector<TreeInfo>& trees,
+                const T* x, int64_t m, int64_t F, double* y) {
+  for (int64_t g0 = 0; g0 < m; g0 += kGroup) {
+    const int64_t gm = std::min<int64_t>(kGroup, m - g0);
+    const T* rows[kGroup];
+    for (int r = 0; r < kGroup; ++r) rows[r] = x + (g0 + std::min<int64_t>(r, gm - 1)) * F;
+    double acc[kGroup] = {};
+    for (const TreeInfo& t : trees) {
+      int32_t idx[kGroup];
+      for (int r = 0; r < kGroup; ++r) idx[r] = t.root;
+      for (int32_t d = 0; d < t.depth; ++d) {
+        for (int r = 0; r < kGroup; ++r) {
+          const Node<T>& nd = nodes[idx[r]];
+          idx[r] = nd.child + static_cast<int32_t>(rows[r][nd.feature] > nd.thr);
+        }
+      }
+      for (int r = 0; r < kGroup; ++r) acc[r] += values[idx[r]];
+    }
+    for (int64_t r = 0; r < gm; ++r) y[g0 + r] += acc[r];
+  }
+}
+
+class Trees final : public Model {
+ public:
+  Trees(Common c, TreesParams p) : Model(std::move(c)), base_(p.base), f32_(p.float32_inputs) {
+    build(p);
+  }
+  const char* kind() const override { return "trees"; }
+  int64_t n_nodes() const { return static_cast<int64_t>(values_.size()); }
+
+ protected:
+  void eval(double* xs, int64_t n, double* y) const override {
+    const int64_t F = n_features();
+    for (int64_t i = 0; i < n; ++i) y[i] = base_;
+    if (f32_) {
+      std::vector<float> xf(static_cast<size_t>(std::min(n, kBlock) * F));
+      for (int64_t b = 0; b < n; b += kBlock) {
+        const int64_t m = std::min(kBlock, n - b);
+        for (int64_t k = 0; k < m * F; ++k) xf[k] = static_cast<float>(xs[b * F + k]);
+        walk_block(n32_.data(), values_.data(), trees_, xf.data(), m, F, y + b);
+      }
+    } else {
+      for (int64_t b = 0; b < n; b += kBlock) {
+        const int64_t m = std::min(kBlock, n - b);
+        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, m, F, y + b);
+      }
+    }
+  }
+
+ private:
+  void build(const TreesParams& p) {
+    const int64_t M = static_cast<int64_t>(p.feature.size());
+    const int64_t F = n_features();
+    if (M == 0) throw std::invalid_argument("trees: the ensemble has no nodes");
+    if (static_cast<int64_t>(p.threshold.size()) != M ||
+        static_cast<int64_t>(p.left.size()) != M || static_cast<int64_t>(p.right.size()) != M ||
+        static_cast<int64_t>(p.value.size()) != M) {
+      throw std::invalid_argument(
+          "trees: feature, threshold, left, right and value must all have the same length");
+    }
+    if (M >= std::numeric_limits<int32_t>::max() / 2) throw std::invalid_argument("trees: too many nodes");
+    if (p.roots.empty()) throw std::invalid_argument("trees: the ensemble has no trees (roots is empty)");
+    if (!std::isfinite(base_)) throw std::invalid_argument("trees: base must be finite");
+
+    std::vector<char> seen(static_cast<size_t>(M), 0);
+    std::vector<int32_t> order, depth_of;  // breadth-first old ids of one tree, their depth
+    std::vector<int32_t> new_id(static_cast<size_t>(M), -1);
+    const double inf = std::numeric_limits<double>::infinity();
+    for (size_t t = 0; t < p.roots.size(); ++t) {
+      const int32_t root = p.roots[t];
+      if (root < 0 || root >= M) {
+        throw std::invalid_argument("trees: root " + std::to_string(t) + " is " +
+                                    std::to_string(root) + ", out of range [0, " +
+                                    std::to_string(M) + ")");
+      }
+      order.assign(1, root);
+      depth_of.assign(1, 0);
+      if (seen[root]) throw std::invalid_argument("trees: node " + std::to_string(root) + " is reached twice");
+      seen[root] = 1;
+      const int32_t first = static_cast<int32_t>(values_.size());
+      int32_t depth = 0;
+      // Breadth-first: position in `order` is the new id (offset by `first`).
+      for (size_t q = 0; q < order.size(); ++q) {
+        const int32_t i = order[q];
+        const int32_t l = p.left[i], r = p.right[i];
+        depth = std::max(depth, depth_of[q]);
+        if (l == -1 && r == -1) {
+          if (!std::isfinite(p.value[i])) {
+            throw std::invalid_argument("trees: leaf " + std::to_string(i) + " has a non-finite value");
+          }
+          continue;
+        }
+        for (int32_t c : {l, r}) {
+          if (c < 0 || c >= M) {
+            throw std::invalid_argument("trees: node " + std::to_string(i) + " has child " +
+                                        std::to_string(c) + ", out of range [0, " +
+                                        std::to_string(M) + ") (a leaf needs left = right = -1)");
+          }
+          if (seen[c]) {
+            throw std::invalid_argument("trees: node " + std::to_string(c) +
+                                        " is reached twice (a cycle or a shared node)");
+          }
+          seen[c] = 1;
+          order.push_back(c);
+          depth_of.push_back(depth_of[q] + 1);
+        }
+        if (p.feature[i] < 0 || p.feature[i] >= F) {
+          throw std::invalid_argument("trees: node " + std::to_string(i) + " splits on feature " +
+                                      std::to_string(p.feature[i]) + ", out of range [0, " +
+                                      std::to_string(F) + ")");
+        }
+        if (std::isnan(p.threshold[i])) {
+          throw std::invalid_argument("trees: node " + std::to_string(i) + " has a NaN threshold");
+        }
+      }
+      for (size_t q = 0; q < order.size(); ++q) new_id[order[q]] = first + static_cast<int32_t>(q);
+      // Children of a node are adjacent in breadth-first order: right = left + 1.
+      for (size_t q = 0; q < order.size(); ++q) {
+        const int32_t i = order[q], me = first + static_cast<int32_t>(q);
+        Node<double> d{inf, 0, me};
+        Node<float> f{std::numeric_limits<float>::infinity(), 0, me};
+        double v = 0.0;
+        if (p.left[i] == -1) {
+          v = p.value[i];
+        } else {
+          const int32_t c = new_id[p.left[i]];
+          if (new_id[p.right[i]] != c + 1) throw std::logic_error("trees: layout invariant broken");
+          const double t = p.threshold[i];
+          d = {p.rule_lt ? std::nextafter(t, -inf) : t, p.feature[i], c};
+          f = {p.rule_lt ? strictly_below_f32(t) : below_or_equal_f32(t), p.feature[i], c};
+        }
+        if (f32_) n32_.push_back(f); else n64_.push_back(d);
+        values_.push_back(v);
+      }
+      trees_.push_back({first, depth});
+    }
+  }
+
+  double base_;
+  bool f32_;
+  std::vector<Node<double>> n64_;
+  std::vector<Node<float>> n32_;
+  std::vector<double> values_;
+  std::vector<TreeInfo> trees_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_trees(Common common, TreesParams p) {
+  return std::make_unique<Trees>(std::move(common), std::move(p));
+}
+
+}  // namespace esm::predict
