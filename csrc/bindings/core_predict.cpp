@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "esm/costs.hpp"
+#include "esm/encode.hpp"
 
 #include "esm/predict.hpp"
 
@@ -227,6 +228,8 @@ py::array_t<double> predict_features(const ep::Model& m, const py::object& X, in
 
 }  // namespace
 
+void register_predict_fused(py::module_& m);
+
 void register_predict(py::module_& m) {
   py::class_<ep::Model, std::shared_ptr<ep::Model>>(m, "CompiledModel",
                                                     "A regressor compiled from plain arrays.")
@@ -239,4 +242,164 @@ void register_predict(py::module_& m) {
            py::arg("chunk") = 65536,
            "Predictions [N] float64 for raw feature rows X [N, F]. Other numeric dtypes and "
            "non-contiguous arrays are converted; N = 0 gives an empty result.");
+  register_predict_fused(m);
+}
+
+// ------------------------------------------------------------------------- fused pipeline
+namespace {
+
+// Genomes as C-contiguous int32 [N, G]: other integer dtypes are range-checked and converted;
+// floats, booleans and anything else are refused.
+py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
+  if (!py::isinstance<py::array>(obj)) throw std::invalid_argument("genomes must be a NumPy array [N, G]");
+  py::array a = obj.cast<py::array>();
+  const char k = dtype_kind(a);
+  if (k != 'i' && k != 'u') {
+    throw std::invalid_argument("genomes must be integers, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  if (a.ndim() != 2 || a.shape(1) != G) {
+    throw std::invalid_argument("genomes must have shape [N, " + std::to_string(G) + "], got " +
+                                std::to_string(a.ndim()) + "-D with " +
+                                std::to_string(a.ndim() >= 1 ? a.shape(a.ndim() - 1) : 0) +
+                                " columns");
+  }
+  if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
+    return a.cast<py::array_t<int32_t>>();
+  }
+  auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (k == 'u' && a.dtype().itemsize() == 8) {
+    // uint64 values above INT64_MAX wrap to negative and are refused below.
+  }
+  py::array_t<int32_t> out({a.shape(0), a.shape(1)});
+  const int64_t* src = wide.data();
+  int32_t* dst = out.mutable_data();
+  for (py::ssize_t i = 0; i < wide.size(); ++i) {
+    const int64_t v = src[i];
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
+      throw std::invalid_argument("genome " + std::to_string(i / G) + ", gene " +
+                                  std::to_string(i % G) + " is " + std::to_string(v) +
+                                  ", out of range");
+    }
+    dst[i] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> int_list(const py::dict& d, const char* name) {
+  if (!d.contains(name)) throw std::invalid_argument(std::string("encoder plan: missing '") + name + "'");
+  auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(d[name]);
+  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be integers");
+  std::vector<T> out;
+  for (py::ssize_t i = 0; i < a.size(); ++i) out.push_back(static_cast<T>(a.data()[i]));
+  return out;
+}
+
+std::vector<double> real_list(const py::dict& d, const char* name) {
+  if (!d.contains(name)) return {};
+  auto a = F64::ensure(d[name]);
+  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be numbers");
+  return std::vector<double>(a.data(), a.data() + a.size());
+}
+
+class Fused {
+ public:
+  Fused(const std::string& space, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
+        const py::dict& plan, std::shared_ptr<ep::Model> model)
+      : space_(esm::find_space(space)), model_(std::move(model)) {
+    if (config.ndim() != 1 || config.shape(0) != space_.config_size) {
+      throw std::invalid_argument(space + ": config must be a 1-D array of " +
+                                  std::to_string(space_.config_size) + " integers");
+    }
+    config_.assign(config.data(), config.data() + config.size());
+    const std::vector<int32_t> choices = space_.choices(config_.data());
+    const int64_t S = space_.n_slots(config_.data());
+    plan_.choices = int_list<int32_t>(plan, "choices");
+    if (plan_.choices != choices) {
+      throw std::invalid_argument("encoder plan: gene choices differ from the space's");
+    }
+    plan_.n_slots = plan.contains("n_slots") ? plan["n_slots"].cast<int64_t>() : -1;
+    plan_.slot_gene = int_list<int32_t>(plan, "slot_gene");
+    plan_.slot_active = int_list<uint8_t>(plan, "slot_active");
+    plan_.pixel_gene = plan.contains("pixel_gene") ? plan["pixel_gene"].cast<int32_t>() : -1;
+    plan_.pixel_table = real_list(plan, "pixel_table");
+    if (!plan.contains("ops")) throw std::invalid_argument("encoder plan: missing 'ops'");
+    for (const py::handle& h : plan["ops"].cast<py::list>()) {
+      py::dict o = h.cast<py::dict>();
+      ep::Op op;
+      const std::string kind = o["kind"].cast<std::string>();
+      if (kind == "onehot") op.kind = ep::OpKind::kOnehot;
+      else if (kind == "scalars") op.kind = ep::OpKind::kScalars;
+      else if (kind == "slots") op.kind = ep::OpKind::kSlots;
+      else if (kind == "roofline") op.kind = ep::OpKind::kRoofline;
+      else throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
+      op.ints = int_list<int32_t>(o, "ints");
+      op.reals = real_list(o, "reals");
+      op.n_stages = o.contains("n_stages") ? o["n_stages"].cast<int64_t>() : 0;
+      plan_.ops.push_back(std::move(op));
+    }
+    plan_.check(static_cast<int64_t>(choices.size()), S);
+    if (model_ && model_->n_features() != plan_.n_features()) {
+      throw std::invalid_argument("the encoder makes " + std::to_string(plan_.n_features()) +
+                                  " features, the model expects " +
+                                  std::to_string(model_->n_features()));
+    }
+  }
+
+  int64_t n_genes() const { return static_cast<int64_t>(plan_.choices.size()); }
+  int64_t n_features() const { return plan_.n_features(); }
+  bool needs_costs() const { return plan_.needs_costs(); }
+
+  py::array_t<double> encode(const py::object& genomes_obj, int threads) const {
+    auto genomes = genome_rows(genomes_obj, n_genes());
+    const int64_t n = genomes.shape(0), G = n_genes(), S = plan_.n_slots, F = n_features();
+    py::array_t<double> X({n, F});
+    std::vector<int64_t> totals(static_cast<size_t>(n * 4)), slots(static_cast<size_t>(n * S * 4));
+    {
+      py::gil_scoped_release release;
+      esm::compute_costs(space_, genomes.data(), n, G, config_.data(), threads, totals.data(),
+                         slots.data());
+      ep::encode(plan_, genomes.data(), n, totals.data(), slots.data(), X.mutable_data());
+    }
+    return X;
+  }
+
+  py::array_t<double> predict(const py::object& genomes_obj, int threads, int64_t chunk) const {
+    if (!model_) throw std::invalid_argument("this pipeline has no model");
+    if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+    auto genomes = genome_rows(genomes_obj, n_genes());
+    const int64_t n = genomes.shape(0);
+    py::array_t<double> out(n);
+    {
+      py::gil_scoped_release release;
+      ep::predict_genomes(space_, config_.data(), plan_, *model_, genomes.data(), n, n_genes(),
+                          out.mutable_data(), threads, chunk);
+    }
+    return out;
+  }
+
+ private:
+  const esm::SpaceKernel& space_;
+  std::vector<int64_t> config_;
+  ep::EncodePlan plan_;
+  std::shared_ptr<ep::Model> model_;
+};
+
+}  // namespace
+
+void register_predict_fused(py::module_& m) {
+  py::class_<Fused>(m, "FusedPredictor",
+                    "genomes -> costs -> features -> model in C++, chunked and threaded.")
+      .def(py::init<const std::string&, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>&,
+                    const py::dict&, std::shared_ptr<ep::Model>>(),
+           py::arg("space"), py::arg("config"), py::arg("plan"), py::arg("model") = nullptr)
+      .def_property_readonly("n_features", &Fused::n_features)
+      .def_property_readonly("n_genes", &Fused::n_genes)
+      .def_property_readonly("needs_costs", &Fused::needs_costs)
+      .def("encode", &Fused::encode, py::arg("genomes"), py::arg("threads") = 0,
+           "Features [N, F] of validated genomes (the compiled encoder).")
+      .def("predict", &Fused::predict, py::arg("genomes"), py::arg("threads") = 0,
+           py::arg("chunk") = 65536, "Latencies [N] of genomes [N, G] (int32; other integer "
+           "dtypes are converted); N = 0 gives an empty result.");
 }
