@@ -77,11 +77,18 @@ void walk_block(const Node<T>* nodes, const double* values, const std::vector<Tr
 
 class Trees final : public Model {
  public:
-  Trees(Common c, TreesParams p) : Model(std::move(c)), base_(p.base), f32_(p.float32_inputs) {
-    build(p);
+  Trees(Common c, const TreesParams& p) : Model(std::move(c)) {
+    CompactTrees t = compact_trees(p, n_features());
+    base_ = t.base;
+    f32_ = t.float32_inputs;
+    values_ = std::move(t.value);
+    for (size_t i = 0; i < t.feature.size(); ++i) {
+      if (f32_) n32_.push_back({t.thr32[i], t.feature[i], t.child[i]});
+      else n64_.push_back({t.thr64[i], t.feature[i], t.child[i]});
+    }
+    for (size_t k = 0; k < t.root.size(); ++k) trees_.push_back({t.root[k], t.depth[k]});
   }
   const char* kind() const override { return "trees"; }
-  int64_t n_nodes() const { return static_cast<int64_t>(values_.size()); }
 
  protected:
   void eval(double* xs, int64_t n, double* y) const override {
@@ -103,9 +110,21 @@ class Trees final : public Model {
   }
 
  private:
-  void build(const TreesParams& p) {
+  double base_ = 0.0;
+  bool f32_ = false;
+  std::vector<Node<double>> n64_;
+  std::vector<Node<float>> n32_;
+  std::vector<double> values_;
+  std::vector<TreeInfo> trees_;
+};
+
+}  // namespace
+
+CompactTrees compact_trees(const TreesParams& p, int64_t F) {
+    CompactTrees out;
+    out.base = p.base;
+    out.float32_inputs = p.float32_inputs;
     const int64_t M = static_cast<int64_t>(p.feature.size());
-    const int64_t F = n_features();
     if (M == 0) throw std::invalid_argument("trees: the ensemble has no nodes");
     if (static_cast<int64_t>(p.threshold.size()) != M ||
         static_cast<int64_t>(p.left.size()) != M || static_cast<int64_t>(p.right.size()) != M ||
@@ -115,7 +134,7 @@ class Trees final : public Model {
     }
     if (M >= std::numeric_limits<int32_t>::max() / 2) throw std::invalid_argument("trees: too many nodes");
     if (p.roots.empty()) throw std::invalid_argument("trees: the ensemble has no trees (roots is empty)");
-    if (!std::isfinite(base_)) throw std::invalid_argument("trees: base must be finite");
+    if (!std::isfinite(p.base)) throw std::invalid_argument("trees: base must be finite");
 
     std::vector<char> seen(static_cast<size_t>(M), 0);
     std::vector<int32_t> order, depth_of;  // breadth-first old ids of one tree, their depth
@@ -132,7 +151,7 @@ class Trees final : public Model {
       depth_of.assign(1, 0);
       if (seen[root]) throw std::invalid_argument("trees: node " + std::to_string(root) + " is reached twice");
       seen[root] = 1;
-      const int32_t first = static_cast<int32_t>(values_.size());
+      const int32_t first = static_cast<int32_t>(out.value.size());
       int32_t depth = 0;
       // Breadth-first: position in `order` is the new id (offset by `first`).
       for (size_t q = 0; q < order.size(); ++q) {
@@ -172,37 +191,33 @@ class Trees final : public Model {
       // Children of a node are adjacent in breadth-first order: right = left + 1.
       for (size_t q = 0; q < order.size(); ++q) {
         const int32_t i = order[q], me = first + static_cast<int32_t>(q);
-        Node<double> d{inf, 0, me};
-        Node<float> f{std::numeric_limits<float>::infinity(), 0, me};
-        double v = 0.0;
+        double t64 = inf, v = 0.0;
+        float t32 = std::numeric_limits<float>::infinity();
+        int32_t feat = 0, child = me;
         if (p.left[i] == -1) {
           v = p.value[i];
         } else {
-          const int32_t c = new_id[p.left[i]];
-          if (new_id[p.right[i]] != c + 1) throw std::logic_error("trees: layout invariant broken");
+          child = new_id[p.left[i]];
+          if (new_id[p.right[i]] != child + 1) throw std::logic_error("trees: layout invariant broken");
           const double t = p.threshold[i];
-          d = {p.rule_lt ? std::nextafter(t, -inf) : t, p.feature[i], c};
-          f = {p.rule_lt ? strictly_below_f32(t) : below_or_equal_f32(t), p.feature[i], c};
+          feat = p.feature[i];
+          t64 = p.rule_lt ? std::nextafter(t, -inf) : t;
+          t32 = p.rule_lt ? strictly_below_f32(t) : below_or_equal_f32(t);
         }
-        if (f32_) n32_.push_back(f); else n64_.push_back(d);
-        values_.push_back(v);
+        if (out.float32_inputs) out.thr32.push_back(t32); else out.thr64.push_back(t64);
+        out.feature.push_back(feat);
+        out.child.push_back(child);
+        out.value.push_back(v);
       }
-      trees_.push_back({first, depth});
+      out.root.push_back(first);
+      out.depth.push_back(depth);
     }
-  }
+    return out;
+}
 
-  double base_;
-  bool f32_;
-  std::vector<Node<double>> n64_;
-  std::vector<Node<float>> n32_;
-  std::vector<double> values_;
-  std::vector<TreeInfo> trees_;
-};
-
-}  // namespace
 
 std::unique_ptr<Model> make_trees(Common common, TreesParams p) {
-  return std::make_unique<Trees>(std::move(common), std::move(p));
+  return std::make_unique<Trees>(std::move(common), p);
 }
 
 }  // namespace esm::predict

@@ -69,6 +69,22 @@ struct GpParams {
   double constant = 1.0, y_mean = 0.0, y_std = 1.0;
 };
 
+// Trees renumbered breadth-first into one node array (structure of arrays) where the two
+// children of a node are adjacent: a step is `i = child[i] + (x'[feature[i]] > thr[i])`. Leaves
+// point to themselves with threshold +inf; tree t is walked depth[t] steps from root[t]. The
+// thresholds are rewritten so that "go right when x > thr" reproduces the original rule (see
+// predict_trees.cpp). Built and validated by compact_trees (throws std::invalid_argument).
+struct CompactTrees {
+  bool float32_inputs = false;
+  std::vector<double> thr64;  // used when !float32_inputs
+  std::vector<float> thr32;   // used when float32_inputs
+  std::vector<int32_t> feature, child;
+  std::vector<double> value;  // leaf value per node (0 for inner nodes)
+  std::vector<int32_t> root, depth;
+  double base = 0.0;
+};
+CompactTrees compact_trees(const TreesParams& p, int64_t n_features);
+
 class Model {
  public:
   explicit Model(Common common);
