@@ -306,3 +306,21 @@ def test_mismatched_encoder_and_model(ofa: spaces.SearchSpace) -> None:
     _, m, _, _ = _fit(ofa, "stats", Ridge())
     with pytest.raises(InputError, match="features"):
         Predictor(m, encoders.get_encoder("onehot", ofa))
+
+
+def test_gcn_equals_numpy_twin() -> None:
+    rng = np.random.default_rng(4)
+    V, C, F = 6, 5, 30
+    A = rng.uniform(size=(V, V))
+    A = A / A.sum(1, keepdims=True)
+    idx = rng.integers(-1, F, size=(V, C)).astype(np.int32)
+    arrays = {"adjacency": A, "node_index": idx, "W0": rng.normal(size=(C, 8)),
+              "b0": rng.normal(size=8), "W1": rng.normal(size=(8, 4)), "b1": rng.normal(size=4),
+              "Wout": rng.normal(size=(4, 1)), "bout": np.array([0.3]),
+              "x_mean": rng.normal(size=F), "x_scale": rng.uniform(0.5, 2, size=F)}
+    m = ModelArrays("gcn", F, arrays, {"n_layers": 2})
+    X = rng.normal(size=(500, F))
+    np.testing.assert_allclose(m.predict(X), reference.predict(m, X), rtol=1e-10, atol=1e-12)
+    bad = dict(arrays, node_index=np.full((V, C), F, np.int32))
+    with pytest.raises(InputError, match="node_index"):
+        ModelArrays("gcn", F, bad, {}).compile()

@@ -158,6 +158,32 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
     }
     return ep::make_mlp(std::move(c), std::move(p));
   }
+  if (kind == "gcn") {
+    ep::GcnParams p;
+    py::array A = get(arrays, "adjacency", kind), I = get(arrays, "node_index", kind);
+    if (A.ndim() != 2 || A.shape(0) != A.shape(1) || I.ndim() != 2 || I.shape(0) != A.shape(0)) {
+      throw std::invalid_argument("gcn: adjacency must be [V, V] and node_index [V, C]");
+    }
+    p.V = A.shape(0);
+    p.C = I.shape(1);
+    p.adjacency = floats(arrays, "adjacency", kind);
+    p.node_index = ints(arrays, "node_index", kind);
+    p.sizes.push_back(p.C);
+    for (int l = 0;; ++l) {
+      const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
+      if (!arrays.contains(wn.c_str())) break;
+      py::array W = get(arrays, wn.c_str(), kind);
+      if (W.ndim() != 2 || W.shape(0) != p.sizes.back()) {
+        throw std::invalid_argument("gcn: " + wn + " must be [" + std::to_string(p.sizes.back()) + ", out]");
+      }
+      p.sizes.push_back(W.shape(1));
+      p.weights.push_back(floats(arrays, wn.c_str(), kind));
+      p.biases.push_back(floats(arrays, bn.c_str(), kind, W.shape(1)));
+    }
+    p.w_out = floats(arrays, "Wout", kind, p.sizes.back());
+    p.b_out = scalar(arrays, "bout", kind);
+    return ep::make_gcn(std::move(c), std::move(p));
+  }
   if (kind == "knn" || kind == "gp") {
     py::array X = get(arrays, "X", kind);
     if (X.ndim() != 2 || X.shape(1) != n_features) {
@@ -188,7 +214,7 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
     return ep::make_gp(std::move(c), std::move(p));
   }
   throw std::invalid_argument("unknown model kind '" + kind +
-                              "' (known: linear, trees, mlp, knn, gp)");
+                              "' (known: linear, trees, mlp, knn, gp, gcn)");
 }
 
 // Feature rows as C-contiguous float64 [n, F]: other real/integer dtypes and strided arrays are

@@ -216,7 +216,97 @@ class Gp final : public Model {
   std::vector<double> scaled_;
 };
 
+// ---------------------------------------------------------------- GCN
+class Gcn final : public Model {
+ public:
+  Gcn(Common c, GcnParams p) : Model(std::move(c)), p_(std::move(p)) {
+    const int64_t V = p_.V, C = p_.C, L = static_cast<int64_t>(p_.weights.size());
+    if (V <= 0 || C <= 0) throw std::invalid_argument("gcn: empty graph");
+    if (static_cast<int64_t>(p_.adjacency.size()) != V * V ||
+        static_cast<int64_t>(p_.node_index.size()) != V * C) {
+      throw std::invalid_argument("gcn: adjacency must be [V, V] and node_index [V, C]");
+    }
+    for (int32_t i : p_.node_index) {
+      if (i < -1 || i >= n_features()) throw std::invalid_argument("gcn: node_index out of range");
+    }
+    if (L == 0 || static_cast<int64_t>(p_.biases.size()) != L ||
+        static_cast<int64_t>(p_.sizes.size()) != L + 1 || p_.sizes[0] != C) {
+      throw std::invalid_argument("gcn: layer shapes are inconsistent");
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      if (static_cast<int64_t>(p_.weights[l].size()) != p_.sizes[l] * p_.sizes[l + 1] ||
+          static_cast<int64_t>(p_.biases[l].size()) != p_.sizes[l + 1]) {
+        throw std::invalid_argument("gcn: layer " + std::to_string(l) + " has inconsistent shapes");
+      }
+      require_finite(p_.weights[l], "gcn: weights");
+      require_finite(p_.biases[l], "gcn: biases");
+    }
+    if (static_cast<int64_t>(p_.w_out.size()) != p_.sizes[L]) {
+      throw std::invalid_argument("gcn: Wout must have one row per hidden unit");
+    }
+    require_finite(p_.adjacency, "gcn: adjacency");
+    require_finite(p_.w_out, "gcn: Wout");
+    widest_ = *std::max_element(p_.sizes.begin(), p_.sizes.end());
+  }
+  const char* kind() const override { return "gcn"; }
+
+ protected:
+  void eval(double* xs, int64_t n, double* y) const override {
+    const int64_t V = p_.V, C = p_.C, F = n_features(), L = static_cast<int64_t>(p_.weights.size());
+    std::vector<double> H(static_cast<size_t>(V * widest_)), T(H.size()), O(H.size());
+    for (int64_t r = 0; r < n; ++r) {
+      const double* x = xs + r * F;
+      for (int64_t v = 0; v < V; ++v) {
+        for (int64_t c = 0; c < C; ++c) {
+          const int32_t i = p_.node_index[v * C + c];
+          H[v * C + c] = i >= 0 ? x[i] : 0.0;
+        }
+      }
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t ni = p_.sizes[l], no = p_.sizes[l + 1];
+        for (int64_t u = 0; u < V; ++u) {  // T = A H
+          for (int64_t c = 0; c < ni; ++c) {
+            double s = 0.0;
+            for (int64_t v = 0; v < V; ++v) s += p_.adjacency[u * V + v] * H[v * ni + c];
+            T[u * ni + c] = s;
+          }
+        }
+        const double* W = p_.weights[l].data();
+        for (int64_t u = 0; u < V; ++u) {  // O = relu(T W + b)
+          double* o = O.data() + u * no;
+          for (int64_t j = 0; j < no; ++j) o[j] = 0.0;
+          for (int64_t c = 0; c < ni; ++c) {
+            const double t = T[u * ni + c];
+            for (int64_t j = 0; j < no; ++j) o[j] += t * W[c * no + j];
+          }
+          for (int64_t j = 0; j < no; ++j) {
+            const double z = o[j] + p_.biases[l][j];
+            o[j] = z > 0.0 ? z : 0.0;
+          }
+        }
+        std::swap(H, O);
+      }
+      const int64_t h = p_.sizes[L];
+      double s = 0.0;
+      for (int64_t j = 0; j < h; ++j) {
+        double m = 0.0;
+        for (int64_t v = 0; v < V; ++v) m += H[v * h + j];
+        s += (m / static_cast<double>(V)) * p_.w_out[j];
+      }
+      y[r] = s + p_.b_out;
+    }
+  }
+
+ private:
+  GcnParams p_;
+  int64_t widest_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<Model> make_gcn(Common common, GcnParams p) {
+  return std::make_unique<Gcn>(std::move(common), std::move(p));
+}
 
 std::unique_ptr<Model> make_mlp(Common common, MlpParams p) {
   return std::make_unique<Mlp>(std::move(common), std::move(p));

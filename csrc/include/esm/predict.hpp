@@ -85,6 +85,18 @@ struct CompactTrees {
 };
 CompactTrees compact_trees(const TreesParams& p, int64_t n_features);
 
+// Graph network over a fixed cell DAG (BRP-NAS style): node features H0[v, c] = x'[index[v, c]]
+// (0 where index is -1), H_{l+1} = relu(A H_l W_l + b_l), y = mean_v(H_L) . w_out + b_out.
+struct GcnParams {
+  std::vector<double> adjacency;  // [V, V]
+  std::vector<int32_t> node_index;  // [V, C]
+  int64_t V = 0, C = 0;
+  std::vector<std::vector<double>> weights, biases;  // [in, out], [out]
+  std::vector<int64_t> sizes;                        // C, hidden widths...
+  std::vector<double> w_out;                         // [H]
+  double b_out = 0.0;
+};
+
 class Model {
  public:
   explicit Model(Common common);
@@ -120,6 +132,7 @@ std::unique_ptr<Model> make_trees(Common common, TreesParams p);
 std::unique_ptr<Model> make_mlp(Common common, MlpParams p);
 std::unique_ptr<Model> make_knn(Common common, KnnParams p);
 std::unique_ptr<Model> make_gp(Common common, GpParams p);
+std::unique_ptr<Model> make_gcn(Common common, GcnParams p);
 
 // Picks the piece size for n rows over `threads` workers, at most `chunk` rows.
 int64_t piece_rows(int64_t n, int threads, int64_t chunk);

@@ -26,6 +26,11 @@ Families and their arrays:
 ``gp``
     ``X [n, F]``, ``alpha [n]``, ``length_scale [F]``; meta ``constant``, ``y_mean``,
     ``y_std``: ``y = y_mean + y_std * sum_i constant * exp(-0.5 |(x' - X_i) / l|^2) alpha_i``.
+``gcn``
+    Graph network over a fixed cell DAG: ``adjacency [V, V]``, ``node_index int32 [V, C]``
+    (feature column of each node's one-hot operation, -1 unused), ``W0..``/``b0..`` graph
+    layers, ``Wout [H, 1]``, ``bout [1]``: ``H0[v, c] = x'[node_index[v, c]]``,
+    ``H_{l+1} = relu(A H_l W_l + b_l)``, ``y = mean_v(H_L) . Wout + bout``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 from esm._native import core
 from esm.errors import InputError
 
-KINDS = ("linear", "trees", "mlp", "knn", "gp")
+KINDS = ("linear", "trees", "mlp", "knn", "gp", "gcn")
 TARGETS = ("identity", "log")
 
 

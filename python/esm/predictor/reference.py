@@ -19,6 +19,15 @@ def predict(m: ModelArrays, X: np.ndarray) -> np.ndarray:
         y = _mlp(m, x)
     elif m.kind == "knn":
         y = _knn(m, x)
+    elif m.kind == "gcn":
+        idx = a["node_index"].astype(np.int64)
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
+        H = padded[:, np.where(idx >= 0, idx, x.shape[1])]
+        n_layers = sum(1 for k in a if k.startswith("W") and k[1:].isdigit())
+        for i in range(n_layers):
+            H = np.maximum(np.einsum("uv,nvc->nuc", a["adjacency"], H) @ a[f"W{i}"] + a[f"b{i}"],
+                           0.0)
+        y = H.mean(axis=1) @ a["Wout"][:, 0] + a["bout"][0]
     else:
         ls = a["length_scale"]
         d = (((x[:, None, :] - a["X"][None, :, :]) / ls) ** 2).sum(-1)
@@ -50,7 +59,7 @@ def _trees(m: ModelArrays, x: np.ndarray) -> np.ndarray:
 
 def _mlp(m: ModelArrays, x: np.ndarray) -> np.ndarray:
     act = m.meta.get("activation", "relu")
-    n_layers = sum(1 for k in m.arrays if k.startswith("W"))
+    n_layers = sum(1 for k in m.arrays if k.startswith("W") and k[1:].isdigit())
     h = x
     for i in range(n_layers):
         h = h @ m.arrays[f"W{i}"] + m.arrays[f"b{i}"]
