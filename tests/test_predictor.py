@@ -324,3 +324,41 @@ def test_gcn_equals_numpy_twin() -> None:
     bad = dict(arrays, node_index=np.full((V, C), F, np.int32))
     with pytest.raises(InputError, match="node_index"):
         ModelArrays("gcn", F, bad, {}).compile()
+
+
+def _f32_le_threshold(threshold: np.ndarray) -> np.ndarray:
+    """float64 t' with x <= t' exactly when float32(x) <= threshold (the surrogate export)."""
+    thr = np.asarray(threshold, dtype=np.float64)
+    f = thr.astype(np.float32)
+    f = np.where(f.astype(np.float64) > thr, np.nextafter(f, np.float32(-np.inf)), f)
+    f = f.astype(np.float32)
+    mid = (f.astype(np.float64) + np.nextafter(f, np.float32(np.inf)).astype(np.float64)) / 2.0
+    return np.where((f.view(np.int32) & 1) == 0, mid, np.nextafter(mid, -np.inf))
+
+
+@pytest.mark.parametrize("boundaries", [True, False])
+def test_trees_exact_at_thresholds(boundaries: bool) -> None:
+    """Inputs a few ulps around every threshold: same leaves as scikit-learn (which rounds
+    inputs to float32), whether the thresholds are exported as float32 rounding boundaries
+    (float64 rule, run on the float32 path) or kept with input_dtype float32."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 5))
+    y = X[:, 0] + np.sin(3 * X[:, 1])
+    gb = GradientBoostingRegressor(n_estimators=40, max_depth=5, random_state=0).fit(X, y)
+    m = from_estimator(gb)
+    if boundaries:
+        inner = m.arrays["left"] >= 0
+        m.arrays["threshold"] = np.where(inner, _f32_le_threshold(m.arrays["threshold"]), 0.0)
+        m.meta["input_dtype"] = "float64"
+    t = gb.estimators_[0, 0].tree_.threshold
+    t = np.concatenate([e[0].tree_.threshold for e in gb.estimators_])
+    t = t[t > -2]
+    n = 40000
+    Xt = rng.normal(size=(n, 5))
+    for j in range(5):
+        pick = rng.choice(t, n)
+        ulps = rng.integers(-3, 4, n) * np.spacing(pick.astype(np.float32)).astype(np.float64)
+        near = pick + ulps * rng.choice([1.0, 0.5, 1e-3], n)
+        Xt[:, j] = np.where(rng.random(n) < 0.6, near, Xt[:, j])
+    np.testing.assert_allclose(m.predict(Xt), gb.predict(Xt), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference.predict(m, Xt), gb.predict(Xt), rtol=1e-12, atol=1e-12)

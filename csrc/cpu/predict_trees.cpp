@@ -49,30 +49,63 @@ float strictly_below_f32(double t) {
   return f;
 }
 
-constexpr int64_t kBlock = 256;  // rows kept in cache while all trees are applied
-constexpr int kGroup = 16;       // rows walking one tree in lock-step
+// Whether float64 threshold t is a float32 rounding boundary: the largest double that rounds
+// (to nearest, ties to even) to f = the largest float32 below t or lower. Then for every double
+// x: x <= t exactly when float32(x) <= f. esm's scikit-learn export writes such thresholds
+// (its trees compare float32-rounded inputs), so those ensembles run on the float32 path.
+bool f32_boundary(double t, float* f_out) {
+  if (!std::isfinite(t)) return false;
+  const float inf = std::numeric_limits<float>::infinity();
+  float f = below_or_equal_f32(t);
+  if (static_cast<double>(f) == t) f = std::nextafter(f, -inf);
+  const float nxt = std::nextafter(f, inf);
+  if (!std::isfinite(f) || !std::isfinite(nxt)) return false;
+  const double mid = (static_cast<double>(f) + static_cast<double>(nxt)) / 2.0;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const double boundary = (bits & 1u) == 0 ? mid : std::nextafter(mid, -std::numeric_limits<double>::infinity());
+  *f_out = f;
+  return boundary == t;
+}
 
+constexpr int kGroup = 16;       // rows walking one tree in lock-step (indices in registers)
+constexpr int64_t kGroups = 8;   // groups per block: a tree's hot nodes are reused by 128 rows
+
+// Walks all trees for one block of m <= kGroup * kGroups standardised rows xs [m, F]. The rows
+// are first transposed per group (feature-major, xt[f * kGroup + r], in T), so that a step's
+// load address is feature * kGroup + r with r a compile-time constant after unrolling.
 template <class T>
 void walk_block(const Node<T>* nodes, const double* values, const std::vector<TreeInfo>& trees,
-                const T* x, int64_t m, int64_t F, double* y) {
-  for (int64_t g0 = 0; g0 < m; g0 += kGroup) {
-    const int64_t gm = std::min<int64_t>(kGroup, m - g0);
-    const T* rows[kGroup];
-    for (int r = 0; r < kGroup; ++r) rows[r] = x + (g0 + std::min<int64_t>(r, gm - 1)) * F;
-    double acc[kGroup] = {};
-    for (const TreeInfo& t : trees) {
+                const double* xs, int64_t m, int64_t F, T* xt, double* y) {
+  const int64_t groups = (m + kGroup - 1) / kGroup;
+  for (int64_t q = 0; q < groups; ++q) {
+    T* dst = xt + q * F * kGroup;
+    for (int r = 0; r < kGroup; ++r) {
+      const int64_t row = std::min<int64_t>(q * kGroup + r, m - 1);  // pad with the last row
+      const double* src = xs + row * F;
+      for (int64_t f = 0; f < F; ++f) dst[f * kGroup + r] = static_cast<T>(src[f]);
+    }
+  }
+  double acc[kGroup * kGroups] = {};
+  for (const TreeInfo& t : trees) {
+    for (int64_t q = 0; q < groups; ++q) {
+      const T* x = xt + q * F * kGroup;
       int32_t idx[kGroup];
+#pragma GCC unroll 16
       for (int r = 0; r < kGroup; ++r) idx[r] = t.root;
       for (int32_t d = 0; d < t.depth; ++d) {
+#pragma GCC unroll 16
         for (int r = 0; r < kGroup; ++r) {
           const Node<T>& nd = nodes[idx[r]];
-          idx[r] = nd.child + static_cast<int32_t>(rows[r][nd.feature] > nd.thr);
+          idx[r] = nd.child + static_cast<int32_t>(x[nd.feature * kGroup + r] > nd.thr);
         }
       }
-      for (int r = 0; r < kGroup; ++r) acc[r] += values[idx[r]];
+      double* a = acc + q * kGroup;
+#pragma GCC unroll 16
+      for (int r = 0; r < kGroup; ++r) a[r] += values[idx[r]];
     }
-    for (int64_t r = 0; r < gm; ++r) y[g0 + r] += acc[r];
   }
+  for (int64_t r = 0; r < m; ++r) y[r] += acc[r];
 }
 
 class Trees final : public Model {
@@ -93,18 +126,19 @@ class Trees final : public Model {
  protected:
   void eval(double* xs, int64_t n, double* y) const override {
     const int64_t F = n_features();
+    constexpr int64_t kBlock = kGroup * kGroups;
     for (int64_t i = 0; i < n; ++i) y[i] = base_;
     if (f32_) {
-      std::vector<float> xf(static_cast<size_t>(std::min(n, kBlock) * F));
+      std::vector<float> xt(static_cast<size_t>(kBlock * F));
       for (int64_t b = 0; b < n; b += kBlock) {
-        const int64_t m = std::min(kBlock, n - b);
-        for (int64_t k = 0; k < m * F; ++k) xf[k] = static_cast<float>(xs[b * F + k]);
-        walk_block(n32_.data(), values_.data(), trees_, xf.data(), m, F, y + b);
+        walk_block(n32_.data(), values_.data(), trees_, xs + b * F, std::min(kBlock, n - b), F,
+                   xt.data(), y + b);
       }
     } else {
+      std::vector<double> xt(static_cast<size_t>(kBlock * F));
       for (int64_t b = 0; b < n; b += kBlock) {
-        const int64_t m = std::min(kBlock, n - b);
-        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, m, F, y + b);
+        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, std::min(kBlock, n - b), F,
+                   xt.data(), y + b);
       }
     }
   }
@@ -211,6 +245,24 @@ CompactTrees compact_trees(const TreesParams& p, int64_t F) {
       }
       out.root.push_back(first);
       out.depth.push_back(depth);
+    }
+    // float64 "le" ensembles whose thresholds are all float32 rounding boundaries give the
+    // same decisions on float32-rounded inputs with float32 thresholds: use the faster path.
+    if (!out.float32_inputs && !p.rule_lt) {
+      std::vector<float> t32(out.thr64.size());
+      bool all = true;
+      for (size_t i = 0; i < out.thr64.size() && all; ++i) {
+        if (out.child[i] == static_cast<int32_t>(i)) {  // leaf
+          t32[i] = std::numeric_limits<float>::infinity();
+          continue;
+        }
+        all = f32_boundary(out.thr64[i], &t32[i]);
+      }
+      if (all) {
+        out.float32_inputs = true;
+        out.thr32 = std::move(t32);
+        out.thr64.clear();
+      }
     }
     return out;
 }
