@@ -15,6 +15,7 @@
 #include "esm/costs.hpp"
 #include "esm/encode.hpp"
 
+#include "esm/parallel.hpp"
 #include "esm/predict.hpp"
 
 namespace py = pybind11;
@@ -381,12 +382,26 @@ class Fused {
     auto genomes = genome_rows(genomes_obj, n_genes());
     const int64_t n = genomes.shape(0), G = n_genes(), S = plan_.n_slots, F = n_features();
     py::array_t<double> X({n, F});
-    std::vector<int64_t> totals(static_cast<size_t>(n * 4)), slots(static_cast<size_t>(n * S * 4));
     {
       py::gil_scoped_release release;
-      esm::compute_costs(space_, genomes.data(), n, G, config_.data(), threads, totals.data(),
-                         slots.data());
-      ep::encode(plan_, genomes.data(), n, totals.data(), slots.data(), X.mutable_data());
+      esm::validate_genomes(space_, genomes.data(), n, G, config_.data());
+      const bool costs = plan_.needs_costs();
+      double* x = X.mutable_data();
+      esm::parallel_for(n, threads, 1024, [&](int64_t b, int64_t e) {
+        constexpr int64_t kSub = 1024;
+        std::vector<int64_t> totals, slots;
+        if (costs) {
+          totals.resize(static_cast<size_t>(kSub * 4));
+          slots.resize(static_cast<size_t>(kSub * S * 4));
+        }
+        for (int64_t s0 = b; s0 < e; s0 += kSub) {
+          const int64_t k = std::min(kSub, e - s0);
+          const int32_t* gs = genomes.data() + s0 * G;
+          if (costs) esm::compute_costs(space_, gs, k, G, config_.data(), 1, totals.data(), slots.data());
+          ep::encode(plan_, gs, k, costs ? totals.data() : nullptr, costs ? slots.data() : nullptr,
+                     x + s0 * F);
+        }
+      });
     }
     return X;
   }

@@ -243,7 +243,10 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     throw std::invalid_argument("the encoder makes " + std::to_string(plan.n_features()) +
                                 " features, the model expects " + std::to_string(model.n_features()));
   }
-  validate_genomes(space, genomes, n, g, config);
+  if (static_cast<int64_t>(plan.choices.size()) != g) {
+    throw std::invalid_argument(std::string(space.name) + ": genomes have " + std::to_string(g) +
+                                " genes, the space has " + std::to_string(plan.choices.size()));
+  }
   if (n <= 0) return;
   const int64_t F = plan.n_features(), S = plan.n_slots;
   const int64_t piece = piece_rows(n, threads, chunk);
@@ -264,7 +267,10 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
   const bool need_costs = plan.needs_costs();
 
   parallel_for(pieces, threads, 1, [&](int64_t b, int64_t e) {
-    const int64_t rows = std::min(piece, n);
+    // Work inside a piece goes in sub-blocks that stay in cache; memory per worker is
+    // kSub * (F + 4 S + 4) values whatever the chunk size.
+    constexpr int64_t kSub = 512;
+    const int64_t rows = std::min({piece, n, kSub});
     std::vector<int64_t> totals, slots;
     std::vector<double> X, scratch;
     std::vector<uint8_t> active(static_cast<size_t>(S));
@@ -279,6 +285,20 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     for (int64_t p = b; p < e; ++p) {
       const int64_t r0 = p * piece, m = std::min(piece, n - r0);
       const int32_t* gp = genomes + r0 * g;
+      for (int64_t i = 0; i < m; ++i) {  // validated per piece, in the workers
+        const int32_t* row = gp + i * g;
+        bool ok = true;
+        for (int64_t j = 0; j < g; ++j) ok &= static_cast<uint32_t>(row[j]) < static_cast<uint32_t>(plan.choices[j]);
+        if (!ok) {
+          for (int64_t j = 0; j < g; ++j) {
+            if (row[j] < 0 || row[j] >= plan.choices[j]) {
+              throw std::invalid_argument(std::string(space.name) + ": genome " + std::to_string(r0 + i) +
+                                          ", gene " + std::to_string(j) + " is " + std::to_string(row[j]) +
+                                          ", must be in [0, " + std::to_string(plan.choices[j]) + ")");
+            }
+          }
+        }
+      }
       if (lut) {
         const int32_t* gene_slot = plan.ops[0].ints.data();
         for (int64_t i = 0; i < m; ++i) {
@@ -293,10 +313,14 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
         }
         continue;
       }
-      if (need_costs) compute_costs(space, gp, m, g, config, 1, totals.data(), slots.data());
-      encode(plan, gp, m, need_costs ? totals.data() : nullptr,
-             need_costs ? slots.data() : nullptr, X.data());
-      model.predict_rows(X.data(), m, scratch.data(), out + r0);
+      for (int64_t s0 = 0; s0 < m; s0 += rows) {
+        const int64_t k = std::min(rows, m - s0);
+        const int32_t* gs = gp + s0 * g;
+        if (need_costs) compute_costs(space, gs, k, g, config, 1, totals.data(), slots.data());
+        encode(plan, gs, k, need_costs ? totals.data() : nullptr,
+               need_costs ? slots.data() : nullptr, X.data());
+        model.predict_rows(X.data(), k, scratch.data(), out + r0 + s0);
+      }
     }
   });
 }
