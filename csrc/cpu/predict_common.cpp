@@ -19,10 +19,11 @@ Model::Model(Common common) : common_(std::move(common)) {
                                 " values (one per feature)");
   }
   for (int64_t j = 0; j < F; ++j) {
-    if (!std::isfinite(common_.x_mean[j]) || !std::isfinite(common_.x_scale[j]) ||
+    // An infinite scale switches a column off (x' = 0), as the surrogate's column subsets do.
+    if (!std::isfinite(common_.x_mean[j]) || std::isnan(common_.x_scale[j]) ||
         common_.x_scale[j] == 0.0) {
       throw std::invalid_argument("model: x_mean/x_scale of feature " + std::to_string(j) +
-                                  " must be finite with a non-zero scale");
+                                  " must be finite with a non-zero (or infinite) scale");
     }
   }
 }
