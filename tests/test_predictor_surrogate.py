@@ -134,7 +134,8 @@ def test_cli_predict(models: dict, ofa: spaces.SearchSpace, tmp_path: Path) -> N
     np.testing.assert_allclose([float(row["latency_ms"]) for row in rows], sur.predict(g[:20]),
                                rtol=1e-5)
     npy = tmp_path / "p.npy"
-    assert _cli("predict", "--model", str(path), "--random", "10", "--out", str(npy)).returncode == 0
+    r = _cli("predict", "--model", str(path), "--random", "10", "--out", str(npy))
+    assert r.returncode == 0, r.stderr
     assert np.load(npy).shape == (10,)
 
 

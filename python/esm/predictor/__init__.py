@@ -183,6 +183,6 @@ def model_arrays(surrogate: Any) -> ModelArrays:
                        meta, str(meta.get("target", "identity")))
 
 
-def compile(surrogate: Any, verify: bool = True) -> Predictor:  # noqa: A001 - public name
+def compile(surrogate: Any, verify: bool = True) -> Predictor:
     """Compile a trained :class:`esm.surrogate.Surrogate` into a :class:`Predictor`."""
     return Predictor(model_arrays(surrogate), getattr(surrogate, "encoder", None), verify=verify)

@@ -190,7 +190,7 @@ class Surrogate:
 
     def predict_features(self, X: Any) -> np.ndarray:
         """Latencies (ms) from already encoded features (compiled model)."""
-        return self.compile().predict_features(X)  # type: ignore[no-any-return]
+        return self.compile().predict_features(X)
 
     def predict(self, genomes: Any, threads: int = 0, chunk: int = 65536,
                 device: str = "cpu") -> Any:
