@@ -315,7 +315,9 @@ def test_gcn_equals_numpy_twin() -> None:
     A = rng.uniform(size=(V, V))
     A = A / A.sum(1, keepdims=True)
     idx = rng.integers(-1, F, size=(V, C)).astype(np.int32)
-    arrays = {"adjacency": A, "node_index": idx, "W0": rng.normal(size=(C, 8)),
+    T = 3
+    arrays = {"adjacency": A, "node_index": idx, "node_const": rng.normal(size=(V, T)),
+              "W0": rng.normal(size=(C + T, 8)),
               "b0": rng.normal(size=8), "W1": rng.normal(size=(8, 4)), "b1": rng.normal(size=4),
               "Wout": rng.normal(size=(4, 1)), "bout": np.array([0.3]),
               "x_mean": rng.normal(size=F), "x_scale": rng.uniform(0.5, 2, size=F)}

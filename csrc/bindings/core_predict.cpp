@@ -169,7 +169,15 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
     p.C = I.shape(1);
     p.adjacency = floats(arrays, "adjacency", kind);
     p.node_index = ints(arrays, "node_index", kind);
-    p.sizes.push_back(p.C);
+    if (arrays.contains("node_const")) {
+      py::array K = get(arrays, "node_const", kind);
+      if (K.ndim() != 2 || K.shape(0) != p.V) {
+        throw std::invalid_argument("gcn: node_const must be [V, T]");
+      }
+      p.T = K.shape(1);
+      p.node_const = floats(arrays, "node_const", kind);
+    }
+    p.sizes.push_back(p.C + p.T);
     for (int l = 0;; ++l) {
       const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
       if (!arrays.contains(wn.c_str())) break;
