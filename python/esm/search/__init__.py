@@ -110,7 +110,8 @@ def search(
     problem = make_problem(space=space, latency_model=latency_model, objective=objective,
                            maximize=maximize, latency_budget=latency_budget,
                            constraints=constraints)
-    stop = {"generations": generations, "seconds": seconds, "max_evaluations": max_evaluations}
+    stop: dict[str, Any] = {"generations": generations, "seconds": seconds,
+                            "max_evaluations": max_evaluations}
     if algorithm == "evolution":
         return regularized_evolution(problem, population=population or 100, seed=seed,
                                      **stop, **options)

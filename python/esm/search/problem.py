@@ -155,7 +155,7 @@ def model_space(model: Any) -> SearchSpace | None:
         from esm import spaces
 
         return spaces.get(space)
-    return space  # type: ignore[no-any-return]
+    return space
 
 
 def same_space(a: SearchSpace, b: SearchSpace) -> bool:
@@ -217,8 +217,8 @@ def make_metric(spec: Any, space: SearchSpace, name: str | None = None) -> Metri
     if callable(getattr(spec, "predict", None)):
         return predictor_metric(spec, name or type(spec).__name__, space)
     if callable(spec):
-        return Metric(name=name or getattr(spec, "__name__", "objective"), kind="callable",
-                      fn=spec)
+        label = name or str(getattr(spec, "__name__", "objective"))
+        return Metric(name=label, kind="callable", fn=spec)
     raise InputError(f"cannot use {spec!r} as an objective or constraint")
 
 
@@ -369,7 +369,9 @@ def make_problem(
         if lat is None:
             raise InputError("a latency budget needs a latency model")
         if not latency_budget > 0 or not np.isfinite(latency_budget):
-            raise InputError(f"latency budget must be a positive number of ms, got {latency_budget}")
+            raise InputError(
+                f"latency budget must be a positive number of ms, got {latency_budget}"
+            )
         cons.append(Constraint(lat, float(latency_budget), "<="))
     for con in constraints:
         cons.append(parse_constraint(con, space) if isinstance(con, str) else con)

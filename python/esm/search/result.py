@@ -170,10 +170,12 @@ class SearchResult:
 
     def infeasible_message(self) -> str:
         cons = "; ".join(str(c) for c in self.problem.constraints) or "none"
-        msg = f"no feasible architecture found in {self.evaluated} evaluations (constraints: {cons})"
+        msg = (f"no feasible architecture found in {self.evaluated} evaluations "
+               f"(constraints: {cons})")
         lat = self.problem.latency_name
         if lat and lat in self.values and self.values[lat].size:
-            msg += f"; lowest predicted latency seen among the closest: {self.values[lat].min():.4g} ms"
+            best = float(self.values[lat].min())
+            msg += f"; lowest predicted latency among the closest candidates: {best:.4g} ms"
         return msg
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def verify(
                           kind="stable")][:k]
     run = measure if measure is not None else _default_measure(device, settings, threads)
     space = problem.space
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in order:
         g = result.genomes[i]
         module = space.build(g)
@@ -113,7 +113,7 @@ def verify(
         rows.append({"arch": space.to_str(g), "predicted_ms": predicted,
                      "measured_ms": measured,
                      "rel_error": (predicted - measured) / measured * 100.0})
-    errs = np.abs([r["rel_error"] for r in rows])
+    errs = np.abs(np.array([float(r["rel_error"]) for r in rows]))
     stated = stated_error(lat.model)
     out: dict[str, Any] = {
         "device": device,
