@@ -61,10 +61,10 @@ def brute_crowding(F: np.ndarray, rank: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("m", [2, 3, 4])
 def test_sort_and_crowding_match_brute_force(seed: int, m: int) -> None:
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 120))
+    n = int(rng.integers(1, 150))
     F = rng.random((n, m))
     if seed % 2:
         F = np.round(F * 6) / 6  # ties and duplicates
@@ -88,7 +88,7 @@ def test_constrained_sort_matches_deb_rules(seed: int) -> None:
 
 def test_stop_after_ranks_first_fronts_only() -> None:
     rng = np.random.default_rng(7)
-    F = rng.random((200, 2))
+    F = rng.random((200, 3))
     full = non_dominated_sort(F)
     part = non_dominated_sort(F, stop_after=50)
     done = part < 200
@@ -105,3 +105,33 @@ def test_single_objective_and_errors() -> None:
         non_dominated_sort(np.array([[np.nan, 1.0]]))
     with pytest.raises(InputError):
         constrained_sort(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_two_objective_sweep_matches_matrix_method() -> None:
+    from esm.search.pareto import dominance_matrix
+
+    rng = np.random.default_rng(11)
+    F = np.round(rng.random((400, 2)) * 20)  # many ties and duplicates
+    D = dominance_matrix(F)
+    rank = non_dominated_sort(F)
+    # a point's front is one more than the largest front of the points dominating it
+    for j in range(len(F)):
+        dom = np.flatnonzero(D[:, j])
+        assert rank[j] == (rank[dom].max() + 1 if dom.size else 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_2d_sort_matches_reference_twin(seed: int) -> None:
+    from esm._native import core
+    from esm.search.pareto import sort_2d_reference
+
+    rng = np.random.default_rng(50 + seed)
+    F = rng.random((3000, 2))
+    if seed % 2:
+        F = np.round(F * 30) / 30
+    np.testing.assert_array_equal(core.pareto_ranks_2d(F), sort_2d_reference(F))
+    assert core.pareto_ranks_2d(np.zeros((0, 2))).shape == (0,)
+    with pytest.raises(ValueError):
+        core.pareto_ranks_2d(np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        core.pareto_ranks_2d(np.array([[np.inf, 0.0]]))

@@ -116,11 +116,14 @@ def regularized_evolution(
         children = space.mutate(pop[parents], rate=mutation_rate, seed=rng)
         ev = problem.evaluate(children)
         archive.offer(children, ev)
-        slots = (oldest + np.arange(n)) % population
-        pop[slots] = children
-        violation[slots] = ev.violation
-        score[slots] = ev.score
-        oldest = (oldest + n) % population
+        if n == population:  # the whole population ages out at once
+            pop, violation, score = children, ev.violation, ev.score
+        else:
+            slots = (oldest + np.arange(n)) % population
+            pop[slots] = children
+            violation[slots] = ev.violation
+            score[slots] = ev.score
+            oldest = (oldest + n) % population
         gen += 1
         history.append(_history(archive, problem))
 

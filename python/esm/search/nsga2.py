@@ -8,8 +8,9 @@ children, the children are evaluated in one call, and the best ``P`` of parents 
 survive by front, then crowding distance. Constraints use Deb's constraint domination (feasible
 before infeasible; infeasible ordered by violation; see :func:`esm.search.pareto.constrained_sort`).
 
-The non-dominated sort builds a domination matrix of the feasible part of ``P + B`` points
-(O((P+B)^2) time and memory), so populations stay in the thousands (limit 8192).
+With two objectives the non-dominated sort is the compiled O(N log N) sweep
+(:func:`esm.search.pareto.non_dominated_sort`); crowding distances and selection are NumPy
+operations on whole populations.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from esm.search.pareto import constrained_sort, crowding_distance
 from esm.search.problem import Evaluation, Problem
 from esm.search.result import Budget, SearchResult
 
-#: Largest population accepted (the domination matrix is O(P^2)).
-MAX_POPULATION = 8192
+#: Largest population accepted.
+MAX_POPULATION = 10_000_000
 
 
 def _objectives(problem: Problem, ev: Evaluation) -> np.ndarray:
@@ -51,7 +52,7 @@ def nsga2(
     ----------
     problem : Problem
     population : int
-        ``P`` (2..8192).
+        ``P`` (at least 2).
     batch : int, optional
         Children per generation (default ``P``, the classic algorithm).
     generations, seconds, max_evaluations
@@ -114,9 +115,13 @@ def nsga2(
         vR = np.concatenate([viol, evk.violation])
         valsR = {k: np.concatenate([values[k], evk.values[k]]) for k in values}
         rR = constrained_sort(FR, vR, stop_after=population)
-        cR = crowding_distance(FR, rR)
-        surv = np.lexsort((-cR, rR))[:population]
-        pop, F, viol, rank, crowd = R[surv], FR[surv], vR[surv], rR[surv], cR[surv]
+        # only fronts up to the one that fills the population can survive
+        last = np.partition(rR, population - 1)[population - 1]
+        cand = np.flatnonzero(rR <= last)
+        cC = crowding_distance(FR[cand], rR[cand])
+        keep = np.lexsort((-cC, rR[cand]))[:population]
+        surv = cand[keep]
+        pop, F, viol, rank, crowd = R[surv], FR[surv], vR[surv], rR[surv], cC[keep]
         values = {k: v[surv] for k, v in valsR.items()}
         gen += 1
         history.append(_best(problem, F[:, -1], viol))

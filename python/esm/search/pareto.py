@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from esm._native import core
 from esm.errors import InputError
 
 #: Rows of the domination matrix computed at once (bounds temporary memory).
@@ -26,13 +27,43 @@ def _check(F: np.ndarray) -> np.ndarray:
 def dominance_matrix(F: np.ndarray) -> np.ndarray:
     """Boolean ``D[i, j]``: point ``i`` dominates point ``j`` (``[N, N]``, O(N^2) memory)."""
     F = _check(F)
-    n = F.shape[0]
+    n, m = F.shape
     D = np.empty((n, n), dtype=bool)
     for lo in range(0, n, _BLOCK):
-        a = F[lo : lo + _BLOCK, None, :]
-        b = F[None, :, :]
-        D[lo : lo + _BLOCK] = np.all(a <= b, axis=2) & np.any(a < b, axis=2)
+        a = F[lo : lo + _BLOCK]
+        le = np.ones((a.shape[0], n), dtype=bool)
+        lt = np.zeros((a.shape[0], n), dtype=bool)
+        for k in range(m):
+            le &= a[:, k, None] <= F[None, :, k]
+            lt |= a[:, k, None] < F[None, :, k]
+        D[lo : lo + _BLOCK] = le & lt
     return D
+
+
+def sort_2d_reference(F: np.ndarray) -> np.ndarray:
+    """NumPy/Python twin of the compiled two-objective sort (test oracle).
+
+    Fronts of two-objective points in O(N log N) (sweep over the first objective).
+
+    Distinct points in lexicographic order: an earlier point dominates a later one exactly
+    when its second objective is not larger. Each front keeps the smallest second objective
+    of its members so far; these minima grow with the front index, so a point joins the first
+    front whose minimum is larger than its own value (binary search).
+    """
+    from bisect import bisect_right
+
+    uniq, inv = np.unique(F, axis=0, return_inverse=True)  # lexicographic order
+    f2 = uniq[:, 1].tolist()
+    minima: list[float] = []
+    urank = np.empty(len(f2), dtype=np.int64)
+    for i, v in enumerate(f2):
+        k = bisect_right(minima, v)
+        if k == len(minima):
+            minima.append(v)
+        else:
+            minima[k] = v
+        urank[i] = k
+    return urank[inv.reshape(-1)]
 
 
 def non_dominated_sort(F: np.ndarray, stop_after: int | None = None) -> np.ndarray:
@@ -45,6 +76,7 @@ def non_dominated_sort(F: np.ndarray, stop_after: int | None = None) -> np.ndarr
     stop_after : int, optional
         Stop once at least this many points have a front; the rest get ``N`` (a rank larger
         than any real front). NSGA-II's survivor selection needs only the first fronts.
+        (Two objectives use an O(N log N) sweep that ranks every point regardless.)
 
     Returns
     -------
@@ -60,6 +92,8 @@ def non_dominated_sort(F: np.ndarray, stop_after: int | None = None) -> np.ndarr
         # one objective: fronts are the distinct values in order
         _, inv = np.unique(F[:, 0], return_inverse=True)
         return inv.astype(np.int64).reshape(-1)
+    if F.shape[1] == 2:
+        return np.asarray(core.pareto_ranks_2d(F), dtype=np.int64)
     D = dominance_matrix(F)
     count = D.sum(axis=0, dtype=np.int64)  # how many points dominate each point
     limit = n if stop_after is None else min(int(stop_after), n)
@@ -120,9 +154,8 @@ def crowding_distance(F: np.ndarray, rank: np.ndarray) -> np.ndarray:
     dist = np.zeros(n, dtype=np.float64)
     if n == 0:
         return dist
-    idx = np.arange(n)
     for k in range(m):
-        order = np.lexsort((idx, F[:, k], rank))
+        order = np.lexsort((F[:, k], rank))  # stable: ties keep index order
         f = F[order, k]
         r = rank[order]
         start = np.ones(n, dtype=bool)
