@@ -6,6 +6,7 @@ namespace py = pybind11;
 void register_costs(py::module_& m);
 void register_search(py::module_& m);
 void register_timer(py::module_& m);
+void register_predict(py::module_& m);
 
 #ifndef ESM_VERSION
 #define ESM_VERSION "0+unknown"
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   register_costs(m);
   register_search(m);
   register_timer(m);
+  register_predict(m);
 }
