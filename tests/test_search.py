@@ -274,3 +274,57 @@ def test_cli_no_feasible_exit_1(files: dict[str, Path], capsys: pytest.CaptureFi
                              "--population", "20", "--generations", "2", "--json")
     assert code == 1 and "no feasible architecture" in err
     assert json.loads(stdout)["found"] is False
+
+
+# ---------------------------------------------------------------------- real surrogate files
+@pytest.fixture(scope="module")
+def surrogate_files(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
+    """Two small LUT surrogates fitted to measured OFA-MBv3 latencies, plus one of another
+    space variant (width 1.0)."""
+    pytest.importorskip("sklearn")
+    import csv
+    import itertools
+
+    from esm.surrogate import Surrogate
+
+    space = spaces.get("ofa-mbv3")
+    with open(data_dir / "ofa_mbv3_gpu.csv", newline="") as f:
+        rows = list(itertools.islice(csv.DictReader(f), 300))
+    g = space.from_strs(r["arch"] for r in rows)
+    out = tmp_path_factory.mktemp("surrogates")
+    files = {}
+    for name, col, sp in [("lat", "lat_2080ti_64", space), ("titan", "lat_titan_xp_64", space),
+                          ("narrow", "lat_titan_xp_64", spaces.get("ofa-mbv3", width_mult=1.0))]:
+        y = np.array([float(r[col]) for r in rows])
+        sur = Surrogate.fit(sp, g, y, encoding="lut", model="ridge", column=col)
+        files[name] = out / f"{name}.esm"
+        sur.save(files[name])
+    return files
+
+
+def test_search_with_saved_surrogate_files(surrogate_files: dict[str, Path],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import esm
+
+    lat = problem_mod.load_model(surrogate_files["lat"])
+    sur = esm.load(str(surrogate_files["lat"]))  # type: ignore[attr-defined]
+    g = lat.space.sample(50, seed=0)
+    np.testing.assert_allclose(lat.predict(g), sur.predict(g), rtol=1e-9)
+    budget = float(np.quantile(lat.predict(lat.space.sample(1000, seed=1)), 0.1))
+    code, stdout, _ = _run(capsys, "--model", str(surrogate_files["lat"]), "--latency-budget",
+                           f"{budget:.6f}", "--objective", str(surrogate_files["titan"]),
+                           "--maximize", "--population", "40", "--generations", "5", "--json")
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["objective"] == "titan" and d["direction"] == "maximize"
+    best = lat.space.from_str(d["best"])
+    assert lat.predict(best[None])[0] <= budget
+    np.testing.assert_allclose(lat.predict(best[None])[0], d["latency_ms"], rtol=1e-9)
+    code, _, err = _run(capsys, "--model", str(surrogate_files["lat"]), "--latency-budget",
+                        "30", "--objective", str(surrogate_files["narrow"]))
+    assert code == 2 and "space" in err
+    # a file that is not a surrogate: refused as bad input
+    bad = surrogate_files["lat"].parent / "bad.esm"
+    bad.write_text("not a model")
+    code, _, err = _run(capsys, "--model", str(bad), "--latency-budget", "30")
+    assert code == 2, err

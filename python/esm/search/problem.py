@@ -181,18 +181,63 @@ def predictor_metric(model: Any, name: str, space: SearchSpace | None = None) ->
     return Metric(name=name, kind="predictor", fn=model.predict, model=model)
 
 
-def load_model(path: str | Path) -> Any:
-    """Load a surrogate file with :func:`esm.load` (compiled predictor when available)."""
+class LoadedModel:
+    """A surrogate file ready for search: the loaded surrogate and, when it compiles, its
+    compiled predictor (:func:`esm.predictor.compile`), which then answers ``predict``.
+
+    Attributes
+    ----------
+    surrogate : object
+        What :func:`esm.load` returned.
+    predictor : object or None
+        The compiled predictor, or None (``compile_error`` says why).
+    path : str
+    """
+
+    def __init__(self, surrogate: Any, path: str = "") -> None:
+        self.surrogate = surrogate
+        self.path = path
+        self.predictor: Any = None
+        self.compile_error: str | None = None
+        try:
+            from esm import predictor as _predictor
+
+            self.predictor = _predictor.compile(surrogate)
+        except Exception as err:  # any failure: fall back to the surrogate's own predict
+            self.compile_error = f"{type(err).__name__}: {err}"
+
+    @property
+    def space(self) -> Any:
+        return self.surrogate.space
+
+    @property
+    def metrics(self) -> Any:
+        return getattr(self.surrogate, "metrics", None)
+
+    def predict(self, genomes: Any) -> np.ndarray:
+        """Predicted values of a genome batch (compiled predictor when available)."""
+        if self.predictor is not None:
+            return np.asarray(self.predictor.predict(genomes), dtype=np.float64)
+        return np.asarray(self.surrogate.predict(genomes), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        how = "compiled" if self.predictor is not None else f"not compiled: {self.compile_error}"
+        return f"LoadedModel({self.path!r}, {how})"
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load a surrogate file with :func:`esm.load`, compiled for speed when possible."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"surrogate file not found: {p}")
-    try:
-        import esm
+    if p.is_dir():
+        raise InputError(f"{p} is a directory, not a surrogate file")
+    import esm
 
-        loader = esm.load  # type: ignore[attr-defined]
-    except AttributeError:
-        raise InputError("loading surrogate files needs esm.surrogate (esm.load)") from None
-    return loader(str(p))
+    loader = getattr(esm, "load", None)
+    if loader is None:
+        raise InputError("loading surrogate files needs esm.surrogate (esm.load)")
+    return LoadedModel(loader(str(p)), str(p))
 
 
 def make_metric(spec: Any, space: SearchSpace, name: str | None = None) -> Metric:
