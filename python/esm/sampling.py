@@ -387,9 +387,64 @@ class ActiveStrategy(Strategy):
         return _k_center(pool.standardized, top, measured, k, rng)
 
 
+class VarianceStrategy(Strategy):
+    """Greedy I-optimal design for the linear surrogate (expected variance reduction)."""
+
+    name = "variance"
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        min_fit = int(self.params.get("min_fit", 10))
+        relative = bool(self.params.get("relative", True))
+        cost_weight = float(self.params.get("cost_weight", 0.0))
+        z = pool.standardized
+        z = np.concatenate([z, np.ones((len(pool), 1))], axis=1)  # intercept column
+        f = z.shape[1]
+        alpha = float(self.params.get("alpha", 1.0))
+        if y is not None and measured.size >= min_fit:
+            rm = RidgeModel().fit(pool.features[measured], y)
+            alpha = rm.alpha_
+            pred = rm.predict(pool.features)
+        else:
+            pred = pool.macs
+        pos = np.maximum(pred, max(float(np.median(np.abs(pred))) * 0.05, 1e-12))
+        w = (1.0 / pos**2) if relative else np.ones(len(pool))
+        w = w / w.mean()
+        reg = np.full(f, alpha)
+        reg[-1] = 1e-6  # the intercept is not penalized
+        a = z[measured].T @ z[measured] + np.diag(reg)
+        ainv = np.linalg.inv(a)
+        s_mat = (z * w[:, None]).T @ z
+        cand = np.flatnonzero(free)
+        zc = z[cand]
+        cost = (pos[cand] / float(np.median(pos))) ** cost_weight
+        out: list[int] = []
+        taken = np.zeros(cand.size, bool)
+        n_random = int(round(float(self.params.get("mix", 0.0)) * k))
+        if n_random:
+            r = rng.choice(cand.size, size=n_random, replace=False)
+            taken[r] = True
+            out.extend(int(cand[j]) for j in r)
+            for j in r:
+                u = ainv @ zc[j]
+                ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+        for _ in range(k - n_random):
+            b = ainv @ s_mat @ ainv
+            num = ((zc @ b) * zc).sum(axis=1)
+            den = 1.0 + ((zc @ ainv) * zc).sum(axis=1)
+            score = num / den / cost
+            score[taken] = -np.inf
+            j = int(np.argmax(score))
+            taken[j] = True
+            out.append(int(cand[j]))
+            u = ainv @ zc[j]
+            ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+        return np.asarray(out)
+
+
 _STRATEGIES: dict[str, type[Strategy]] = {
     s.name: s for s in (RandomStrategy, BalancedStrategy, QmcStrategy, LhsStrategy,
-                        DiversityStrategy, ActiveStrategy)
+                        DiversityStrategy, ActiveStrategy, VarianceStrategy)
 }
 
 
