@@ -274,6 +274,7 @@ class DeviceOracle(Oracle):
         self._ref = architectures(space, 1, REFERENCE_SEED)[0]
         self._ref_base: dict[str, float] | None = None
         self._seq = 0
+        self._count = 1
 
     def _measure_one(self, genome: np.ndarray) -> tuple[Any, tuple[int, ...]]:
         from esm.measure import measure_module
@@ -337,7 +338,9 @@ class DeviceOracle(Oracle):
             quality.append({"cv": m.cv, "rel_ci": m.rel_ci, "unstable": bool(m.unstable),
                             "outliers": int(m.outliers)})
             if self.progress is not None:
-                self.progress(f"measured {arch[:40]}... {m.median_ms:.3g} ms")
+                self.progress(f"{self._count:4d} measured: {m.median_ms:8.3f} ms "
+                              f"(CI +-{100 * m.rel_ci:.1f}%, {m.total_s:.2f} s)")
+            self._count += 1
         if rows:
             self._check_reference(rows)
         return OracleResult(y=y, seconds=time.monotonic() - t0, quality=quality)

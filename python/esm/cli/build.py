@@ -200,8 +200,6 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import os
-
     from esm import spaces
     from esm.build import BuildConfig, DeviceOracle, build, surrogate_available
     from esm.measure import Settings
@@ -221,14 +219,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     say = _say(args.json)
     space = spaces.get("ofa-mbv3")
-    threads = os.cpu_count() or 1
+    # one intra-op thread: on a small or shared CPU, more threads make every forward slower
+    # and noisier (OpenMP spin-waits); `esm build --threads N` builds for N threads
+    threads = 1
     say(f"esm demo: ofa-mbv3 surrogate for {device}, ~{args.budget_seconds:.0f} device seconds")
     cfg = BuildConfig(initial=20, batch=20, target_mape=args.target_mape,
                       budget_seconds=args.budget_seconds, val_size=30, seed=args.seed)
     with Store(out / "store.sqlite") as store:
-        oracle = DeviceOracle(space, device, store, pool_size=3000, seed=args.seed,
-                              threads=threads if device == "cpu" else None,
-                              settings=Settings.quick(), progress=None)
+        oracle = DeviceOracle(space, device, store, pool_size=2000, seed=args.seed,
+                              threads=threads if device.startswith("cpu") else None,
+                              settings=Settings.quick(),
+                              progress=None if args.json else _progress_line)
         result, model = build(oracle, cfg, log=say)
         if surrogate_available():
             ns = argparse.Namespace(encoding="fcc", model="auto", seed=args.seed)
@@ -239,6 +240,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result["seconds"]["wall"] = time.monotonic() - t0
     _emit(result, args.json)
     return 0
+
+
+def _progress_line(msg: str) -> None:
+    print(f"  {msg}", file=sys.stderr, flush=True)
 
 
 def _demo_search(space: Any, result: dict[str, Any], out: Path, say: Any) -> str:
