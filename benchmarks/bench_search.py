@@ -1,9 +1,9 @@
 """Search throughput and quality on a LUT latency surrogate fitted to real measurements.
 
 1. Fits a LUT surrogate (least squares over one-hot genes) to the measured OFA-MobileNetV3
-   latencies of ../shared/data/ofa_mbv3_gpu.csv (HELP data; column --column). With
-   ``esm.surrogate`` + ``esm.predictor`` present it also fits ``esm``'s own LUT surrogate and
-   its compiled predictor; every available one is benchmarked.
+   latencies of ../shared/data/ofa_mbv3_gpu.csv (HELP data; column --column), twice: as a
+   NumPy table (``np.take`` + sum) and as ``esm``'s LUT encoding + ridge compiled by
+   ``esm.predictor`` (fused C++ path, all cores); both are benchmarked.
 2. Throughput, end to end (sampling, selection, mutation/crossover, validation, prediction,
    archive): candidates evaluated per second by batched regularized evolution and NSGA-II,
    with the share of time spent outside the predictor; side by side with the paper-style
@@ -58,15 +58,19 @@ def fit_lut(space: spaces.SearchSpace, genomes: np.ndarray, y: np.ndarray) -> Lu
 
 
 def esm_lut(space: spaces.SearchSpace, genomes: np.ndarray, y: np.ndarray) -> Any | None:
-    """esm's own LUT surrogate, compiled, when esm.surrogate and esm.predictor are present."""
+    """esm's LUT encoding + ridge, compiled (fused C++ LUT path of ``esm.predictor``)."""
     try:
-        from esm.surrogate import Surrogate
+        from sklearn.linear_model import Ridge
 
-        from esm import predictor
+        from esm.predictor import Predictor
+        from esm.predictor.convert import from_estimator
+        from esm.surrogate.encoders import get_encoder
     except ImportError:
         return None
-    sur = Surrogate.fit(space, genomes, y, encoder="lut", model="linear")
-    return predictor.compile(sur)
+    enc = get_encoder("lut", space)
+    est = Ridge(alpha=1.0).fit(enc.transform(genomes), y)
+    pred = Predictor(from_estimator(est), enc)
+    return pred if pred.fused else None
 
 
 def cpu_timed(fn: Any) -> tuple[Any, float, float]:
