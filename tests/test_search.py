@@ -328,3 +328,21 @@ def test_search_with_saved_surrogate_files(surrogate_files: dict[str, Path],
     bad.write_text("not a model")
     code, _, err = _run(capsys, "--model", str(bad), "--latency-budget", "30")
     assert code == 2, err
+
+
+def test_cli_verify_measures_on_cpu(surrogate_files: dict[str, Path],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    lat = problem_mod.load_model(surrogate_files["lat"])
+    budget = float(np.quantile(lat.predict(lat.space.sample(1000, seed=1)), 0.02))
+    code, stdout, err = _run(capsys, "--model", str(surrogate_files["lat"]), "--latency-budget",
+                             f"{budget:.6f}", "--population", "30", "--generations", "2",
+                             "--verify", "1", "--measure-preset", "quick", "--threads", "1",
+                             "--clock", "thread_cpu", "--json")
+    assert code == 0, err
+    v = json.loads(stdout)["verify"]
+    row = v["rows"][0]
+    assert v["k"] == 1 and row["measured_ms"] > 0
+    assert row["rel_error"] == pytest.approx(
+        (row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"] * 100)
+    assert v["stated_from"] == "train" and v["stated_mape"] > 0

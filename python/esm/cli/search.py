@@ -63,6 +63,9 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for --verify")
     p.add_argument("--measure-preset", choices=("default", "quick"), default="default",
                    help="measurement settings for --verify")
+    p.add_argument("--clock", choices=("wall", "thread_cpu"), default=None,
+                   help="CPU timer clock for --verify (thread_cpu: single-threaded work on an "
+                        "oversubscribed machine; use the surrogate's own clock)")
     p.add_argument("--out", default=None, metavar="FILE", help="write the result as JSON")
     add_json_flag(p)
     p.set_defaults(func=cmd_search)
@@ -112,8 +115,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if res.found and args.verify:
         from esm.measure import Settings
 
-        data["verify"] = verify(res, k=args.verify, device=args.device,
-                                settings=Settings.preset(args.measure_preset),
+        settings = Settings.preset(args.measure_preset)
+        if args.clock is not None:
+            settings = settings.replace(clock=args.clock)
+        data["verify"] = verify(res, k=args.verify, device=args.device, settings=settings,
                                 threads=args.threads)
     if args.out:
         import json
