@@ -200,9 +200,7 @@ class LoadedModel:
         self.predictor: Any = None
         self.compile_error: str | None = None
         try:
-            from esm import predictor as _predictor
-
-            self.predictor = _predictor.compile(surrogate)
+            self.predictor = _compile(surrogate)
         except Exception as err:  # any failure: fall back to the surrogate's own predict
             self.compile_error = f"{type(err).__name__}: {err}"
 
@@ -223,6 +221,35 @@ class LoadedModel:
     def __repr__(self) -> str:
         how = "compiled" if self.predictor is not None else f"not compiled: {self.compile_error}"
         return f"LoadedModel({self.path!r}, {how})"
+
+
+def _compile(surrogate: Any, n_check: int = 256, rtol: float = 1e-6) -> Any:
+    """The compiled predictor of a surrogate, checked against the surrogate's own predict.
+
+    Uses :func:`esm.predictor.compile`; a surrogate without ``model_arrays()`` is bridged by
+    handing its exported arrays (``kind``, ``model_meta``, ``arrays``) to
+    :class:`esm.predictor.ModelArrays`. Either way the compiled predictions must equal the
+    surrogate's on ``n_check`` random genomes (relative ``rtol``), else this raises.
+    """
+    from esm import predictor as _predictor
+
+    if getattr(surrogate, "model_arrays", None) is not None:
+        pred = _predictor.compile(surrogate)
+    else:
+        meta = dict(getattr(surrogate, "model_meta", {}) or {})
+        target = str(meta.pop("target", "identity"))
+        arrays = {k: np.asarray(v) for k, v in surrogate.arrays.items()}
+        model = _predictor.ModelArrays(kind=str(surrogate.kind),
+                                       n_features=int(surrogate.encoder.n_features),
+                                       arrays=arrays, meta=meta, target=target)
+        pred = _predictor.Predictor(model, surrogate.encoder)
+    g = surrogate.space.sample(n_check, seed=12345)
+    want = np.asarray(surrogate.predict(g), dtype=np.float64)
+    got = np.asarray(pred.predict(g), dtype=np.float64)
+    if not np.allclose(got, want, rtol=rtol, atol=0.0):
+        worst = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
+        raise InputError(f"compiled predictor disagrees with the surrogate (rel. {worst:.2g})")
+    return pred
 
 
 def load_model(path: str | Path) -> LoadedModel:
