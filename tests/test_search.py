@@ -307,6 +307,7 @@ def test_search_with_saved_surrogate_files(surrogate_files: dict[str, Path],
     import esm
 
     lat = problem_mod.load_model(surrogate_files["lat"])
+    assert lat.predictor is not None, lat.compile_error  # searched through compiled code
     sur = esm.load(str(surrogate_files["lat"]))  # type: ignore[attr-defined]
     g = lat.space.sample(50, seed=0)
     np.testing.assert_allclose(lat.predict(g), sur.predict(g), rtol=1e-9)
@@ -346,3 +347,13 @@ def test_cli_verify_measures_on_cpu(surrogate_files: dict[str, Path],
     assert row["rel_error"] == pytest.approx(
         (row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"] * 100)
     assert v["stated_from"] == "train" and v["stated_mape"] > 0
+
+
+def test_single_objective_nsga2_minimises_latency(model: CostModel) -> None:
+    res = search(model, objective="latency", algorithm="nsga2", population=40, generations=10,
+                 seed=0)
+    assert res.found and res.problem.objective.name == "latency_ms"
+    lat = res.values["latency_ms"]
+    assert res.best_index == 0 and lat[0] == lat.min()
+    rnd = model.predict(model.space.sample(400, seed=0))
+    assert lat[0] < np.quantile(rnd, 0.05)
