@@ -36,6 +36,11 @@ def tournament_winners(
     ties).
     """
     pop = violation.shape[0]
+    if size == 2:  # binary tournament: two gathers and a comparison
+        a, b = rng.integers(0, pop, size=(2, n))
+        va, vb = violation[a], violation[b]
+        a_wins = (va < vb) | ((va == vb) & (score[a] <= score[b]))
+        return np.where(a_wins, a, b)
     t = rng.integers(0, pop, size=(n, size))
     tv = violation[t]
     ts = np.where(tv == tv.min(axis=1, keepdims=True), score[t], np.inf)
@@ -113,7 +118,7 @@ def regularized_evolution(
         if n == 0:
             break
         parents = tournament_winners(rng, violation, score, n, sample_size)
-        children = space.mutate(pop[parents], rate=mutation_rate, seed=rng)
+        children = space.mutate(np.take(pop, parents, axis=0), rate=mutation_rate, seed=rng)
         ev = problem.evaluate(children)
         archive.offer(children, ev)
         if n == population:  # the whole population ages out at once

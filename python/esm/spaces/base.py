@@ -237,7 +237,9 @@ class SearchSpace(ABC):
             cols = idx[j]
         c = self._choices[cols]
         shift = 1 + (rng.random(rows.size) * (c - 1)).astype(np.int32)
-        out[rows, cols] = (out[rows, cols] + shift) % c
+        flat = rows * width + cols  # flat indices: cheaper than a 2-D fancy index
+        view = out.reshape(-1)
+        view[flat] = (view[flat] + shift) % c
         return out
 
     def crossover(
