@@ -286,10 +286,11 @@ py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
                                 py::str(a.dtype()).cast<std::string>());
   }
   if (a.ndim() != 2 || a.shape(1) != G) {
-    throw std::invalid_argument("genomes must have shape [N, " + std::to_string(G) + "], got " +
-                                std::to_string(a.ndim()) + "-D with " +
-                                std::to_string(a.ndim() >= 1 ? a.shape(a.ndim() - 1) : 0) +
-                                " columns");
+    throw std::invalid_argument(
+        a.ndim() == 2 ? "genomes have " + std::to_string(a.shape(1)) + " genes, expected " +
+                            std::to_string(G) + " (shape [N, " + std::to_string(G) + "])"
+                      : "genomes must have shape [N, " + std::to_string(G) + "], got " +
+                            std::to_string(a.ndim()) + " dimensions");
   }
   if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
     return a.cast<py::array_t<int32_t>>();

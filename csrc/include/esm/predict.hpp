@@ -113,7 +113,7 @@ class Model {
   void predict_rows(const double* X, int64_t n, double* x, double* out) const;
 
   // Threaded evaluation of n rows: pieces of at most `chunk` rows, `threads` workers (0 = all
-  // cores). Extra memory: threads * chunk * F doubles.
+  // cores). Extra memory: threads * min(chunk, 512) * F doubles.
   void predict(const double* X, int64_t n, double* out, int threads, int64_t chunk) const;
 
   // Whether the model's standardised prediction is an affine function of the raw features;

@@ -58,7 +58,8 @@ class ModelArrays:
     n_features : int
         Width ``F`` of the raw feature rows.
     arrays : dict of str to np.ndarray
-        The family's arrays plus ``x_mean [F]`` and ``x_scale [F]``.
+        The family's arrays plus ``x_mean [F]`` and ``x_scale [F]`` (an infinite scale
+        switches a column off).
     meta : dict
         JSON-able scalars of the family (rule, activation, k, ...).
     target : str
