@@ -219,7 +219,10 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
     ]
     if result.get("model_file"):
         lines += [f"Model file: `{result['model_file']}`"
-                  + (f" ({result['model_kind']})" if result.get("model_kind") else ""), ""]
+                  + (f" ({result['model_kind']})" if result.get("model_kind") else "")
+                  + (f", MAPE {_num(result['model_mape'])}% on the {result['model_mape_on']}"
+                     if result.get("model_mape") is not None else "")
+                  + ". The plots show the build loop's step model.", ""]
     titles = {"pred_vs_measured": "Predicted vs measured", "error_hist": "Error distribution",
               "learning_curve": "Learning curve", "cost": "Cost by stage",
               "quality": "Measurement quality"}

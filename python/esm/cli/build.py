@@ -105,7 +105,7 @@ def _save_model(result: dict[str, Any], model: Any, oracle: Any, out: str, args:
     else:
         if not surrogate_available():
             raise InputError("--out needs esm.surrogate to write a model file (not installed)")
-        from esm.surrogate import Surrogate  # type: ignore[attr-defined,unused-ignore]
+        from esm.surrogate import Surrogate
 
         train = np.asarray(result["measured"]["train"], np.int64)
         y = oracle.truth[train] if oracle.truth is not None else None
@@ -118,12 +118,19 @@ def _save_model(result: dict[str, Any], model: Any, oracle: Any, out: str, args:
                           encoding=args.encoding, model=args.model, seed=args.seed)
         result["seconds"]["train"] += time.monotonic() - t
         s.save(out)
-        val = np.asarray(result["measured"]["validation"], np.int64)
-        if val.size:
-            yv = (oracle.truth[val] if oracle.truth is not None
-                  else np.asarray(result["predictions"]["measured"]))
+        if oracle.truth is not None:  # lookup: every row not measured
+            rest = np.ones(len(oracle.pool), bool)
+            rest[np.asarray(result["measured"]["train"] + result["measured"]["validation"],
+                            np.int64)] = False
+            pv = np.asarray(s.predict(oracle.pool.genomes[rest]), np.float64)
+            result["model_mape"] = float(100 * np.mean(np.abs(pv / oracle.truth[rest] - 1)))
+            result["model_mape_on"] = "unmeasured rows"
+        elif result["measured"]["validation"]:
+            val = np.asarray(result["measured"]["validation"], np.int64)
+            yv = np.asarray(result["predictions"]["measured"])
             pv = np.asarray(s.predict(oracle.pool.genomes[val]), np.float64)
-            result["model_val_mape"] = float(100 * np.mean(np.abs(pv / yv - 1)))
+            result["model_mape"] = float(100 * np.mean(np.abs(pv / yv - 1)))
+            result["model_mape_on"] = "validation set"
     result["model_file"] = str(out)
     result["model_kind"] = f"esm.surrogate {args.encoding}/{args.model}" \
         if model.kind != "surrogate" else "esm.surrogate (step model)"
@@ -178,7 +185,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _emit(result: dict[str, Any], as_json: bool) -> None:
     keys = ("space", "strategy", "samples_used", "train_samples", "val_samples", "failed",
             "mape", "mape_estimate", "mape_true", "target_mape", "target_reached",
-            "stop_reason", "device_seconds", "seconds", "model_file", "model_val_mape",
+            "stop_reason", "device_seconds", "seconds", "model_file", "model_mape",
             "report", "oracle", "search")
     summary = {k: result[k] for k in keys if k in result}
     if as_json:
@@ -194,7 +201,9 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
           f"stopped: {result['stop_reason']})")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items()))
     if result.get("model_file"):
-        print(f"model: {result['model_file']}")
+        extra = (f" (MAPE {result['model_mape']:.2f}% on the {result['model_mape_on']})"
+                 if result.get("model_mape") is not None else "")
+        print(f"model: {result['model_file']}{extra}")
     if result.get("report"):
         print(f"report: {result['report']}")
 
@@ -255,7 +264,7 @@ def _demo_search(space: Any, result: dict[str, Any], out: Path, say: Any) -> str
     if not result.get("model_file"):
         return "Search: no model file was written; skipped."
     try:
-        from esm.search import demo_search  # type: ignore[attr-defined,unused-ignore]
+        from esm.search import demo_search
     except ImportError:
         return "Search: `esm.search` has no demo entry point; skipped."
     info = demo_search(result["model_file"], seconds=10)
