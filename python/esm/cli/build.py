@@ -256,21 +256,39 @@ def _progress_line(msg: str) -> None:
 
 
 def _demo_search(space: Any, result: dict[str, Any], out: Path, say: Any) -> str:
-    """A short search with the built model, when esm.search exists."""
+    """A short evolutionary search with the built model, when esm.search exists."""
+    import numpy as np
+
     try:
-        import esm.search as search  # noqa: F401
+        from esm.search import search
     except ImportError:
-        return "Search: `esm.search` is not installed in this build; skipped."
+        return "## Search\n\n`esm.search` is not installed in this build; skipped.\n"
     if not result.get("model_file"):
-        return "Search: no model file was written; skipped."
-    try:
-        from esm.search import demo_search
-    except ImportError:
-        return "Search: `esm.search` has no demo entry point; skipped."
-    info = demo_search(result["model_file"], seconds=10)
+        return "## Search\n\nNo model file was written; skipped.\n"
+    budget = float(np.median(np.asarray(result["predictions"]["measured"], np.float64)))
+    res = search(result["model_file"], objective="macs", latency_budget=budget, seconds=10.0,
+                 seed=0)
+    if not res.found:
+        info: dict[str, Any] = {"latency_budget_ms": budget, "found": False,
+                                "evaluated": res.evaluated}
+        say(f"search: nothing under {budget:.1f} ms found")
+    else:
+        g = res.best
+        info = {"latency_budget_ms": budget, "found": True, "evaluated": res.evaluated,
+                "seconds": res.wall_s, "arch": space.to_str(g),
+                "predicted_ms": float(res.values["latency_ms"][res.best_index]),
+                "macs": int(space.costs(g).macs[0])}
+        say(f"search: best under {budget:.1f} ms: {info['macs'] / 1e6:.0f} MMACs, predicted "
+            f"{info['predicted_ms']:.1f} ms ({res.evaluated} candidates in {res.wall_s:.1f} s)")
     result["search"] = info
-    say(f"search: {info}")
-    return f"## Search\n\n{info}"
+    lines = ["## Search", "", f"Regularized evolution for 10 s, maximizing MACs under a "
+             f"predicted latency of {budget:.1f} ms (the median measured network): "]
+    if info["found"]:
+        lines.append(f"{info['evaluated']} candidates; best predicted {info['predicted_ms']:.1f}"
+                     f" ms at {info['macs'] / 1e6:.0f} MMACs: `{info['arch']}`")
+    else:
+        lines.append("no feasible network found.")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
