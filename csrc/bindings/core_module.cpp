@@ -4,7 +4,9 @@
 namespace py = pybind11;
 
 void register_costs(py::module_& m);
+void register_search(py::module_& m);
 void register_timer(py::module_& m);
+void register_predict(py::module_& m);
 
 #ifndef ESM_VERSION
 #define ESM_VERSION "0+unknown"
@@ -14,5 +16,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "esm compiled core (CPU)";
   m.attr("__version__") = ESM_VERSION;
   register_costs(m);
+  register_search(m);
   register_timer(m);
+  register_predict(m);
 }

@@ -20,7 +20,8 @@ Schema (version 1)
     genome, comma-separated indices), ``genome`` (JSON list of indices), ``batch_size``,
     ``input_shape`` (JSON), ``status`` (``ok`` / ``failed``), ``error``, the statistics
     ``median_ms, mean_ms, min_ms, q05_ms, q25_ms, q75_ms, q95_ms, cv, ci_low_ms, ci_high_ms,
-    rel_ci``, ``n_samples``, ``inner``, ``warmup_s``, ``warmup_iters``, ``total_s``, flags
+    rel_ci``, ``n_samples``, ``inner``, ``warmup_s``, ``warmup_iters``, ``total_s``,
+    ``cpu_share`` (CPU time / wall time of the timing thread while sampling), flags
     ``unstable``, ``outliers``, ``throttled``, ``drift``, ``samples`` (raw samples in ms,
     little-endian float64 blob), ``measured_at`` (UTC ISO time), ``node``. Imported rows have
     only ``median_ms`` (the CSV value). ``UNIQUE(run_id, key)``.
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     median_ms REAL, mean_ms REAL, min_ms REAL, q05_ms REAL, q25_ms REAL, q75_ms REAL,
     q95_ms REAL, cv REAL, ci_low_ms REAL, ci_high_ms REAL, rel_ci REAL,
     n_samples INTEGER, inner INTEGER, warmup_s REAL, warmup_iters INTEGER, total_s REAL,
+    cpu_share REAL,
     unstable INTEGER NOT NULL DEFAULT 0,
     outliers INTEGER NOT NULL DEFAULT 0,
     throttled INTEGER NOT NULL DEFAULT 0,
@@ -117,7 +119,7 @@ CREATE TABLE IF NOT EXISTS reference_checks (
 
 _STAT_COLUMNS = ("median_ms", "mean_ms", "min_ms", "q05_ms", "q25_ms", "q75_ms", "q95_ms",
                  "cv", "ci_low_ms", "ci_high_ms", "rel_ci", "n_samples", "inner", "warmup_s",
-                 "warmup_iters", "total_s", "unstable", "outliers", "throttled")
+                 "warmup_iters", "total_s", "cpu_share", "unstable", "outliers", "throttled")
 
 # A numeric suffix of a latency column is read as the batch size when it is at most this
 # (``lat_2080ti_32`` -> batch 32; ``lat_gold_6240`` is device ``gold_6240``, batch 1).

@@ -26,6 +26,7 @@ Procedure
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,10 @@ class Measurement:
         The methodology used.
     sm_clock_mhz : np.ndarray or None
         SM clock of every kept sample (CUDA only).
+    cpu_share : float or None
+        CPU time of the timing thread over wall time during sampling (CPU only). Well below
+        1 means the thread was descheduled (an oversubscribed machine): wall-clock samples
+        then include time the code did not run.
     """
 
     samples_ms: np.ndarray
@@ -103,6 +108,7 @@ class Measurement:
     device: str
     settings: Settings = field(default_factory=Settings)
     sm_clock_mhz: np.ndarray | None = None
+    cpu_share: float | None = None
 
     @classmethod
     def from_samples(
@@ -118,6 +124,7 @@ class Measurement:
         throttled: int = 0,
         device: str = "cpu",
         sm_clock_mhz: Any = None,
+        cpu_share: float | None = None,
     ) -> Measurement:
         """Build a Measurement (all statistics) from raw per-call samples in milliseconds."""
         x = np.ascontiguousarray(samples_ms, dtype=np.float64).ravel()
@@ -134,6 +141,7 @@ class Measurement:
             total_s=float(total_s), unstable=bool(unstable), outliers=st["outliers"],
             throttled=int(throttled), device=device, settings=settings,
             sm_clock_mhz=None if sm_clock_mhz is None else np.asarray(sm_clock_mhz, np.float64),
+            cpu_share=None if cpu_share is None else float(cpu_share),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,13 +180,16 @@ class Measurement:
 
 # ---------------------------------------------------------------------------------- timers
 class CpuTimer:
-    """Times blocks of calls on the monotonic clock of the compiled core."""
+    """Times blocks of calls on the monotonic clock (or thread CPU time) of the compiled core."""
 
     device = "cpu"
 
+    def __init__(self, clock: str = "wall") -> None:
+        self.clock = clock
+
     def run(self, fn: Callable[[], Any], inner: int, n: int) -> tuple[np.ndarray, None]:
         """Seconds per call of ``n`` blocks of ``inner`` calls."""
-        return core.time_callable(fn, int(inner), int(n)), None
+        return core.time_callable(fn, int(inner), int(n), self.clock), None
 
     def close(self) -> None:
         pass
@@ -243,7 +254,7 @@ def make_timer(device: str, settings: Settings, stream: int | None = None) -> An
     """The timer for ``device`` (CpuTimer or CudaTimer)."""
     kind, index = parse_device(device)
     if kind == "cpu":
-        return CpuTimer()
+        return CpuTimer(settings.clock)
     return CudaTimer(index, settings, stream=int(stream or 0))
 
 
@@ -320,6 +331,7 @@ def measure(
     clocks: list[np.ndarray] = []
     n = 0
     reached = False
+    cpu0, wall0 = time.thread_time(), clock()
     try:
         while True:
             if clock() >= deadline and n >= _MIN_KEPT:
@@ -343,6 +355,9 @@ def measure(
     finally:
         if timer is None:
             tm.close()
+    cpu_share = None
+    if isinstance(tm, CpuTimer) and clock() > wall0:
+        cpu_share = (time.thread_time() - cpu0) / (clock() - wall0)
     samples_ms = np.concatenate(parts) * 1e3
     throttled = 0
     sm = None
@@ -354,5 +369,5 @@ def measure(
     return Measurement.from_samples(
         samples_ms, s, inner=inner, warmup_s=warmup_s, warmup_iters=calls,
         total_s=clock() - t_start, unstable=not reached, throttled=throttled,
-        device=tm.device, sm_clock_mhz=sm,
+        device=tm.device, sm_clock_mhz=sm, cpu_share=cpu_share,
     )
