@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_stops_at_target_and_accounts(oracle: CsvOracle) -> None:
     assert res["val_samples"] == 30
     h = res["history"]
     assert h[0]["train_samples"] == 20
-    assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in zip(h, h[1:]))
+    assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in itertools.pairwise(h))
     # the step before the last did not meet the target
     if len(h) > 1:
         assert h[-2]["mape_estimate"] > 8.0

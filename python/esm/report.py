@@ -214,7 +214,7 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
         f"- target: {_num(result.get('target_mape'), 'g')}% -> "
         f"{'reached' if result['target_reached'] else 'not reached'} "
         f"(stopped: {result['stop_reason']})",
-        f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
+        "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
         "",
     ]
     if result.get("model_file"):
