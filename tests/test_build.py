@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_stops_at_target_and_accounts(oracle: CsvOracle) -> None:
     assert res["val_samples"] == 30
     h = res["history"]
     assert h[0]["train_samples"] == 20
-    assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in zip(h, h[1:]))
+    assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in itertools.pairwise(h))
     # the step before the last did not meet the target
     if len(h) > 1:
         assert h[-2]["mape_estimate"] > 8.0
@@ -114,15 +115,24 @@ def test_csv_oracle_errors(small_csv: Path, tmp_path: Path) -> None:
 def test_cli_from_csv_json(small_csv: Path, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     rep = tmp_path / "rep"
+    model = tmp_path / "m.esm"
     rc = main(["build", "--from-csv", str(small_csv), "--target", COLUMN, "--space",
                "ofa-mbv3", "--budget-samples", "60", "--target-mape", "4", "--val-size",
-               "20", "--report", str(rep), "--json"])
+               "20", "--report", str(rep), "--out", str(model), "--model", "ridge",
+               "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("samples_used", "mape", "target_reached", "seconds"):
         assert key in out
     assert out["samples_used"] <= 60
     assert set(out["seconds"]) >= {"measure", "train", "select", "evaluate", "total"}
+    # the saved surrogate loads and predicts; its error is reported on the unmeasured rows
+    from esm.surrogate import load
+
+    s = load(model)
+    g = SPACE.sample(5, seed=0)
+    assert s.predict(g).shape == (5,)
+    assert out["model_file"] == str(model) and 0 < out["model_mape"] < 50
     for f in ("report.md", "build.json", "pred_vs_measured.png", "learning_curve.png",
               "cost.png", "error_hist.png"):
         assert (rep / f).is_file(), f

@@ -108,7 +108,7 @@ class _EsmSurrogate:
         self.space, self.encoding, self.model, self.seed = space, encoding, model, seed
 
     def fit(self, genomes: np.ndarray, y: np.ndarray) -> _EsmSurrogate:
-        from esm.surrogate import Surrogate  # type: ignore[attr-defined,unused-ignore]
+        from esm.surrogate import Surrogate
 
         self.model_ = Surrogate.fit(self.space, genomes, y, encoding=self.encoding,
                                     model=self.model, seed=self.seed)
@@ -124,7 +124,7 @@ class _EsmSurrogate:
 def surrogate_available() -> bool:
     """Whether :mod:`esm.surrogate` (the full surrogate models) is installed."""
     try:
-        from esm.surrogate import Surrogate  # type: ignore[attr-defined,unused-ignore]  # noqa: F401
+        from esm.surrogate import Surrogate  # noqa: F401
     except ImportError:
         return False
     return True

@@ -190,6 +190,9 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
     report's path. ``extra`` is Markdown appended at the end (e.g. a search summary)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    if extra:
+        result["report_extra"] = extra
+    extra = result.get("report_extra", "")
     (d / BUILD_FILE).write_text(json.dumps(_plain(result)))
     q = quality_summary(result)
     plots = _plots(result, q, d)
@@ -214,12 +217,15 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
         f"- target: {_num(result.get('target_mape'), 'g')}% -> "
         f"{'reached' if result['target_reached'] else 'not reached'} "
         f"(stopped: {result['stop_reason']})",
-        f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
+        "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
         "",
     ]
     if result.get("model_file"):
         lines += [f"Model file: `{result['model_file']}`"
-                  + (f" ({result['model_kind']})" if result.get("model_kind") else ""), ""]
+                  + (f" ({result['model_kind']})" if result.get("model_kind") else "")
+                  + (f", MAPE {_num(result['model_mape'])}% on the {result['model_mape_on']}"
+                     if result.get("model_mape") is not None else "")
+                  + ". The plots show the build loop's step model.", ""]
     titles = {"pred_vs_measured": "Predicted vs measured", "error_hist": "Error distribution",
               "learning_curve": "Learning curve", "cost": "Cost by stage",
               "quality": "Measurement quality"}
@@ -233,7 +239,16 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
                     f"CI half-width median {_num(100 * q['rel_ci_median'])}%; "
                     f"{q['unstable']} unstable, {q['with_outliers']} with outliers, "
                     f"{q['failed']} failed, {q['drift_flagged']} flagged by drift checks "
-                    f"({len(q['reference_checks'])} reference checks).", ""]
+                    f"({len(q['reference_checks'])} reference checks)."]
+                rc = [abs(c["rel_change"]) for c in q["reference_checks"]
+                      if c["rel_change"] is not None]
+                if rc:
+                    lines += [f"The reference network moved by up to {100 * max(rc):.1f}% "
+                              f"(median {100 * float(np.median(rc)):.1f}%) against its first "
+                              "measurement" + (": the device was not quiet during the build, "
+                              "and errors of this size dominate the surrogate's MAPE."
+                              if max(rc) > 0.1 else ".")]
+                lines += [""]
     if "quality" not in plots:
         lines += ["## Measurement quality", "",
                   "No measurement records (lookup oracle): quality is the dataset's.", ""]

@@ -427,7 +427,10 @@ class VarianceStrategy(Strategy):
         cost = (pos[cand] / float(np.median(pos))) ** cost_weight
         out: list[int] = []
         taken = np.zeros(cand.size, bool)
-        n_random = int(round(float(self.params.get("mix", 0.0)) * k))
+        mix = self.params.get("mix", "auto")
+        if mix == "auto":  # design first, then more and more uniform coverage
+            mix = min(0.75, measured.size / float(self.params.get("ramp", 200)))
+        n_random = round(float(mix) * k)
         if n_random:
             r = rng.choice(cand.size, size=n_random, replace=False)
             taken[r] = True

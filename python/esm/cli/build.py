@@ -105,7 +105,7 @@ def _save_model(result: dict[str, Any], model: Any, oracle: Any, out: str, args:
     else:
         if not surrogate_available():
             raise InputError("--out needs esm.surrogate to write a model file (not installed)")
-        from esm.surrogate import Surrogate  # type: ignore[attr-defined,unused-ignore]
+        from esm.surrogate import Surrogate
 
         train = np.asarray(result["measured"]["train"], np.int64)
         y = oracle.truth[train] if oracle.truth is not None else None
@@ -118,12 +118,19 @@ def _save_model(result: dict[str, Any], model: Any, oracle: Any, out: str, args:
                           encoding=args.encoding, model=args.model, seed=args.seed)
         result["seconds"]["train"] += time.monotonic() - t
         s.save(out)
-        val = np.asarray(result["measured"]["validation"], np.int64)
-        if val.size:
-            yv = (oracle.truth[val] if oracle.truth is not None
-                  else np.asarray(result["predictions"]["measured"]))
+        if oracle.truth is not None:  # lookup: every row not measured
+            rest = np.ones(len(oracle.pool), bool)
+            rest[np.asarray(result["measured"]["train"] + result["measured"]["validation"],
+                            np.int64)] = False
+            pv = np.asarray(s.predict(oracle.pool.genomes[rest]), np.float64)
+            result["model_mape"] = float(100 * np.mean(np.abs(pv / oracle.truth[rest] - 1)))
+            result["model_mape_on"] = "unmeasured rows"
+        elif result["measured"]["validation"]:
+            val = np.asarray(result["measured"]["validation"], np.int64)
+            yv = np.asarray(result["predictions"]["measured"])
             pv = np.asarray(s.predict(oracle.pool.genomes[val]), np.float64)
-            result["model_val_mape"] = float(100 * np.mean(np.abs(pv / yv - 1)))
+            result["model_mape"] = float(100 * np.mean(np.abs(pv / yv - 1)))
+            result["model_mape_on"] = "validation set"
     result["model_file"] = str(out)
     result["model_kind"] = f"esm.surrogate {args.encoding}/{args.model}" \
         if model.kind != "surrogate" else "esm.surrogate (step model)"
@@ -178,7 +185,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _emit(result: dict[str, Any], as_json: bool) -> None:
     keys = ("space", "strategy", "samples_used", "train_samples", "val_samples", "failed",
             "mape", "mape_estimate", "mape_true", "target_mape", "target_reached",
-            "stop_reason", "device_seconds", "seconds", "model_file", "model_val_mape",
+            "stop_reason", "device_seconds", "seconds", "model_file", "model_mape",
             "report", "oracle", "search")
     summary = {k: result[k] for k in keys if k in result}
     if as_json:
@@ -194,7 +201,9 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
           f"stopped: {result['stop_reason']})")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items()))
     if result.get("model_file"):
-        print(f"model: {result['model_file']}")
+        extra = (f" (MAPE {result['model_mape']:.2f}% on the {result['model_mape_on']})"
+                 if result.get("model_mape") is not None else "")
+        print(f"model: {result['model_file']}{extra}")
     if result.get("report"):
         print(f"report: {result['report']}")
 
@@ -247,21 +256,39 @@ def _progress_line(msg: str) -> None:
 
 
 def _demo_search(space: Any, result: dict[str, Any], out: Path, say: Any) -> str:
-    """A short search with the built model, when esm.search exists."""
+    """A short evolutionary search with the built model, when esm.search exists."""
+    import numpy as np
+
     try:
-        import esm.search as search  # noqa: F401
+        from esm.search import search
     except ImportError:
-        return "Search: `esm.search` is not installed in this build; skipped."
+        return "## Search\n\n`esm.search` is not installed in this build; skipped.\n"
     if not result.get("model_file"):
-        return "Search: no model file was written; skipped."
-    try:
-        from esm.search import demo_search  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return "Search: `esm.search` has no demo entry point; skipped."
-    info = demo_search(result["model_file"], seconds=10)
+        return "## Search\n\nNo model file was written; skipped.\n"
+    budget = float(np.median(np.asarray(result["predictions"]["measured"], np.float64)))
+    res = search(result["model_file"], objective="macs", latency_budget=budget, seconds=10.0,
+                 seed=0)
+    if not res.found:
+        info: dict[str, Any] = {"latency_budget_ms": budget, "found": False,
+                                "evaluated": res.evaluated}
+        say(f"search: nothing under {budget:.1f} ms found")
+    else:
+        g = res.best
+        info = {"latency_budget_ms": budget, "found": True, "evaluated": res.evaluated,
+                "seconds": res.wall_s, "arch": space.to_str(g),
+                "predicted_ms": float(res.values["latency_ms"][res.best_index]),
+                "macs": int(space.costs(g).macs[0])}
+        say(f"search: best under {budget:.1f} ms: {info['macs'] / 1e6:.0f} MMACs, predicted "
+            f"{info['predicted_ms']:.1f} ms ({res.evaluated} candidates in {res.wall_s:.1f} s)")
     result["search"] = info
-    say(f"search: {info}")
-    return f"## Search\n\n{info}"
+    lines = ["## Search", "", f"Regularized evolution for 10 s, maximizing MACs under a "
+             f"predicted latency of {budget:.1f} ms (the median measured network): "]
+    if info["found"]:
+        lines.append(f"{info['evaluated']} candidates; best predicted {info['predicted_ms']:.1f}"
+                     f" ms at {info['macs'] / 1e6:.0f} MMACs: `{info['arch']}`")
+    else:
+        lines.append("no feasible network found.")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
