@@ -111,7 +111,6 @@ def cmd_search(args: argparse.Namespace) -> int:
                  **stop, **options)
     data = res.to_dict()
     data["model"] = args.model
-    data["objective"] = res.problem.objective.name
     if res.found and args.verify:
         from esm.measure import Settings
 

@@ -172,4 +172,4 @@ def _front(
         sel = first[np.argsort(viol[first], kind="stable")][:10]
         best_index = 0
     vals = {k: v[sel] for k, v in values.items()}
-    return canon[sel], vals, viol[sel] <= 0, best_index
+    return pop[sel], vals, viol[sel] <= 0, best_index

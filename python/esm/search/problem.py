@@ -382,10 +382,10 @@ class Problem:
         return Evaluation(values=values, score=score, violation=violation)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able description (objective, direction, constraints)."""
+        """JSON-able description (objective name, direction, constraints)."""
         return {
             "space": self.space.name,
-            "objective": self.objective.name,
+            "objective_name": self.objective.name,
             "direction": "maximize" if self.objective.maximize else "minimize",
             "constraints": [str(c) for c in self.constraints],
             "latency": self.latency_name,

@@ -51,13 +51,16 @@ class Budget:
 class Archive:
     """The ``k`` best distinct networks seen so far, by ``(violation, score)``.
 
-    Distinctness is by the space's canonical genome (genes of inactive slots do not count).
+    Distinctness is by the space's canonical genome (genes of inactive slots do not count);
+    the genome kept is the one that was evaluated, so the stored values are exactly the
+    metrics of the stored genome even for a surrogate that reads inactive genes.
     """
 
     def __init__(self, problem: Problem, k: int) -> None:
         self.problem = problem
         self.k = max(int(k), 1)
         self.genomes = np.zeros((0, problem.space.genome_length), dtype=np.int32)
+        self._canon = self.genomes
         self.violation = np.zeros(0)
         self.score = np.zeros(0)
         self.values: dict[str, np.ndarray] = {}
@@ -78,15 +81,17 @@ class Archive:
                 need = take - feas.size
                 worst = bad[np.argpartition(ev.violation[bad], need - 1)[:need]]
                 sel = np.concatenate([feas, worst])
-        g = np.concatenate([self.genomes, self.problem.space.canonical(genomes[sel])])
+        g = np.concatenate([self.genomes, genomes[sel]])
+        cg = np.concatenate([self._canon, self.problem.space.canonical(genomes[sel])])
         v = np.concatenate([self.violation, ev.violation[sel]])
         s = np.concatenate([self.score, ev.score[sel]])
         vals = {name: np.concatenate([self.values.get(name, np.zeros(0)), arr[sel]])
                 for name, arr in ev.values.items()}
         order = np.lexsort((s, v))
-        _, first = np.unique(g[order], axis=0, return_index=True)
+        _, first = np.unique(cg[order], axis=0, return_index=True)
         keep = order[np.sort(first)][: self.k]
         self.genomes, self.violation, self.score = g[keep], v[keep], s[keep]
+        self._canon = cg[keep]
         self.values = {name: arr[keep] for name, arr in vals.items()}
 
     @property
@@ -106,7 +111,7 @@ class SearchResult:
     algorithm : str
     problem : Problem
     genomes : np.ndarray
-        ``[K, G]`` canonical genomes, best first (evolution, random search) or the Pareto front
+        ``[K, G]`` genomes of distinct networks (as evaluated), best first (evolution, random search) or the Pareto front
         sorted by latency (NSGA-II). Infeasible entries (``feasible`` False) come last and only
         when fewer than ``K`` feasible networks were found.
     values : dict of str to np.ndarray
@@ -197,7 +202,7 @@ class SearchResult:
             "found": self.found,
             "best": texts[b] if self.found else None,
             "latency_ms": float(self.values[lat][b]) if self.found and lat else None,
-            "objective_value": float(self.values[obj][b]) if self.found else None,
+            "objective": float(self.values[obj][b]) if self.found else None,
             "evaluated": self.evaluated,
             "generations": self.generations,
             "wall_s": self.wall_s,
