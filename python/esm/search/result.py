@@ -111,9 +111,10 @@ class SearchResult:
     algorithm : str
     problem : Problem
     genomes : np.ndarray
-        ``[K, G]`` genomes of distinct networks (as evaluated), best first (evolution, random search) or the Pareto front
-        sorted by latency (NSGA-II). Infeasible entries (``feasible`` False) come last and only
-        when fewer than ``K`` feasible networks were found.
+        ``[K, G]`` genomes of distinct networks (as evaluated), best first (evolution, random
+        search) or the Pareto front sorted by latency (NSGA-II). Infeasible entries
+        (``feasible`` False) come last and only when fewer than ``K`` feasible networks were
+        found.
     values : dict of str to np.ndarray
         Every metric's predicted value for each returned genome.
     feasible : np.ndarray
