@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
                    help="regularized evolution (default), NSGA-II (Pareto front of latency "
                         "vs objective) or random search (baseline)")
     p.add_argument("--population", type=int, default=None, metavar="P",
-                   help="population (evolution 100, nsga2 200; random: batch, 1000)")
+                   help="population (evolution 100, nsga2 200; random: batch, 1000); with "
+                        "--seconds, thousands amortise the predictor's per-call cost")
     p.add_argument("--batch", type=int, default=None, metavar="B",
                    help="children evaluated per generation (evolution: P/4, nsga2: P)")
     p.add_argument("--generations", type=int, default=None, metavar="G",
