@@ -4,6 +4,7 @@
 namespace py = pybind11;
 
 void register_costs(py::module_& m);
+void register_search(py::module_& m);
 void register_timer(py::module_& m);
 void register_predict(py::module_& m);
 
@@ -15,6 +16,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "esm compiled core (CPU)";
   m.attr("__version__") = ESM_VERSION;
   register_costs(m);
+  register_search(m);
   register_timer(m);
   register_predict(m);
 }

@@ -1,0 +1,589 @@
+"""Cost-aware surrogate building: iterative dataset expansion until a target error or budget.
+
+The loop (:func:`build`)
+------------------------
+1. **Validation set** (``validation="holdout"``, the default): ``val_size`` networks drawn
+   uniformly from the pool are measured first and never trained on; the error estimate of
+   every step is the MAPE on them. ``validation="cv"`` measures nothing extra and uses
+   ``cv_folds``-fold cross-validation on the training set instead (cheaper, but biased when a
+   strategy concentrates the training set: it then measures the error where the strategy
+   sampled, not over the space). ``"none"`` skips the estimate (a lookup oracle still reports
+   the true error on every row it did not reveal).
+2. **Initial batch** of ``initial`` networks chosen by the strategy (model-guided strategies
+   fall back to ``balanced`` while there is too little data).
+3. **Train** the step's model on everything measured for training, **estimate** its error.
+4. **Stop** when the estimate is at most ``target_mape`` (``target``), when the budget is
+   spent (``budget``: ``budget_samples`` counts every measured network, validation included;
+   ``budget_seconds`` counts device seconds, i.e. the wall time of the measure stage,
+   validation included — the next batch is shrunk to what the mean cost per network so far
+   says still fits), or when the pool is exhausted (``pool``).
+5. Otherwise **select** the next ``batch`` networks with the strategy and go to 3.
+
+Every stage is timed (``seconds``: ``measure``, ``train``, ``select``, ``evaluate``); the
+reported model is the last step's (trained on the training set only, so the validation
+figure is honest).
+
+Oracles
+-------
+An oracle owns the candidate pool and answers "what is the latency of these networks":
+:class:`CsvOracle` looks them up in a dataset file (candidates are the file's rows, and it knows
+the truth for every row, so the error on all unrevealed rows is reported too);
+:class:`DeviceOracle` measures them with :mod:`esm.measure` into an :class:`esm.store.Store`
+(candidates are a large uniform sample of the space).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from esm.errors import InputError
+from esm.sampling import DEFAULT_STRATEGY, Pool, RidgeModel, cost_features, get_strategy
+
+if TYPE_CHECKING:
+    from esm.measure import Settings
+    from esm.spaces import SearchSpace
+    from esm.store import Store
+
+__all__ = [
+    "BuildConfig",
+    "CsvOracle",
+    "DeviceOracle",
+    "Oracle",
+    "OracleResult",
+    "build",
+    "mape",
+    "trainer",
+]
+
+STAGES = ("measure", "train", "select", "evaluate")
+
+
+def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean absolute percentage error in percent."""
+    y_true = np.asarray(y_true, np.float64)
+    if y_true.size == 0:
+        return math.nan
+    return float(100.0 * np.mean(np.abs(np.asarray(y_pred, np.float64) / y_true - 1.0)))
+
+
+def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Kendall's tau-b between measured and predicted latency (rank agreement)."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(y_true, y_pred).statistic)
+
+
+# ---------------------------------------------------------------------------------- trainers
+class _RidgeSurrogate:
+    """The build loop's fast model: ridge on :func:`esm.sampling.cost_features`."""
+
+    kind = "ridge"
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def fit(self, genomes: np.ndarray, y: np.ndarray) -> _RidgeSurrogate:
+        self.model_ = RidgeModel().fit(cost_features(self.space, genomes), y)
+        return self
+
+    def predict(self, genomes: np.ndarray) -> np.ndarray:
+        return self.model_.predict(cost_features(self.space, genomes))
+
+
+class _EsmSurrogate:
+    """An :class:`esm.surrogate.Surrogate` (encoding + regressor) as the step model."""
+
+    kind = "surrogate"
+
+    def __init__(self, space: SearchSpace, encoding: str, model: str, seed: int) -> None:
+        self.space, self.encoding, self.model, self.seed = space, encoding, model, seed
+
+    def fit(self, genomes: np.ndarray, y: np.ndarray) -> _EsmSurrogate:
+        from esm.surrogate import Surrogate
+
+        self.model_ = Surrogate.fit(self.space, genomes, y, encoding=self.encoding,
+                                    model=self.model, seed=self.seed)
+        return self
+
+    def predict(self, genomes: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict(genomes), dtype=np.float64)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        self.model_.save(path)
+
+
+def surrogate_available() -> bool:
+    """Whether :mod:`esm.surrogate` (the full surrogate models) is installed."""
+    try:
+        from esm.surrogate import Surrogate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def trainer(name: str, space: SearchSpace, *, encoding: str = "fcc", model: str = "auto",
+            seed: int = 0) -> Callable[[], Any]:
+    """A factory of step models: ``"ridge"`` (fast, NumPy) or ``"surrogate"``."""
+    if name == "ridge":
+        return lambda: _RidgeSurrogate(space)
+    if name == "surrogate":
+        if not surrogate_available():
+            raise InputError("trainer 'surrogate' needs esm.surrogate, which is not installed")
+        return lambda: _EsmSurrogate(space, encoding, model, seed)
+    raise InputError(f"unknown trainer {name!r}; known: ridge, surrogate")
+
+
+# ---------------------------------------------------------------------------------- oracles
+@dataclass
+class OracleResult:
+    """Latencies of the asked networks (NaN where a measurement failed) and its cost."""
+
+    y: np.ndarray
+    seconds: float
+    quality: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Oracle(ABC):
+    """Owns the candidate pool and answers latency queries."""
+
+    space: SearchSpace
+    pool: Pool
+    #: Latency of every pool member where known without measuring (lookup oracles).
+    truth: np.ndarray | None = None
+
+    @abstractmethod
+    def measure(self, idx: np.ndarray) -> OracleResult:
+        """Latency in ms of ``pool.genomes[idx]``."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the oracle is, for the report."""
+
+
+class CsvOracle(Oracle):
+    """A dataset file as the device: candidates are its rows, a measurement is a lookup.
+
+    Rows whose target is missing, not finite or not positive are dropped (MAPE needs a positive
+    truth), and so are rows whose architecture the space refuses.
+
+    ``seconds`` of a lookup is the simulated device time ``overhead_s + repeats * latency``
+    (warm-up and launch overhead plus ``repeats`` timed calls), so ``budget_seconds`` and the
+    cost breakdown mean something on a file too; it is labelled simulated in the report.
+    """
+
+    def __init__(self, space: SearchSpace, path: str | os.PathLike[str], column: str, *,
+                 overhead_s: float = 0.5, repeats: int = 100) -> None:
+        self.space = space
+        self.path = str(path)
+        self.column = column
+        self.overhead_s, self.repeats = float(overhead_s), int(repeats)
+        if not os.path.isfile(self.path):
+            raise InputError(f"no such dataset file: {self.path}")
+        with open(self.path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if "arch" not in fields:
+                raise InputError(f"{self.path}: no 'arch' column (columns: {fields})")
+            if column not in fields:
+                lat = [c for c in fields if c != "arch"]
+                raise InputError(f"{self.path}: no column {column!r}; latency columns: "
+                                 f"{', '.join(lat)}")
+            archs: list[str] = []
+            ys: list[float] = []
+            for row in reader:
+                try:
+                    v = float(row[column])
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(v) and v > 0:
+                    archs.append(row["arch"])
+                    ys.append(v)
+        if len(archs) < 10:
+            raise InputError(f"{self.path}: only {len(archs)} usable rows in {column!r}")
+        try:
+            genomes = space.from_strs(archs)
+        except InputError as err:
+            raise InputError(f"{self.path}: architectures are not of space {space.name!r}: "
+                             f"{err}") from None
+        self.pool = Pool(space, genomes)
+        self.truth = np.asarray(ys, dtype=np.float64)
+
+    def measure(self, idx: np.ndarray) -> OracleResult:
+        assert self.truth is not None
+        y = self.truth[np.asarray(idx, np.int64)]
+        secs = float(np.sum(self.overhead_s + self.repeats * y / 1000.0))
+        return OracleResult(y=y.copy(), seconds=secs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "csv", "path": self.path, "column": self.column, "rows": len(self.pool),
+                "simulated_seconds": {"overhead_s": self.overhead_s, "repeats": self.repeats}}
+
+
+class DeviceOracle(Oracle):
+    """Measures networks on a device with :mod:`esm.measure` and stores them.
+
+    Candidates are ``pool_size`` distinct uniform samples of the space
+    (:func:`esm.collect.architectures`). Every result goes into ``store`` (one run per
+    space/device/batch/threads/settings, as ``esm collect`` does), and a network already in
+    that run is not measured again. Drift guard: a fixed reference network is re-measured
+    after every batch and compared with its first measurement; a batch whose reference moved by
+    more than ``max(drift_tol, 2 * (rel_ci0 + rel_ci))`` is flagged ``drift`` in the store.
+    """
+
+    def __init__(self, space: SearchSpace, device: str, store: Store, *, pool_size: int = 5000,
+                 seed: int = 0, batch_size: int = 1, threads: int | None = None,
+                 settings: Settings | None = None, drift_tol: float = 0.05,
+                 progress: Callable[[str], None] | None = None) -> None:
+        from esm.collect import REFERENCE_SEED, architectures, check_device
+        from esm.measure import Settings as _Settings
+        from esm.measure import provenance
+
+        try:
+            import torch
+        except ImportError:
+            raise InputError("measuring on a device needs torch") from None
+        self.space = space
+        self.device = check_device(device)
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(int(threads))
+        self.threads = int(torch.get_num_threads())
+        self.batch_size = int(batch_size)
+        self.settings = settings or _Settings.quick()
+        self.store = store
+        self.drift_tol = drift_tol
+        self.progress = progress
+        self.pool = Pool(space, architectures(space, pool_size, seed))
+        self.run_id, _ = store.ensure_run(
+            source="measured", space=space.name, space_params=space.params(), device=self.device,
+            batch_size=self.batch_size, dtype="float32", threads=self.threads,
+            provenance=provenance(self.device, self.threads),
+            settings=self.settings.to_dict())
+        self._ref = architectures(space, 1, REFERENCE_SEED)[0]
+        self._ref_base: dict[str, float] | None = None
+        self._seq = 0
+        self._count = 1
+
+    def _measure_one(self, genome: np.ndarray) -> tuple[Any, tuple[int, ...]]:
+        from esm.measure import measure_module
+
+        shape = self.space.input_shape(genome, self.batch_size)
+        module = self.space.build(genome)
+        return measure_module(module, shape, self.device, self.settings), shape
+
+    def _check_reference(self, rows: list[int]) -> None:
+        from esm.store import genome_key
+
+        m, _ = self._measure_one(self._ref)
+        rel = None
+        drift = False
+        if self._ref_base is None:
+            self._ref_base = {"median_ms": m.median_ms, "rel_ci": m.rel_ci}
+        else:
+            b = self._ref_base
+            rel = (m.median_ms - b["median_ms"]) / b["median_ms"]
+            drift = abs(rel) > max(self.drift_tol, 2.0 * (b["rel_ci"] + m.rel_ci))
+        self.store.add_reference_check(
+            self.run_id, key=genome_key(self._ref), arch=self.space.to_str(self._ref),
+            seq=self._seq, done=len(self.store.keys(self.run_id)), measurement=m,
+            rel_change=rel, drift=drift)
+        self._seq += 1
+        if drift:
+            self.store.mark_drift(self.run_id, rows)
+
+    def measure(self, idx: np.ndarray) -> OracleResult:
+        from esm.store import genome_key
+
+        t0 = time.monotonic()
+        idx = np.asarray(idx, np.int64)
+        stored = {r["key"]: r for r in self.store.measurements(self.run_id, status=None)}
+        if self._ref_base is None and idx.size:
+            self._check_reference([])
+        y = np.full(idx.size, np.nan)
+        quality: list[dict[str, Any]] = []
+        rows: list[int] = []
+        for j, i in enumerate(idx):
+            g = self.pool.genomes[i]
+            key = genome_key(g)
+            if key in stored:
+                r = stored[key]
+                y[j] = r["median_ms"] if r["status"] == "ok" else np.nan
+                continue
+            arch = self.space.to_str(g)
+            try:
+                m, shape = self._measure_one(g)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as err:
+                self.store.add_measurement(self.run_id, arch=arch, key=key, genome=g,
+                                           batch_size=self.batch_size,
+                                           error=f"{type(err).__name__}: {err}")
+                continue
+            rows.append(self.store.add_measurement(
+                self.run_id, arch=arch, key=key, genome=g, batch_size=self.batch_size,
+                input_shape=shape, measurement=m))
+            y[j] = m.median_ms
+            quality.append({"cv": m.cv, "rel_ci": m.rel_ci, "unstable": bool(m.unstable),
+                            "outliers": int(m.outliers)})
+            if self.progress is not None:
+                self.progress(f"{self._count:4d} measured: {m.median_ms:8.3f} ms "
+                              f"(CI +-{100 * m.rel_ci:.1f}%, {m.total_s:.2f} s)")
+            self._count += 1
+        if rows:
+            self._check_reference(rows)
+        return OracleResult(y=y, seconds=time.monotonic() - t0, quality=quality)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "device", "device": self.device, "store": str(self.store.path),
+                "run_id": self.run_id, "batch_size": self.batch_size, "threads": self.threads,
+                "pool": len(self.pool), "settings": self.settings.to_dict()}
+
+
+# ---------------------------------------------------------------------------------- the loop
+@dataclass
+class BuildConfig:
+    """Settings of :func:`build` (see the module docs)."""
+
+    strategy: str = DEFAULT_STRATEGY
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    initial: int = 20
+    batch: int = 20
+    target_mape: float | None = 5.0
+    budget_samples: int | None = None
+    budget_seconds: float | None = None
+    validation: str = "holdout"
+    val_size: int = 50
+    cv_folds: int = 5
+    seed: int = 0
+    trainer: str = "ridge"
+    rank_metric: bool = False
+
+    def check(self) -> None:
+        if self.initial < 1 or self.batch < 1:
+            raise InputError("initial and batch sizes must be >= 1")
+        if self.target_mape is not None and not self.target_mape > 0:
+            raise InputError(f"target MAPE must be > 0 (percent), got {self.target_mape}")
+        if self.budget_samples is not None and self.budget_samples < 1:
+            raise InputError(f"sample budget must be >= 1, got {self.budget_samples}")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise InputError(f"seconds budget must be > 0, got {self.budget_seconds}")
+        if self.validation not in ("holdout", "cv", "none"):
+            raise InputError(f"validation must be holdout, cv or none, got {self.validation!r}")
+        if self.validation == "holdout" and self.val_size < 2:
+            raise InputError(f"validation size must be >= 2, got {self.val_size}")
+        if self.validation == "cv" and self.cv_folds < 2:
+            raise InputError(f"cv folds must be >= 2, got {self.cv_folds}")
+        if (self.target_mape is None and self.budget_samples is None
+                and self.budget_seconds is None):
+            raise InputError("give a target MAPE or a budget, else the build never stops")
+        from esm.sampling import names
+
+        if self.strategy not in (*names(), "default"):
+            raise InputError(f"unknown sampling strategy {self.strategy!r}; known: "
+                             f"{', '.join(names())}")
+
+
+def _cv_mape(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
+             seed: int) -> float:
+    n = y.size
+    if n < 2 * folds:
+        return math.nan
+    perm = np.random.default_rng(seed).permutation(n)
+    errs = np.empty(n)
+    for f in range(folds):
+        te = perm[f::folds]
+        tr = np.setdiff1d(perm, te)
+        errs[te] = np.abs(make().fit(genomes[tr], y[tr]).predict(genomes[te]) / y[te] - 1.0)
+    return float(100.0 * errs.mean())
+
+
+def build(oracle: Oracle, config: BuildConfig | None = None, *,
+          encoding: str = "fcc", model: str = "auto",
+          log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Any]:
+    """Run the iterative build loop; returns ``(result, model)``.
+
+    ``result`` (JSON-able) has ``samples_used`` (every measured network, validation
+    included), ``train_samples``, ``val_samples``, ``mape`` (true MAPE on every pool row not
+    measured, lookup oracles only, else the validation estimate), ``mape_estimate``,
+    ``target_reached``, ``stop_reason``, ``seconds`` by stage and in total, ``history`` (one
+    entry per step), ``predictions`` (measured vs predicted on the evaluation rows) and the
+    config. ``model`` has ``predict(genomes)``.
+    """
+    cfg = config or BuildConfig()
+    cfg.check()
+    space, pool = oracle.space, oracle.pool
+    strategy = get_strategy(cfg.strategy, space, **cfg.strategy_params)
+    make = trainer(cfg.trainer, space, encoding=encoding, model=model, seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    secs = dict.fromkeys(STAGES, 0.0)
+    device_s = 0.0
+    quality: list[dict[str, Any]] = []
+    say = log or (lambda _m: None)
+    t_start = time.monotonic()
+
+    measured = np.zeros(0, np.int64)  # every pool index measured (train, validation, failed)
+    y_meas = np.zeros(0)
+    train = np.zeros(0, np.int64)
+    y_train = np.zeros(0)
+    val = np.zeros(0, np.int64)
+    y_val = np.zeros(0)
+
+    def account(idx: np.ndarray, r: OracleResult) -> None:
+        nonlocal measured, y_meas, device_s
+        measured = np.concatenate([measured, idx])
+        y_meas = np.concatenate([y_meas, r.y])
+        device_s += r.seconds
+        quality.extend(r.quality)
+
+    def n_used() -> int:
+        return int(measured.size)
+
+    if cfg.validation == "holdout":
+        k = min(cfg.val_size, len(pool) - 1)
+        if cfg.budget_samples is not None:
+            k = min(k, cfg.budget_samples // 3)
+        if k < 2:
+            raise InputError("pool or sample budget too small for a validation set")
+        t = time.monotonic()
+        val = rng.choice(len(pool), size=k, replace=False).astype(np.int64)
+        secs["select"] += time.monotonic() - t
+        r = oracle.measure(val)
+        secs["measure"] += r.seconds
+        account(val, r)
+        ok = np.isfinite(r.y)
+        val, y_val = val[ok], r.y[ok]
+        say(f"validation set: {val.size} networks measured in {r.seconds:.1f} s")
+
+    history: list[dict[str, Any]] = []
+    stop_reason = ""
+    model_obj: Any = None
+    estimate = math.nan
+    k = cfg.initial
+    while True:
+        if cfg.budget_samples is not None:
+            k = min(k, cfg.budget_samples - n_used())
+        if cfg.budget_seconds is not None:
+            left = cfg.budget_seconds - device_s
+            if measured.size and left > 0:
+                k = min(k, int(left / (device_s / measured.size)))
+            elif left <= 0:
+                k = 0
+        if k <= 0:
+            stop_reason = "budget"
+            break
+        t = time.monotonic()
+        pick = strategy.select(pool, k, seed=rng, measured=measured,
+                               y=_fill(y_meas) if measured.size else None)
+        secs["select"] += time.monotonic() - t
+        if pick.size == 0:
+            stop_reason = "pool"
+            break
+        r = oracle.measure(pick)
+        secs["measure"] += r.seconds
+        account(pick, r)
+        ok = np.isfinite(r.y)
+        train = np.concatenate([train, pick[ok]])
+        y_train = np.concatenate([y_train, r.y[ok]])
+        if train.size < 2:
+            k = cfg.batch
+            continue
+        t = time.monotonic()
+        model_obj = make().fit(pool.genomes[train], y_train)
+        secs["train"] += time.monotonic() - t
+        t = time.monotonic()
+        if cfg.validation == "holdout":
+            estimate = mape(y_val, model_obj.predict(pool.genomes[val]))
+        elif cfg.validation == "cv":
+            estimate = _cv_mape(make, pool.genomes[train], y_train, cfg.cv_folds, cfg.seed)
+        true_mape = true_tau = math.nan
+        if oracle.truth is not None:
+            rest = np.ones(len(pool), bool)
+            rest[measured] = False
+            if rest.any():
+                pred = model_obj.predict(pool.genomes[rest])
+                true_mape = mape(oracle.truth[rest], pred)
+                if cfg.rank_metric:
+                    true_tau = kendall_tau(oracle.truth[rest], pred)
+        secs["evaluate"] += time.monotonic() - t
+        step = {"step": len(history), "train_samples": int(train.size),
+                "samples_used": n_used(), "device_seconds": device_s,
+                "mape_estimate": estimate, "mape_true": true_mape, "tau_true": true_tau,
+                "seconds": dict(secs)}
+        history.append(step)
+        say(f"step {step['step']}: {train.size} trained, {n_used()} measured, "
+            f"MAPE estimate {estimate:.2f}%"
+            + ("" if math.isnan(true_mape) else f", on unmeasured rows {true_mape:.2f}%"))
+        if cfg.target_mape is not None and math.isfinite(estimate) \
+                and estimate <= cfg.target_mape:
+            stop_reason = "target"
+            break
+        if cfg.target_mape is not None and cfg.validation == "none" \
+                and math.isfinite(true_mape) and true_mape <= cfg.target_mape:
+            stop_reason = "target"
+            break
+        k = cfg.batch
+    if model_obj is None:
+        raise InputError("the budget ran out before a model could be trained "
+                         "(raise --budget-samples / --budget-seconds)")
+
+    final = history[-1]
+    result: dict[str, Any] = {
+        "space": space.name,
+        "oracle": oracle.describe(),
+        "strategy": strategy.name,
+        "config": asdict(cfg),
+        "trainer": model_obj.kind,
+        "samples_used": n_used(),
+        "train_samples": int(train.size),
+        "val_samples": int(val.size),
+        "failed": int(np.sum(~np.isfinite(y_meas))),
+        "mape": final["mape_true"] if math.isfinite(final["mape_true"])
+        else final["mape_estimate"],
+        "mape_estimate": final["mape_estimate"],
+        "mape_true": final["mape_true"],
+        "target_mape": cfg.target_mape,
+        "target_reached": stop_reason == "target",
+        "stop_reason": stop_reason,
+        "device_seconds": device_s,
+        "seconds": {**secs, "total": time.monotonic() - t_start},
+        "history": history,
+        "quality": quality,
+    }
+    result["predictions"] = _predictions(oracle, model_obj, measured, val, y_val)
+    result["measured"] = {"train": train.tolist(), "validation": val.tolist()}
+    return result, model_obj
+
+
+def _fill(y: np.ndarray) -> np.ndarray:
+    """Failed measurements (NaN) replaced by the median so a strategy can still use ``y``."""
+    out = y.copy()
+    bad = ~np.isfinite(out)
+    if bad.any():
+        out[bad] = float(np.nanmedian(out)) if (~bad).any() else 1.0
+    return out
+
+
+def _predictions(oracle: Oracle, model: Any, measured: np.ndarray, val: np.ndarray,
+                 y_val: np.ndarray, limit: int = 5000) -> dict[str, Any]:
+    if oracle.truth is not None:
+        rest = np.ones(len(oracle.pool), bool)
+        rest[measured] = False
+        idx = np.flatnonzero(rest)[:limit]
+        return {"on": "unmeasured rows", "measured": oracle.truth[idx].tolist(),
+                "predicted": model.predict(oracle.pool.genomes[idx]).tolist()}
+    if val.size:
+        return {"on": "validation set", "measured": y_val.tolist(),
+                "predicted": model.predict(oracle.pool.genomes[val]).tolist()}
+    return {"on": "none", "measured": [], "predicted": []}

@@ -1,0 +1,472 @@
+"""Sampling strategies: which architectures to measure next.
+
+Measurement time on the target device dominates the cost of a latency surrogate, so a strategy
+is judged by how few measured networks it needs to reach a target accuracy. Every strategy picks
+``k`` candidates from a *pool* (a large uniform sample of the space on a device, or the rows of
+a dataset file), never one already measured, and is a deterministic function of its inputs and
+``seed``.
+
+=============  ==============================================================================
+``random``     uniform over the unmeasured pool.
+``balanced``   stratified over a cost proxy so the dataset covers the latency range evenly:
+               the proxy's range (0.5-99.5 % quantiles of the pool) is cut into ``bins``
+               equal-width strata, and every pick goes to the non-empty stratum holding the
+               fewest measured networks so far. The proxy is the latency predicted by a ridge
+               model on the measured networks once there are ``min_fit`` of them, MACs before.
+``sobol``      scrambled Sobol points over the genes (``scipy.stats.qmc``), each snapped to
+``lhs``        the nearest unmeasured pool genome; Latin hypercube likewise.
+``diversity``  greedy k-center (farthest-point) on standardized cost features, starting from
+               the measured set.
+``active``     query-by-committee: ``members`` ridge models fitted on bootstrap resamples of
+               the measured networks; score = relative disagreement (std / mean of their
+               predictions) divided by ``(predicted latency / median) ** cost_weight`` so cheap
+               networks are preferred at equal uncertainty; the top ``shortlist * k`` are
+               thinned by k-center so one batch does not pile into one corner. Before
+               ``min_fit`` networks are measured it falls back to ``balanced``.
+=============  ==============================================================================
+
+The features of ``diversity``/``active`` and the proxy of ``balanced`` come from
+:func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
+core, plus totals), and the ridge model is :class:`RidgeModel` (NumPy only, regularisation
+chosen by closed-form leave-one-out error), fast enough to refit at every step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from esm.errors import InputError
+
+if TYPE_CHECKING:
+    from esm.spaces import SearchSpace
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "Pool",
+    "RidgeModel",
+    "Strategy",
+    "cost_features",
+    "get_strategy",
+    "names",
+]
+
+#: The strategy ``esm build`` uses unless told otherwise (chosen by benchmarks/analysis.py).
+DEFAULT_STRATEGY = "active"
+
+
+def cost_features(space: SearchSpace, genomes: Any) -> np.ndarray:
+    """Cost features ``float64 [N, 3 * S + 3]`` of ``genomes``.
+
+    Per slot: MACs, parameters and activation bytes (millions), then the totals of the same
+    three. Latency is close to a sum of per-layer times, so a linear model on these is already a
+    strong regressor and the Euclidean geometry of the (standardized) features is meaningful.
+    """
+    c = space.costs(genomes)
+    s = c.slots[:, :, :3].astype(np.float64).reshape(c.slots.shape[0], -1)
+    tot = np.stack([c.macs, c.params, c.activation_bytes], axis=1).astype(np.float64)
+    return np.ascontiguousarray(np.concatenate([s, tot], axis=1) / 1e6)
+
+
+class RidgeModel:
+    """Ridge regression on standardized features; alpha chosen by leave-one-out error.
+
+    The leave-one-out residuals come in closed form from the SVD (``r_i / (1 - h_ii)``); with
+    positive targets they are taken relative to the target, matching the MAPE the builds are
+    judged by. Exact leverages (not GCV's average) keep the choice sound when a sampling
+    strategy picks high-leverage networks on purpose.
+
+    Parameters
+    ----------
+    alphas : sequence of float
+        Candidate regularisation strengths (on standardized features).
+    """
+
+    def __init__(self, alphas: Any = None) -> None:
+        self.alphas = np.logspace(-4, 3, 15) if alphas is None else np.asarray(alphas, float)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeModel:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if X.ndim != 2 or y.shape != (X.shape[0],) or X.shape[0] < 2:
+            raise InputError(f"ridge needs X [N, F] and y [N] with N >= 2, got {X.shape}, "
+                             f"{y.shape}")
+        self.mean_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        Z = (X - self.mean_) / self.scale_
+        self.y_mean_ = float(y.mean())
+        yc = y - self.y_mean_
+        U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+        uty = U.T @ yc
+        n = X.shape[0]
+        rel = np.abs(y) if np.all(y > 0) else np.ones(n)
+        best = (np.inf, float(self.alphas[0]))
+        for a in self.alphas:
+            d = s**2 / (s**2 + a)
+            resid = yc - U @ (d * uty)
+            lev = (U**2) @ d + 1.0 / n  # + intercept
+            loo = resid / np.maximum(1.0 - lev, 1e-6) / rel
+            err = float(loo @ loo)
+            if err < best[0]:
+                best = (err, float(a))
+        self.alpha_ = best[1]
+        self.coef_ = Vt.T @ ((s / (s**2 + self.alpha_)) * uty)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        return np.asarray(Z @ self.coef_ + self.y_mean_)
+
+
+class Pool:
+    """Candidate genomes with their cached features.
+
+    Parameters
+    ----------
+    space : SearchSpace
+        The space the genomes belong to.
+    genomes : array [P, G]
+        The candidates (validated).
+    """
+
+    def __init__(self, space: SearchSpace, genomes: Any) -> None:
+        self.space = space
+        self.genomes = space.validate(genomes)
+        self._features: np.ndarray | None = None
+        self._unit: np.ndarray | None = None
+        self._zfeat: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.genomes.shape[0])
+
+    @property
+    def features(self) -> np.ndarray:
+        """:func:`cost_features` of the pool, ``[P, F]``."""
+        if self._features is None:
+            self._features = cost_features(self.space, self.genomes)
+        return self._features
+
+    @property
+    def standardized(self) -> np.ndarray:
+        """Features standardized over the pool (zero-variance columns dropped)."""
+        if self._zfeat is None:
+            f = self.features
+            sd = f.std(axis=0)
+            keep = sd > 0
+            self._zfeat = np.ascontiguousarray((f[:, keep] - f[:, keep].mean(axis=0))
+                                               / sd[keep])
+        return self._zfeat
+
+    @property
+    def macs(self) -> np.ndarray:
+        return self.features[:, -3]
+
+    @property
+    def unit(self) -> np.ndarray:
+        """Genes mapped to cell centres in ``[0, 1]``: ``(gene + 0.5) / choices``."""
+        if self._unit is None:
+            ch = self.space.choices.astype(np.float64)
+            self._unit = (self.genomes.astype(np.float64) + 0.5) / ch
+        return self._unit
+
+
+def _as_pool(space: SearchSpace, pool: Pool | Any) -> Pool:
+    return pool if isinstance(pool, Pool) else Pool(space, pool)
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+class Strategy(ABC):
+    """A sampling strategy; build with :func:`get_strategy`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace, **params: Any) -> None:
+        self.space = space
+        self.params = params
+
+    def select(self, pool: Pool | Any, k: int, *, seed: int | np.random.Generator | None = 0,
+               measured: Any = None, y: Any = None) -> np.ndarray:
+        """Indices into ``pool`` of ``k`` unmeasured candidates to measure next.
+
+        Parameters
+        ----------
+        pool : Pool or array [P, G]
+            The candidates.
+        k : int
+            How many to pick (fewer when fewer are unmeasured).
+        seed : int or Generator
+            Randomness; the same inputs and seed give the same picks.
+        measured : array of int, optional
+            Indices into ``pool`` already measured (never picked again).
+        y : array of float, optional
+            Their measured latencies, aligned with ``measured`` (used by model-guided
+            strategies).
+
+        Returns
+        -------
+        np.ndarray
+            int64 indices, distinct, in pick order.
+        """
+        p = _as_pool(self.space, pool)
+        if k < 0:
+            raise InputError(f"k must be >= 0, got {k}")
+        m = np.zeros(0, np.int64) if measured is None else np.asarray(measured, np.int64)
+        if m.size and (m.min() < 0 or m.max() >= len(p)):
+            raise InputError("measured indices out of the pool's range")
+        yy = None if y is None else np.asarray(y, np.float64)
+        if yy is not None and yy.shape != m.shape:
+            raise InputError(f"y has shape {yy.shape}, measured has {m.shape}")
+        free = np.ones(len(p), bool)
+        free[m] = False
+        k = min(int(k), int(free.sum()))
+        if k == 0:
+            return np.zeros(0, np.int64)
+        out = np.asarray(self._select(p, k, _rng(seed), m, yy, free), dtype=np.int64)
+        assert out.size == k and len(set(out.tolist())) == k and free[out].all()
+        return out
+
+    @abstractmethod
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"
+
+
+class RandomStrategy(Strategy):
+    name = "random"
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        return rng.choice(np.flatnonzero(free), size=k, replace=False)
+
+
+class BalancedStrategy(Strategy):
+    name = "balanced"
+
+    def proxy(self, pool: Pool, measured: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        """The stratification variable: predicted latency, or MACs before enough data."""
+        min_fit = int(self.params.get("min_fit", 10))
+        if y is not None and measured.size >= min_fit:
+            return RidgeModel().fit(pool.features[measured], y).predict(pool.features)
+        return pool.macs
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        bins = int(self.params.get("bins", 20))
+        v = self.proxy(pool, measured, y)
+        lo, hi = np.quantile(v, [0.005, 0.995])
+        if hi <= lo:
+            return RandomStrategy(self.space)._select(pool, k, rng, measured, y, free)
+        b = np.clip(((v - lo) / (hi - lo) * bins).astype(np.int64), 0, bins - 1)
+        counts = np.bincount(b[measured], minlength=bins).astype(np.float64)
+        members = [list(rng.permutation(np.flatnonzero(free & (b == i)))) for i in range(bins)]
+        out: list[int] = []
+        while len(out) < k:
+            avail = [i for i in range(bins) if members[i]]
+            c = np.array([counts[i] for i in avail])
+            tied = [avail[j] for j in np.flatnonzero(c == c.min())]
+            i = tied[int(rng.integers(len(tied)))]
+            out.append(int(members[i].pop()))
+            counts[i] += 1
+        return np.asarray(out)
+
+
+def _snap(pool: Pool, points: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Each point (genes in [0,1]) to its nearest still-free pool genome, in order."""
+    from scipy.spatial import cKDTree
+
+    cand = np.flatnonzero(free)
+    tree = cKDTree(pool.unit[cand])
+    taken = np.zeros(len(pool), bool)
+    out: list[int] = []
+    for q in points:
+        kk = 8
+        while True:
+            _, nn = tree.query(q, k=min(kk, cand.size))
+            nn = np.atleast_1d(nn)
+            pick = next((int(cand[j]) for j in nn if not taken[cand[j]]), None)
+            if pick is not None or kk >= cand.size:
+                break
+            kk *= 4
+        if pick is None:  # pragma: no cover - cannot happen while k <= free count
+            break
+        taken[pick] = True
+        out.append(pick)
+    return np.asarray(out)
+
+
+class QmcStrategy(Strategy):
+    """Sobol or Latin hypercube points over the genes, snapped to the pool."""
+
+    name = "sobol"
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        from scipy.stats import qmc
+
+        d = self.space.genome_length
+        seed = int(rng.integers(2**31))
+        engine: Any = (qmc.Sobol(d, scramble=True, seed=seed) if self.name == "sobol"
+                       else qmc.LatinHypercube(d, seed=seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Sobol balance warning for non-powers of two
+            if self.name == "sobol" and measured.size:
+                engine.fast_forward(int(measured.size))
+            pts = engine.random(k)
+        return _snap(pool, pts, free)
+
+
+class LhsStrategy(QmcStrategy):
+    name = "lhs"
+
+
+def _k_center(z: np.ndarray, cand: np.ndarray, centers: np.ndarray, k: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Greedy farthest-point picks from ``cand`` given existing ``centers`` (row indices)."""
+    zc = z[cand]
+    out: list[int] = []
+    if centers.size:
+        dmin = np.full(cand.size, np.inf)
+        n2 = (zc**2).sum(-1)
+        for s in range(0, centers.size, 256):
+            blk = z[centers[s:s + 256]]
+            d = n2[:, None] + (blk**2).sum(-1)[None, :] - 2.0 * (zc @ blk.T)
+            dmin = np.minimum(dmin, np.maximum(d.min(axis=1), 0.0))
+    else:
+        first = int(rng.integers(cand.size))
+        dmin = ((zc - zc[first]) ** 2).sum(-1)
+        out.append(first)
+        dmin[first] = -1.0
+    while len(out) < k:
+        j = int(np.argmax(dmin))
+        out.append(j)
+        dmin = np.minimum(dmin, ((zc - zc[j]) ** 2).sum(-1))
+        dmin[out] = -1.0
+    return cand[np.asarray(out[:k])]
+
+
+class DiversityStrategy(Strategy):
+    name = "diversity"
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        return _k_center(pool.standardized, np.flatnonzero(free), measured, k, rng)
+
+
+class ActiveStrategy(Strategy):
+    name = "active"
+
+    def scores(self, pool: Pool, measured: np.ndarray, y: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(acquisition score, mean prediction) of every pool member."""
+        members = int(self.params.get("members", 8))
+        cost_weight = float(self.params.get("cost_weight", 0.5))
+        X = pool.features
+        preds = np.empty((members, len(pool)))
+        for i in range(members):
+            b = rng.integers(measured.size, size=measured.size)
+            preds[i] = RidgeModel().fit(X[measured[b]], y[b]).predict(X)
+        mu = preds.mean(axis=0)
+        floor = max(float(np.median(np.abs(mu))) * 0.05, 1e-12)
+        mu_pos = np.maximum(mu, floor)
+        rel = preds.std(axis=0) / mu_pos
+        score = rel / (mu_pos / float(np.median(mu_pos))) ** cost_weight
+        return score, mu
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        min_fit = int(self.params.get("min_fit", 10))
+        if y is None or measured.size < min_fit:
+            return BalancedStrategy(self.space, **self.params)._select(
+                pool, k, rng, measured, y, free)
+        score, _ = self.scores(pool, measured, y, rng)
+        cand = np.flatnonzero(free)
+        short = int(self.params.get("shortlist", 4)) * k
+        top = cand[np.argsort(-score[cand], kind="stable")[:max(short, k)]]
+        return _k_center(pool.standardized, top, measured, k, rng)
+
+
+class VarianceStrategy(Strategy):
+    """Greedy I-optimal design for the linear surrogate (expected variance reduction)."""
+
+    name = "variance"
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        min_fit = int(self.params.get("min_fit", 10))
+        relative = bool(self.params.get("relative", True))
+        cost_weight = float(self.params.get("cost_weight", 0.0))
+        z = pool.standardized
+        z = np.concatenate([z, np.ones((len(pool), 1))], axis=1)  # intercept column
+        f = z.shape[1]
+        alpha = float(self.params.get("alpha", 1.0))
+        if y is not None and measured.size >= min_fit:
+            rm = RidgeModel().fit(pool.features[measured], y)
+            alpha = rm.alpha_
+            pred = rm.predict(pool.features)
+        else:
+            pred = pool.macs
+        pos = np.maximum(pred, max(float(np.median(np.abs(pred))) * 0.05, 1e-12))
+        w = (1.0 / pos**2) if relative else np.ones(len(pool))
+        w = w / w.mean()
+        reg = np.full(f, alpha)
+        reg[-1] = 1e-6  # the intercept is not penalized
+        a = z[measured].T @ z[measured] + np.diag(reg)
+        ainv = np.linalg.inv(a)
+        s_mat = (z * w[:, None]).T @ z
+        cand = np.flatnonzero(free)
+        zc = z[cand]
+        cost = (pos[cand] / float(np.median(pos))) ** cost_weight
+        out: list[int] = []
+        taken = np.zeros(cand.size, bool)
+        mix = self.params.get("mix", "auto")
+        if mix == "auto":  # design first, then more and more uniform coverage
+            mix = min(0.75, measured.size / float(self.params.get("ramp", 200)))
+        n_random = round(float(mix) * k)
+        if n_random:
+            r = rng.choice(cand.size, size=n_random, replace=False)
+            taken[r] = True
+            out.extend(int(cand[j]) for j in r)
+            for j in r:
+                u = ainv @ zc[j]
+                ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+        for _ in range(k - n_random):
+            b = ainv @ s_mat @ ainv
+            num = ((zc @ b) * zc).sum(axis=1)
+            den = 1.0 + ((zc @ ainv) * zc).sum(axis=1)
+            score = num / den / cost
+            score[taken] = -np.inf
+            j = int(np.argmax(score))
+            taken[j] = True
+            out.append(int(cand[j]))
+            u = ainv @ zc[j]
+            ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+        return np.asarray(out)
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (RandomStrategy, BalancedStrategy, QmcStrategy, LhsStrategy,
+                        DiversityStrategy, ActiveStrategy, VarianceStrategy)
+}
+
+
+def names() -> list[str]:
+    """Names of the sampling strategies."""
+    return list(_STRATEGIES)
+
+
+def get_strategy(name: str, space: SearchSpace, **params: Any) -> Strategy:
+    """The strategy ``name`` (see the module docs) for ``space`` with its ``params``."""
+    if name == "default":
+        name = DEFAULT_STRATEGY
+    if name not in _STRATEGIES:
+        raise InputError(f"unknown sampling strategy {name!r}; known: {', '.join(names())}")
+    return _STRATEGIES[name](space, **params)

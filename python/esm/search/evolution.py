@@ -1,0 +1,151 @@
+"""Regularized (aging) evolution (Real et al., "Regularized Evolution for Image Classifier
+Architecture Search", AAAI 2019), batched so that every objective call sees a whole batch.
+
+The paper's loop: keep a population of ``P`` networks in age order; repeatedly sample ``S``
+members at random, mutate the best of them, add the child as the youngest and remove the
+oldest. Here one *generation* runs ``B`` of those steps at once: ``B`` tournaments are drawn
+from the current population (members sampled with replacement), the ``B`` winners are mutated
+with :meth:`SearchSpace.mutate`, the ``B`` children are evaluated in one call and replace the
+``B`` oldest members. ``B = 1`` is the paper's sequential algorithm.
+
+Constraints are handled by a feasibility-first penalty (Deb's rules): tournaments compare
+``(violation, score)`` lexicographically, so an infeasible member never beats a feasible one
+and infeasible members compete on how far they are from feasibility (see
+:mod:`esm.search.problem`). The best networks ever evaluated are kept in an archive (aging
+removes good members from the population, not from the result).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from esm.errors import InputError
+from esm.search.problem import Problem
+from esm.search.result import Archive, Budget, SearchResult
+
+
+def tournament_winners(
+    rng: np.random.Generator, violation: np.ndarray, score: np.ndarray, n: int, size: int
+) -> np.ndarray:
+    """Indices of the winners of ``n`` tournaments of ``size`` members (with replacement).
+
+    The winner has the smallest violation and, among those, the smallest score (first one on
+    ties).
+    """
+    pop = violation.shape[0]
+    if size == 2:  # binary tournament: two gathers and a comparison
+        a, b = rng.integers(0, pop, size=(2, n))
+        va, vb = violation[a], violation[b]
+        a_wins = (va < vb) | ((va == vb) & (score[a] <= score[b]))
+        return np.where(a_wins, a, b)
+    t = rng.integers(0, pop, size=(n, size))
+    tv = violation[t]
+    ts = np.where(tv == tv.min(axis=1, keepdims=True), score[t], np.inf)
+    # all-equal violation rows with inf scores cannot happen: scores are finite
+    return t[np.arange(n), np.argmin(ts, axis=1)]
+
+
+def _history(archive: Archive, problem: Problem) -> float:
+    best = archive.best_score
+    return best * problem.objective.sign if math.isfinite(best) else math.nan
+
+
+def regularized_evolution(
+    problem: Problem,
+    population: int = 100,
+    sample_size: int = 25,
+    batch: int | None = None,
+    generations: int | None = None,
+    seconds: float | None = None,
+    max_evaluations: int | None = None,
+    mutation_rate: float | None = None,
+    seed: int | None = 0,
+    top: int = 10,
+) -> SearchResult:
+    """Run batched regularized evolution on ``problem``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Objective (minimised ``score``) and constraints.
+    population : int
+        Population size ``P`` (the initial random sample).
+    sample_size : int
+        Tournament size ``S`` (``1 <= S``).
+    batch : int, optional
+        Children per generation ``B`` (``1 <= B <= P``); default ``max(1, P // 4)``.
+    generations, seconds, max_evaluations
+        Stopping rule (:class:`Budget`); the initial population counts as evaluations, not
+        as a generation. Default when none is given: 100 generations.
+    mutation_rate : float, optional
+        Per-gene mutation probability (default ``1/G``); every child differs from its parent.
+    seed : int, optional
+        Seed of every random choice: the same seed gives the same result.
+    top : int
+        Number of best distinct networks returned.
+    """
+    if population < 2:
+        raise InputError(f"population must be >= 2, got {population}")
+    if sample_size < 1:
+        raise InputError(f"sample_size must be >= 1, got {sample_size}")
+    b = max(1, population // 4) if batch is None else int(batch)
+    if not 1 <= b <= population:
+        raise InputError(f"batch must be in [1, population], got {batch}")
+    if generations is None and seconds is None and max_evaluations is None:
+        generations = 100
+    budget = Budget(generations, seconds, max_evaluations)
+    space = problem.space
+    rng = np.random.default_rng(seed)
+    archive = Archive(problem, top)
+    counters = problem.counters
+    start_eval = counters.evaluated
+    t_pred, t_obj = counters.predict_s, counters.objective_s
+    started = time.perf_counter()
+
+    n0 = population if max_evaluations is None else min(population, max_evaluations)
+    pop = space.sample(n0, rng)
+    ev = problem.evaluate(pop)
+    archive.offer(pop, ev)
+    violation, score = ev.violation.copy(), ev.score.copy()
+    history = [_history(archive, problem)]
+    oldest = 0
+    gen = 0
+    while pop.shape[0] == population:
+        n = budget.batch(gen, counters.evaluated - start_eval, started, b)
+        if n == 0:
+            break
+        parents = tournament_winners(rng, violation, score, n, sample_size)
+        children = space.mutate(np.take(pop, parents, axis=0), rate=mutation_rate, seed=rng)
+        ev = problem.evaluate(children)
+        archive.offer(children, ev)
+        if n == population:  # the whole population ages out at once
+            pop, violation, score = children, ev.violation, ev.score
+        else:
+            slots = (oldest + np.arange(n)) % population
+            pop[slots] = children
+            violation[slots] = ev.violation
+            score[slots] = ev.score
+            oldest = (oldest + n) % population
+        gen += 1
+        history.append(_history(archive, problem))
+
+    return SearchResult(
+        algorithm="evolution",
+        problem=problem,
+        genomes=archive.genomes,
+        values=archive.values,
+        feasible=archive.violation <= 0,
+        evaluated=counters.evaluated - start_eval,
+        generations=gen,
+        wall_s=time.perf_counter() - started,
+        predict_s=counters.predict_s - t_pred,
+        objective_s=counters.objective_s - t_obj,
+        history=history,
+        seed=seed,
+        settings={"population": population, "sample_size": sample_size, "batch": b,
+                  "mutation_rate": mutation_rate, "generations": generations,
+                  "seconds": seconds, "max_evaluations": max_evaluations},
+    )

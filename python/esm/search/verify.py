@@ -1,0 +1,130 @@
+"""Build and measure found networks on the local device; predicted vs measured latency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from esm.errors import InputError
+from esm.search.result import SearchResult
+
+#: Metric sections of a surrogate file searched for a stated error, most trusted first.
+_ERROR_SECTIONS = ("validation", "valid", "val", "test", "holdout", "cv", "train")
+
+
+def stated_error(model: Any) -> tuple[float, str] | None:
+    """The surrogate's own stated MAPE (percent) and where it comes from, if it has one.
+
+    Looks in ``model.metrics`` (or ``model.info["metrics"]``) for a section with a ``mape``,
+    preferring held-out sections (validation, test, cross-validation) over ``train``.
+    """
+    metrics: Any = getattr(model, "metrics", None)
+    if callable(metrics):
+        metrics = metrics()
+    if metrics is None:
+        info = getattr(model, "info", None)
+        metrics = info.get("metrics") if isinstance(info, dict) else None
+    if not isinstance(metrics, dict):
+        return None
+    if "mape" in metrics and isinstance(metrics["mape"], (int, float)):
+        return float(metrics["mape"]), "metrics"
+    for section in _ERROR_SECTIONS:
+        sec = metrics.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get("mape"), (int, float)):
+            return float(sec["mape"]), section
+    for section, sec in metrics.items():
+        if isinstance(sec, dict) and isinstance(sec.get("mape"), (int, float)):
+            return float(sec["mape"]), str(section)
+    return None
+
+
+def _default_measure(device: str, settings: Any, threads: int | None) -> Callable[..., float]:
+    try:
+        from esm.measure import Settings, measure_module
+    except ImportError as err:  # pragma: no cover - depends on the build
+        raise InputError(f"--verify needs the measurement engine (esm.measure): {err}") from None
+    s = settings if settings is not None else Settings()
+
+    def run(module: Any, shape: tuple[int, ...]) -> float:
+        return float(measure_module(module, shape, device=device, settings=s,
+                                    threads=threads).median_ms)
+
+    return run
+
+
+def verify(
+    result: SearchResult,
+    k: int = 5,
+    device: str = "cpu",
+    settings: Any = None,
+    threads: int | None = None,
+    batch_size: int = 1,
+    measure: Callable[[Any, tuple[int, ...]], float] | None = None,
+) -> dict[str, Any]:
+    """Build the ``k`` best found networks, measure them and compare with the prediction.
+
+    Parameters
+    ----------
+    result : SearchResult
+        A search result whose problem has a latency metric.
+    k : int
+        How many networks (best first; for a Pareto front, the ``k`` with the best objective).
+    device : str
+        ``"cpu"`` or ``"cuda[:i]"`` (the device the surrogate was built for).
+    settings : esm.measure.Settings, optional
+        Measurement methodology (default settings).
+    threads : int, optional
+        CPU threads for the measurement.
+    batch_size : int
+        Input batch size (the surrogate's, normally 1).
+    measure : callable, optional
+        ``measure(module, input_shape) -> ms``; default :func:`esm.measure.measure_module`'s
+        median.
+
+    Returns
+    -------
+    dict
+        ``rows`` (arch, predicted_ms, measured_ms, rel_error), ``mape`` (percent),
+        ``max_abs_rel_error`` (percent), ``stated_mape`` and ``stated_from`` (the surrogate's
+        own error, if stored), ``within_stated`` (rows whose error is within the stated
+        MAPE) and ``mape_within_stated`` (the verification MAPE is at most the stated MAPE).
+    """
+    if k < 1:
+        raise InputError(f"--verify needs k >= 1, got {k}")
+    problem = result.problem
+    lat = problem.latency
+    if lat is None:
+        raise InputError("verification needs a latency model")
+    ok = np.flatnonzero(result.feasible)
+    if ok.size == 0:
+        raise InputError(result.infeasible_message())
+    order = ok[np.argsort(result.values[problem.objective.name][ok] * problem.objective.sign,
+                          kind="stable")][:k]
+    run = measure if measure is not None else _default_measure(device, settings, threads)
+    space = problem.space
+    rows: list[dict[str, Any]] = []
+    for i in order:
+        g = result.genomes[i]
+        module = space.build(g)
+        measured = float(run(module, tuple(space.input_shape(g, batch_size))))
+        predicted = float(result.values[lat.name][i])
+        rows.append({"arch": space.to_str(g), "predicted_ms": predicted,
+                     "measured_ms": measured,
+                     "rel_error": (predicted - measured) / measured * 100.0})
+    errs = np.abs(np.array([float(r["rel_error"]) for r in rows]))
+    stated = stated_error(lat.model)
+    out: dict[str, Any] = {
+        "device": device,
+        "k": len(rows),
+        "rows": rows,
+        "mape": float(errs.mean()),
+        "max_abs_rel_error": float(errs.max()),
+        "stated_mape": None if stated is None else stated[0],
+        "stated_from": None if stated is None else stated[1],
+    }
+    if stated is not None:
+        out["within_stated"] = int((errs <= stated[0]).sum())
+        out["mape_within_stated"] = bool(errs.mean() <= stated[0])
+    return out

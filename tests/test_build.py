@@ -1,0 +1,170 @@
+"""The build loop on a lookup oracle, its stopping rules and cost accounting; the CLI."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esm import spaces
+from esm.build import BuildConfig, CsvOracle, build
+from esm.cli import main
+from esm.errors import InputError
+
+SPACE = spaces.get("ofa-mbv3")
+COLUMN = "lat_titan_xp_64"
+
+
+@pytest.fixture(scope="module")
+def small_csv(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 600 rows of the ofa-mbv3 file."""
+    out = tmp_path_factory.mktemp("data") / "ofa600.csv"
+    with open(data_dir / "ofa_mbv3_gpu.csv", newline="") as f, open(out, "w", newline="") as g:
+        r = csv.reader(f)
+        w = csv.writer(g)
+        for i, row in enumerate(r):
+            if i > 600:
+                break
+            w.writerow(row)
+    return out
+
+
+@pytest.fixture(scope="module")
+def oracle(small_csv: Path) -> CsvOracle:
+    return CsvOracle(SPACE, small_csv, COLUMN)
+
+
+def test_stops_at_target_and_accounts(oracle: CsvOracle) -> None:
+    cfg = BuildConfig(strategy="random", target_mape=8.0, initial=20, batch=10, val_size=30)
+    res, model = build(oracle, cfg)
+    assert res["stop_reason"] == "target" and res["target_reached"]
+    assert res["mape_estimate"] <= 8.0
+    assert res["samples_used"] == res["train_samples"] + res["val_samples"]
+    assert res["val_samples"] == 30
+    h = res["history"]
+    assert h[0]["train_samples"] == 20
+    assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in itertools.pairwise(h))
+    # the step before the last did not meet the target
+    if len(h) > 1:
+        assert h[-2]["mape_estimate"] > 8.0
+    for stage in ("measure", "train", "select", "evaluate", "total"):
+        assert res["seconds"][stage] >= 0
+    # the lookup's device time is simulated: overhead + repeats * latency for every row
+    used = np.concatenate([res["measured"]["train"], res["measured"]["validation"]])
+    expect = float(np.sum(oracle.overhead_s + oracle.repeats * oracle.truth[used] / 1000))
+    assert res["seconds"]["measure"] == pytest.approx(expect)
+    assert res["device_seconds"] == pytest.approx(expect)
+    # the true MAPE is over every row not revealed
+    rest = np.setdiff1d(np.arange(len(oracle.pool)), used)
+    pred = model.predict(oracle.pool.genomes[rest])
+    assert res["mape_true"] == pytest.approx(100 * np.mean(np.abs(pred / oracle.truth[rest] - 1)))
+    assert len(res["predictions"]["measured"]) == rest.size
+
+
+def test_stops_at_sample_budget(oracle: CsvOracle) -> None:
+    cfg = BuildConfig(strategy="balanced", target_mape=0.01, budget_samples=75, initial=20,
+                      batch=20, val_size=20)
+    res, _ = build(oracle, cfg)
+    assert res["stop_reason"] == "budget" and not res["target_reached"]
+    assert res["samples_used"] == 75
+    assert [h["train_samples"] for h in res["history"]] == [20, 40, 55]
+
+
+def test_stops_at_seconds_budget(oracle: CsvOracle) -> None:
+    cfg = BuildConfig(strategy="random", target_mape=None, budget_seconds=200.0,
+                      validation="cv", initial=10, batch=10)
+    res, _ = build(oracle, cfg)
+    assert res["stop_reason"] == "budget"
+    per = res["device_seconds"] / res["samples_used"]
+    assert res["device_seconds"] <= 200.0 + 2 * per
+    assert res["val_samples"] == 0
+    assert math.isfinite(res["mape_estimate"])
+
+
+def test_reproducible(oracle: CsvOracle) -> None:
+    cfg = BuildConfig(strategy="active", target_mape=None, budget_samples=70, val_size=20)
+    a, _ = build(oracle, cfg)
+    b, _ = build(oracle, cfg)
+    assert a["measured"] == b["measured"] and a["mape"] == b["mape"]
+
+
+def test_bad_config(oracle: CsvOracle) -> None:
+    for cfg in (BuildConfig(target_mape=None), BuildConfig(strategy="nope"),
+                BuildConfig(target_mape=-1), BuildConfig(validation="x"),
+                BuildConfig(budget_samples=0)):
+        with pytest.raises(InputError):
+            build(oracle, cfg)
+
+
+def test_csv_oracle_errors(small_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no column"):
+        CsvOracle(SPACE, small_csv, "lat_nope")
+    with pytest.raises(InputError, match="no such"):
+        CsvOracle(SPACE, tmp_path / "missing.csv", COLUMN)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,lat\n" + "".join(f"|x~{i}|,1.0\n" for i in range(20)))
+    with pytest.raises(InputError, match="not of space"):
+        CsvOracle(SPACE, bad, "lat")
+
+
+def test_cli_from_csv_json(small_csv: Path, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    rep = tmp_path / "rep"
+    model = tmp_path / "m.esm"
+    rc = main(["build", "--from-csv", str(small_csv), "--target", COLUMN, "--space",
+               "ofa-mbv3", "--budget-samples", "60", "--target-mape", "4", "--val-size",
+               "20", "--report", str(rep), "--out", str(model), "--model", "ridge",
+               "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("samples_used", "mape", "target_reached", "seconds"):
+        assert key in out
+    assert out["samples_used"] <= 60
+    assert set(out["seconds"]) >= {"measure", "train", "select", "evaluate", "total"}
+    # the saved surrogate loads and predicts; its error is reported on the unmeasured rows
+    from esm.surrogate import load
+
+    s = load(model)
+    g = SPACE.sample(5, seed=0)
+    assert s.predict(g).shape == (5,)
+    assert out["model_file"] == str(model) and 0 < out["model_mape"] < 50
+    for f in ("report.md", "build.json", "pred_vs_measured.png", "learning_curve.png",
+              "cost.png", "error_hist.png"):
+        assert (rep / f).is_file(), f
+    # esm report regenerates from the directory
+    (rep / "report.md").unlink()
+    assert main(["report", str(rep)]) == 0
+    assert "learning curve" in (rep / "report.md").read_text().lower()
+
+
+@pytest.mark.parametrize("argv", [
+    ["build", "--space", "ofa-mbv3"],                                    # no source
+    ["build", "--space", "ofa-mbv3", "--from-csv", "x.csv"],             # no --target
+    ["build", "--space", "nope", "--from-csv", "x.csv", "--target", "c"],
+    ["build", "--space", "ofa-mbv3", "--device", "cpu"],                 # no store/out
+    ["build", "--space", "ofa-mbv3", "--from-csv", "missing.csv", "--target", "c"],
+    ["build", "--space", "ofa-mbv3", "--from-csv", "x.csv", "--target", "c",
+     "--strategy", "nope"],
+    ["build", "--space", "ofa-mbv3", "--from-csv", "x.csv", "--target", "c",
+     "--budget-samples", "5", "--budget-seconds", "3"],
+    ["report", "/nonexistent-dir"],
+])
+def test_cli_bad_input_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own errors (bad choice, exclusive options)
+        rc = int(e.code or 0)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+
+
+def test_cli_bad_column_exit_2(small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--space", "ofa-mbv3", "--from-csv", str(small_csv), "--target",
+                 "lat_nope", "--budget-samples", "50"]) == 2
+    assert "lat_titan_xp_64" in capsys.readouterr().err

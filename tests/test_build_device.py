@@ -1,0 +1,54 @@
+"""A tiny build that really measures networks on the CPU into a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import HAVE_TORCH
+
+pytestmark = pytest.mark.skipif(not HAVE_TORCH, reason="measuring needs torch")
+
+
+def test_tiny_device_build(tmp_path: Path) -> None:
+    from esm import spaces
+    from esm.build import BuildConfig, DeviceOracle, build
+    from esm.measure import Settings
+    from esm.report import quality_summary, write_report
+    from esm.store import Store
+
+    space = spaces.get("ofa-mbv3", resolutions=(128, 144, 16))
+    settings = Settings.quick(max_time_s=0.05, min_samples=3, warmup_min_s=0.0,
+                              warmup_max_s=0.02)
+    with Store(tmp_path / "s.sqlite") as store:
+        oracle = DeviceOracle(space, "cpu", store, pool_size=40, seed=0, threads=1,
+                              settings=settings)
+        cfg = BuildConfig(strategy="balanced", initial=6, batch=4, val_size=4,
+                          target_mape=None, budget_samples=14, seed=0)
+        res, model = build(oracle, cfg)
+        assert res["stop_reason"] == "budget"
+        assert res["samples_used"] == 14
+        g, lat, _ = store.dataset(oracle.run_id)
+        # every measured network is in the store (none failed), plus nothing else
+        assert len(lat) == 14 - res["failed"] and np.all(lat > 0)
+        assert res["seconds"]["measure"] > 0
+        # reference checks: one before the first batch and one after every batch
+        checks = store.reference_checks(oracle.run_id)
+        assert len(checks) == 1 + 1 + len(res["history"])
+        q = quality_summary(res)
+        assert q["source"] == "store" and q["measurements"] == len(lat)
+        assert len(q["cv"]) == len(lat)
+        pred = model.predict(g)
+        assert pred.shape == (len(lat),) and np.all(np.isfinite(pred))
+        rep = write_report(res, tmp_path / "rep")
+        assert (tmp_path / "rep" / "quality.png").is_file()
+        assert "Measurement quality" in rep.read_text()
+
+        # building again with the same store re-uses the stored measurements
+        oracle2 = DeviceOracle(space, "cpu", store, pool_size=40, seed=0, threads=1,
+                               settings=settings)
+        assert oracle2.run_id == oracle.run_id
+        r2 = oracle2.measure(np.asarray(res["measured"]["train"][:3]))
+        assert np.all(np.isfinite(r2.y)) and r2.quality == []
