@@ -6,6 +6,8 @@
 
 namespace py = pybind11;
 
+void register_cuda_timer(py::module_& m);
+
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "esm compiled core (CUDA)";
   m.def("runtime_version", &esm::cuda::runtime_version);
@@ -33,4 +35,5 @@ PYBIND11_MODULE(_cuda, m) {
     }
     return py::make_tuple(out, why);
   }, "(devices, reason): the usable CUDA devices, and why there are none when empty.");
+  register_cuda_timer(m);
 }

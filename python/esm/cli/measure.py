@@ -1,0 +1,151 @@
+"""``esm collect``, ``esm export`` and ``esm import``: the measurement store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from esm.cli.output import add_json_flag, emit_json
+from esm.errors import InputError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("collect", help="measure architectures of a space into a store",
+                       description="Measure N architectures of a space on a device into an "
+                       "SQLite store. Resumable: running it again measures only what is "
+                       "missing.")
+    p.add_argument("--space", required=True, help="search space name (see `esm spaces`)")
+    p.add_argument("--space-params", default=None, metavar="JSON",
+                   help='space parameters as a JSON object, e.g. \'{"width_mult": 1.0}\'')
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index> (default cpu)")
+    p.add_argument("--n", type=int, required=True, help="number of distinct architectures")
+    p.add_argument("--store", required=True, help="SQLite store path (created if missing)")
+    p.add_argument("--batch-size", type=int, default=1, help="input batch size (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the architecture list")
+    p.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
+    p.add_argument("--settings", default="default", metavar="PRESET|FILE",
+                   help="measurement settings: 'default', 'quick' or a JSON file")
+    p.add_argument("--references", type=int, default=3,
+                   help="reference architectures re-measured for the drift guard (0: off)")
+    p.add_argument("--reference-every", type=int, default=50,
+                   help="re-measure the references after this many architectures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("export", help="write a store's measurements as a Dataset CSV")
+    p.add_argument("--store", required=True, help="SQLite store path")
+    p.add_argument("--out", required=True, help="output .csv (or .parquet, needs pyarrow)")
+    p.add_argument("--run", type=int, default=None, help="only this run (default: all runs)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="import a Dataset CSV into a store as external runs")
+    p.add_argument("file", help="CSV with an 'arch' column and latency columns in ms")
+    p.add_argument("--space", required=True, help="search space of the architectures")
+    p.add_argument("--store", required=True, help="SQLite store path (created if missing)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("runs", help="list the runs of a store")
+    p.add_argument("--store", required=True, help="SQLite store path")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_runs)
+
+
+def _settings(value: str) -> Any:
+    from esm.measure import Settings
+
+    if value in ("default", "quick"):
+        return Settings.preset(value)
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"--settings: {value!r} is neither a preset (default, quick) nor a file")
+    try:
+        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as err:
+        raise InputError(f"--settings {value}: not JSON: {err}") from None
+
+
+def _existing_store(path: str) -> Any:
+    from esm.store import Store
+
+    if not Path(path).is_file():
+        raise InputError(f"store {path} does not exist")
+    return Store(path)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from esm import spaces
+    from esm.collect import check_device, collect
+    from esm.store import Store
+
+    params: dict[str, Any] = {}
+    if args.space_params:
+        try:
+            params = json.loads(args.space_params)
+        except json.JSONDecodeError as err:
+            raise InputError(f"--space-params is not JSON: {err}") from None
+        if not isinstance(params, dict):
+            raise InputError("--space-params must be a JSON object")
+    # validate everything before the store is created, so bad input writes nothing
+    space = spaces.get(args.space, **params)
+    device = check_device(args.device)
+    settings = _settings(args.settings)
+    if args.n < 0 or args.batch_size < 1 or (args.threads is not None and args.threads < 1):
+        raise InputError("--n must be >= 0, --batch-size and --threads >= 1")
+    with Store(args.store) as store:
+        summary = collect(space, device, args.n, store, batch_size=args.batch_size,
+                          seed=args.seed, threads=args.threads, settings=settings,
+                          progress=not (args.no_progress or args.json),
+                          n_references=args.references, reference_every=args.reference_every)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"run {summary['run_id']}: {summary['measured']} measured, {summary['already']} "
+              f"already stored, {summary['failed']} failed, {summary['drift_flags']} drift "
+              f"flag(s); {summary['elapsed_s']:.1f} s -> {summary['store']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _existing_store(args.store) as store:
+        res = store.export_csv(args.out, run=args.run)
+    if args.json:
+        emit_json(res)
+    else:
+        print(f"wrote {res['rows']} rows x {len(res['columns'])} latency columns to {res['path']}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from esm import spaces
+    from esm.store import Store
+
+    space = spaces.get(args.space)
+    if not Path(args.file).is_file():
+        raise InputError(f"{args.file}: no such file")
+    with Store(args.store) as store:
+        res = store.import_csv(args.file, space)
+    if args.json:
+        emit_json(res)
+    else:
+        print(f"imported {res['rows']} rows into {len(res['runs'])} run(s) "
+              f"{res['runs']} ({res['duplicates']} duplicate(s) skipped"
+              + (f"; already imported: {', '.join(res['skipped_columns'])}"
+                 if res["skipped_columns"] else "") + ")")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with _existing_store(args.store) as store:
+        runs = store.runs()
+    if args.json:
+        emit_json(runs)
+        return 0
+    for r in runs:
+        print(f"{r['id']:>4}  {r['column']:<24} {r['space']:<10} {r['device']:<10} "
+              f"b={r['batch_size']:<4} ok={r['n_ok']:<6} failed={r['n_failed']:<4} {r['source']}")
+    return 0
