@@ -5,6 +5,7 @@ namespace py = pybind11;
 
 void register_costs(py::module_& m);
 void register_timer(py::module_& m);
+void register_predict(py::module_& m);
 
 #ifndef ESM_VERSION
 #define ESM_VERSION "0+unknown"
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = ESM_VERSION;
   register_costs(m);
   register_timer(m);
+  register_predict(m);
 }

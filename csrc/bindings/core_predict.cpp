@@ -1,0 +1,446 @@
+// Bindings for the compiled surrogate models and the fused genomes -> latency pipeline.
+// Arrays are validated here (dtype kind, shape, index ranges) before any C++ work; the C++
+// constructors check the structure (tree links, layer shapes). GIL released around work.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "esm/costs.hpp"
+#include "esm/encode.hpp"
+
+#include "esm/parallel.hpp"
+#include "esm/predict.hpp"
+
+namespace py = pybind11;
+namespace ep = esm::predict;
+
+namespace {
+
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+char dtype_kind(const py::array& a) { return a.dtype().kind(); }
+
+py::array get(const py::dict& arrays, const char* name, const std::string& kind) {
+  if (!arrays.contains(name)) {
+    throw std::invalid_argument(kind + ": the model has no array '" + name + "'");
+  }
+  py::object o = arrays[name];
+  if (!py::isinstance<py::array>(o)) {
+    throw std::invalid_argument(kind + ": '" + name + "' must be a NumPy array");
+  }
+  return o.cast<py::array>();
+}
+
+std::vector<double> floats(const py::dict& arrays, const char* name, const std::string& kind,
+                           int64_t expect = -1) {
+  py::array a = get(arrays, name, kind);
+  const char k = dtype_kind(a);
+  if (k != 'f' && k != 'i' && k != 'u') {
+    throw std::invalid_argument(kind + ": '" + name + "' must be numeric, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  F64 f = F64::ensure(a);
+  if (!f) throw std::invalid_argument(kind + ": cannot read '" + name + "' as float64");
+  if (expect >= 0 && f.size() != expect) {
+    throw std::invalid_argument(kind + ": '" + name + "' must have " + std::to_string(expect) +
+                                " values, got " + std::to_string(f.size()));
+  }
+  return std::vector<double>(f.data(), f.data() + f.size());
+}
+
+std::vector<int32_t> ints(const py::dict& arrays, const char* name, const std::string& kind) {
+  py::array a = get(arrays, name, kind);
+  const char k = dtype_kind(a);
+  if (k != 'i' && k != 'u') {
+    throw std::invalid_argument(kind + ": '" + name + "' must hold integers, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  auto f = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!f) throw std::invalid_argument(kind + ": cannot read '" + name + "' as integers");
+  std::vector<int32_t> out(static_cast<size_t>(f.size()));
+  for (py::ssize_t i = 0; i < f.size(); ++i) {
+    const int64_t v = f.data()[i];
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
+      throw std::invalid_argument(kind + ": '" + name + "' value " + std::to_string(v) +
+                                  " is out of the int32 range");
+    }
+    out[i] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
+double scalar(const py::dict& arrays, const char* name, const std::string& kind) {
+  std::vector<double> v = floats(arrays, name, kind, 1);
+  return v[0];
+}
+
+template <class T>
+T meta_get(const py::dict& meta, const char* name, const T& fallback) {
+  if (!meta.contains(name)) return fallback;
+  try {
+    return meta[name].cast<T>();
+  } catch (const py::cast_error&) {
+    throw std::invalid_argument(std::string("model meta '") + name + "' has the wrong type");
+  }
+}
+
+std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_features,
+                                      const py::dict& arrays, const py::dict& meta,
+                                      const std::string& target) {
+  if (n_features <= 0) throw std::invalid_argument("model: n_features must be positive");
+  ep::Common c;
+  c.n_features = n_features;
+  c.x_mean = floats(arrays, "x_mean", kind, n_features);
+  c.x_scale = floats(arrays, "x_scale", kind, n_features);
+  if (target == "log") {
+    c.target = ep::Target::kLog;
+  } else if (target == "identity") {
+    c.target = ep::Target::kIdentity;
+  } else {
+    throw std::invalid_argument("model: unknown target transform '" + target +
+                                "' (known: log, identity)");
+  }
+  if (kind == "linear") {
+    ep::LinearParams p;
+    p.coef = floats(arrays, "coef", kind, n_features);
+    p.intercept = scalar(arrays, "intercept", kind);
+    return ep::make_linear(std::move(c), std::move(p));
+  }
+  if (kind == "trees") {
+    ep::TreesParams p;
+    p.feature = ints(arrays, "feature", kind);
+    p.left = ints(arrays, "left", kind);
+    p.right = ints(arrays, "right", kind);
+    p.roots = ints(arrays, "roots", kind);
+    p.threshold = floats(arrays, "threshold", kind);
+    p.value = floats(arrays, "value", kind);
+    p.base = scalar(arrays, "base", kind);
+    const std::string rule = meta_get<std::string>(meta, "rule", "le");
+    if (rule != "le" && rule != "lt") {
+      throw std::invalid_argument("trees: rule must be 'le' or 'lt', got '" + rule + "'");
+    }
+    p.rule_lt = rule == "lt";
+    const std::string dt = meta_get<std::string>(meta, "input_dtype", "float64");
+    if (dt != "float32" && dt != "float64") {
+      throw std::invalid_argument("trees: input_dtype must be 'float32' or 'float64'");
+    }
+    p.float32_inputs = dt == "float32";
+    py::gil_scoped_release release;
+    return ep::make_trees(std::move(c), std::move(p));
+  }
+  if (kind == "mlp") {
+    ep::MlpParams p;
+    const std::string act = meta_get<std::string>(meta, "activation", "relu");
+    if (act == "relu") p.activation = ep::Activation::kRelu;
+    else if (act == "tanh") p.activation = ep::Activation::kTanh;
+    else if (act == "logistic") p.activation = ep::Activation::kLogistic;
+    else if (act == "identity") p.activation = ep::Activation::kIdentity;
+    else throw std::invalid_argument("mlp: unknown activation '" + act + "'");
+    p.sizes.push_back(n_features);
+    for (int l = 0;; ++l) {
+      const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
+      if (!arrays.contains(wn.c_str())) break;
+      py::array W = get(arrays, wn.c_str(), kind);
+      if (W.ndim() != 2) throw std::invalid_argument("mlp: " + wn + " must be 2-D [in, out]");
+      if (W.shape(0) != p.sizes.back()) {
+        throw std::invalid_argument("mlp: " + wn + " has " + std::to_string(W.shape(0)) +
+                                    " rows, expected " + std::to_string(p.sizes.back()));
+      }
+      p.sizes.push_back(W.shape(1));
+      p.weights.push_back(floats(arrays, wn.c_str(), kind));
+      p.biases.push_back(floats(arrays, bn.c_str(), kind, W.shape(1)));
+    }
+    return ep::make_mlp(std::move(c), std::move(p));
+  }
+  if (kind == "gcn") {
+    ep::GcnParams p;
+    py::array A = get(arrays, "adjacency", kind), I = get(arrays, "node_index", kind);
+    if (A.ndim() != 2 || A.shape(0) != A.shape(1) || I.ndim() != 2 || I.shape(0) != A.shape(0)) {
+      throw std::invalid_argument("gcn: adjacency must be [V, V] and node_index [V, C]");
+    }
+    p.V = A.shape(0);
+    p.C = I.shape(1);
+    p.adjacency = floats(arrays, "adjacency", kind);
+    p.node_index = ints(arrays, "node_index", kind);
+    p.sizes.push_back(p.C);
+    for (int l = 0;; ++l) {
+      const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
+      if (!arrays.contains(wn.c_str())) break;
+      py::array W = get(arrays, wn.c_str(), kind);
+      if (W.ndim() != 2 || W.shape(0) != p.sizes.back()) {
+        throw std::invalid_argument("gcn: " + wn + " must be [" + std::to_string(p.sizes.back()) + ", out]");
+      }
+      p.sizes.push_back(W.shape(1));
+      p.weights.push_back(floats(arrays, wn.c_str(), kind));
+      p.biases.push_back(floats(arrays, bn.c_str(), kind, W.shape(1)));
+    }
+    p.w_out = floats(arrays, "Wout", kind, p.sizes.back());
+    p.b_out = scalar(arrays, "bout", kind);
+    return ep::make_gcn(std::move(c), std::move(p));
+  }
+  if (kind == "knn" || kind == "gp") {
+    py::array X = get(arrays, "X", kind);
+    if (X.ndim() != 2 || X.shape(1) != n_features) {
+      throw std::invalid_argument(kind + ": X must be [n, " + std::to_string(n_features) + "]");
+    }
+    const int64_t n = X.shape(0);
+    if (kind == "knn") {
+      ep::KnnParams p;
+      p.n = n;
+      p.X = floats(arrays, "X", kind);
+      p.y = floats(arrays, "y", kind, n);
+      p.k = meta_get<int64_t>(meta, "k", 5);
+      const std::string w = meta_get<std::string>(meta, "weights", "uniform");
+      if (w != "uniform" && w != "distance") {
+        throw std::invalid_argument("knn: weights must be 'uniform' or 'distance'");
+      }
+      p.distance_weights = w == "distance";
+      return ep::make_knn(std::move(c), std::move(p));
+    }
+    ep::GpParams p;
+    p.n = n;
+    p.X = floats(arrays, "X", kind);
+    p.alpha = floats(arrays, "alpha", kind, n);
+    p.length_scale = floats(arrays, "length_scale", kind, n_features);
+    p.constant = meta_get<double>(meta, "constant", 1.0);
+    p.y_mean = meta_get<double>(meta, "y_mean", 0.0);
+    p.y_std = meta_get<double>(meta, "y_std", 1.0);
+    return ep::make_gp(std::move(c), std::move(p));
+  }
+  throw std::invalid_argument("unknown model kind '" + kind +
+                              "' (known: linear, trees, mlp, knn, gp, gcn)");
+}
+
+// Feature rows as C-contiguous float64 [n, F]: other real/integer dtypes and strided arrays are
+// converted (a copy), anything else is refused.
+F64 feature_rows(const py::object& obj, int64_t F) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw std::invalid_argument("features must be a NumPy array [N, F]");
+  }
+  py::array a = obj.cast<py::array>();
+  const char k = dtype_kind(a);
+  if (k != 'f' && k != 'i' && k != 'u' && k != 'b') {
+    throw std::invalid_argument("features must be numeric, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  if (a.ndim() != 2 || a.shape(1) != F) {
+    std::string shape = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) shape += (d ? ", " : "") + std::to_string(a.shape(d));
+    throw std::invalid_argument("features must have shape [N, " + std::to_string(F) + "], got " +
+                                shape + ")");
+  }
+  return F64::ensure(a);
+}
+
+py::array_t<double> predict_features(const ep::Model& m, const py::object& X, int threads,
+                                     int64_t chunk) {
+  F64 x = feature_rows(X, m.n_features());
+  const int64_t n = x.shape(0);
+  py::array_t<double> out(n);
+  if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+  {
+    py::gil_scoped_release release;
+    ep::check_finite(x.data(), n, m.n_features());
+    m.predict(x.data(), n, out.mutable_data(), threads, chunk);
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_predict_fused(py::module_& m);
+
+void register_predict(py::module_& m) {
+  py::class_<ep::Model, std::shared_ptr<ep::Model>>(m, "CompiledModel",
+                                                    "A regressor compiled from plain arrays.")
+      .def(py::init(&make_model), py::arg("kind"), py::arg("n_features"), py::arg("arrays"),
+           py::arg("meta"), py::arg("target") = "identity",
+           "Build from the model-file arrays (x_mean, x_scale and the family's arrays).")
+      .def_property_readonly("kind", &ep::Model::kind)
+      .def_property_readonly("n_features", &ep::Model::n_features)
+      .def("predict", &predict_features, py::arg("X"), py::arg("threads") = 0,
+           py::arg("chunk") = 65536,
+           "Predictions [N] float64 for raw feature rows X [N, F]. Other numeric dtypes and "
+           "non-contiguous arrays are converted; N = 0 gives an empty result.");
+  register_predict_fused(m);
+}
+
+// ------------------------------------------------------------------------- fused pipeline
+namespace {
+
+// Genomes as C-contiguous int32 [N, G]: other integer dtypes are range-checked and converted;
+// floats, booleans and anything else are refused.
+py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
+  if (!py::isinstance<py::array>(obj)) throw std::invalid_argument("genomes must be a NumPy array [N, G]");
+  py::array a = obj.cast<py::array>();
+  const char k = dtype_kind(a);
+  if (k != 'i' && k != 'u') {
+    throw std::invalid_argument("genomes must be integers, got dtype " +
+                                py::str(a.dtype()).cast<std::string>());
+  }
+  if (a.ndim() != 2 || a.shape(1) != G) {
+    throw std::invalid_argument("genomes must have shape [N, " + std::to_string(G) + "], got " +
+                                std::to_string(a.ndim()) + "-D with " +
+                                std::to_string(a.ndim() >= 1 ? a.shape(a.ndim() - 1) : 0) +
+                                " columns");
+  }
+  if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
+    return a.cast<py::array_t<int32_t>>();
+  }
+  auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (k == 'u' && a.dtype().itemsize() == 8) {
+    // uint64 values above INT64_MAX wrap to negative and are refused below.
+  }
+  py::array_t<int32_t> out({a.shape(0), a.shape(1)});
+  const int64_t* src = wide.data();
+  int32_t* dst = out.mutable_data();
+  for (py::ssize_t i = 0; i < wide.size(); ++i) {
+    const int64_t v = src[i];
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
+      throw std::invalid_argument("genome " + std::to_string(i / G) + ", gene " +
+                                  std::to_string(i % G) + " is " + std::to_string(v) +
+                                  ", out of range");
+    }
+    dst[i] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> int_list(const py::dict& d, const char* name) {
+  if (!d.contains(name)) throw std::invalid_argument(std::string("encoder plan: missing '") + name + "'");
+  auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(d[name]);
+  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be integers");
+  std::vector<T> out;
+  for (py::ssize_t i = 0; i < a.size(); ++i) out.push_back(static_cast<T>(a.data()[i]));
+  return out;
+}
+
+std::vector<double> real_list(const py::dict& d, const char* name) {
+  if (!d.contains(name)) return {};
+  auto a = F64::ensure(d[name]);
+  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be numbers");
+  return std::vector<double>(a.data(), a.data() + a.size());
+}
+
+class Fused {
+ public:
+  Fused(const std::string& space, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
+        const py::dict& plan, std::shared_ptr<ep::Model> model)
+      : space_(esm::find_space(space)), model_(std::move(model)) {
+    if (config.ndim() != 1 || config.shape(0) != space_.config_size) {
+      throw std::invalid_argument(space + ": config must be a 1-D array of " +
+                                  std::to_string(space_.config_size) + " integers");
+    }
+    config_.assign(config.data(), config.data() + config.size());
+    const std::vector<int32_t> choices = space_.choices(config_.data());
+    const int64_t S = space_.n_slots(config_.data());
+    plan_.choices = int_list<int32_t>(plan, "choices");
+    if (plan_.choices != choices) {
+      throw std::invalid_argument("encoder plan: gene choices differ from the space's");
+    }
+    plan_.n_slots = plan.contains("n_slots") ? plan["n_slots"].cast<int64_t>() : -1;
+    plan_.slot_gene = int_list<int32_t>(plan, "slot_gene");
+    plan_.slot_active = int_list<uint8_t>(plan, "slot_active");
+    plan_.pixel_gene = plan.contains("pixel_gene") ? plan["pixel_gene"].cast<int32_t>() : -1;
+    plan_.pixel_table = real_list(plan, "pixel_table");
+    if (!plan.contains("ops")) throw std::invalid_argument("encoder plan: missing 'ops'");
+    for (const py::handle& h : plan["ops"].cast<py::list>()) {
+      py::dict o = h.cast<py::dict>();
+      ep::Op op;
+      const std::string kind = o["kind"].cast<std::string>();
+      if (kind == "onehot") op.kind = ep::OpKind::kOnehot;
+      else if (kind == "scalars") op.kind = ep::OpKind::kScalars;
+      else if (kind == "slots") op.kind = ep::OpKind::kSlots;
+      else if (kind == "roofline") op.kind = ep::OpKind::kRoofline;
+      else throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
+      op.ints = int_list<int32_t>(o, "ints");
+      op.reals = real_list(o, "reals");
+      op.n_stages = o.contains("n_stages") ? o["n_stages"].cast<int64_t>() : 0;
+      plan_.ops.push_back(std::move(op));
+    }
+    plan_.check(static_cast<int64_t>(choices.size()), S);
+    if (model_ && model_->n_features() != plan_.n_features()) {
+      throw std::invalid_argument("the encoder makes " + std::to_string(plan_.n_features()) +
+                                  " features, the model expects " +
+                                  std::to_string(model_->n_features()));
+    }
+  }
+
+  int64_t n_genes() const { return static_cast<int64_t>(plan_.choices.size()); }
+  int64_t n_features() const { return plan_.n_features(); }
+  bool needs_costs() const { return plan_.needs_costs(); }
+
+  py::array_t<double> encode(const py::object& genomes_obj, int threads) const {
+    auto genomes = genome_rows(genomes_obj, n_genes());
+    const int64_t n = genomes.shape(0), G = n_genes(), S = plan_.n_slots, F = n_features();
+    py::array_t<double> X({n, F});
+    {
+      py::gil_scoped_release release;
+      esm::validate_genomes(space_, genomes.data(), n, G, config_.data());
+      const bool costs = plan_.needs_costs();
+      double* x = X.mutable_data();
+      esm::parallel_for(n, threads, 1024, [&](int64_t b, int64_t e) {
+        constexpr int64_t kSub = 1024;
+        std::vector<int64_t> totals, slots;
+        if (costs) {
+          totals.resize(static_cast<size_t>(kSub * 4));
+          slots.resize(static_cast<size_t>(kSub * S * 4));
+        }
+        for (int64_t s0 = b; s0 < e; s0 += kSub) {
+          const int64_t k = std::min(kSub, e - s0);
+          const int32_t* gs = genomes.data() + s0 * G;
+          if (costs) esm::compute_costs(space_, gs, k, G, config_.data(), 1, totals.data(), slots.data());
+          ep::encode(plan_, gs, k, costs ? totals.data() : nullptr, costs ? slots.data() : nullptr,
+                     x + s0 * F);
+        }
+      });
+    }
+    return X;
+  }
+
+  py::array_t<double> predict(const py::object& genomes_obj, int threads, int64_t chunk) const {
+    if (!model_) throw std::invalid_argument("this pipeline has no model");
+    if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+    auto genomes = genome_rows(genomes_obj, n_genes());
+    const int64_t n = genomes.shape(0);
+    py::array_t<double> out(n);
+    {
+      py::gil_scoped_release release;
+      ep::predict_genomes(space_, config_.data(), plan_, *model_, genomes.data(), n, n_genes(),
+                          out.mutable_data(), threads, chunk);
+    }
+    return out;
+  }
+
+ private:
+  const esm::SpaceKernel& space_;
+  std::vector<int64_t> config_;
+  ep::EncodePlan plan_;
+  std::shared_ptr<ep::Model> model_;
+};
+
+}  // namespace
+
+void register_predict_fused(py::module_& m) {
+  py::class_<Fused>(m, "FusedPredictor",
+                    "genomes -> costs -> features -> model in C++, chunked and threaded.")
+      .def(py::init<const std::string&, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>&,
+                    const py::dict&, std::shared_ptr<ep::Model>>(),
+           py::arg("space"), py::arg("config"), py::arg("plan"), py::arg("model") = nullptr)
+      .def_property_readonly("n_features", &Fused::n_features)
+      .def_property_readonly("n_genes", &Fused::n_genes)
+      .def_property_readonly("needs_costs", &Fused::needs_costs)
+      .def("encode", &Fused::encode, py::arg("genomes"), py::arg("threads") = 0,
+           "Features [N, F] of validated genomes (the compiled encoder).")
+      .def("predict", &Fused::predict, py::arg("genomes"), py::arg("threads") = 0,
+           py::arg("chunk") = 65536, "Latencies [N] of genomes [N, G] (int32; other integer "
+           "dtypes are converted); N = 0 gives an empty result.");
+}

@@ -1,0 +1,79 @@
+// Shared parts of the compiled models: standardisation, target map, chunked threading.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "esm/parallel.hpp"
+#include "esm/predict.hpp"
+
+namespace esm::predict {
+
+Model::Model(Common common) : common_(std::move(common)) {
+  const int64_t F = common_.n_features;
+  if (F <= 0) throw std::invalid_argument("model: the number of features must be positive");
+  if (static_cast<int64_t>(common_.x_mean.size()) != F ||
+      static_cast<int64_t>(common_.x_scale.size()) != F) {
+    throw std::invalid_argument("model: x_mean and x_scale must have " + std::to_string(F) +
+                                " values (one per feature)");
+  }
+  for (int64_t j = 0; j < F; ++j) {
+    if (!std::isfinite(common_.x_mean[j]) || !std::isfinite(common_.x_scale[j]) ||
+        common_.x_scale[j] == 0.0) {
+      throw std::invalid_argument("model: x_mean/x_scale of feature " + std::to_string(j) +
+                                  " must be finite with a non-zero scale");
+    }
+  }
+}
+
+bool Model::affine(std::vector<double>*) const { return false; }
+
+void Model::predict_rows(const double* X, int64_t n, double* x, double* out) const {
+  const int64_t F = common_.n_features;
+  const double* mean = common_.x_mean.data();
+  const double* scale = common_.x_scale.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const double* src = X + i * F;
+    double* dst = x + i * F;
+    for (int64_t j = 0; j < F; ++j) dst[j] = (src[j] - mean[j]) / scale[j];
+  }
+  eval(x, n, out);
+  if (common_.target == Target::kLog) {
+    for (int64_t i = 0; i < n; ++i) out[i] = std::exp(out[i]);
+  }
+}
+
+int64_t piece_rows(int64_t n, int threads, int64_t chunk) {
+  if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+  const int64_t t = resolve_threads(threads);
+  const int64_t per = (n + t - 1) / std::max<int64_t>(1, t);
+  return std::max<int64_t>(1, std::min(chunk, per));
+}
+
+void Model::predict(const double* X, int64_t n, double* out, int threads, int64_t chunk) const {
+  if (n <= 0) return;
+  const int64_t F = common_.n_features;
+  const int64_t piece = piece_rows(n, threads, chunk);
+  const int64_t pieces = (n + piece - 1) / piece;
+  parallel_for(pieces, threads, 1, [&](int64_t b, int64_t e) {
+    std::vector<double> scratch(static_cast<size_t>(std::min(piece, n) * F));
+    for (int64_t p = b; p < e; ++p) {
+      const int64_t r0 = p * piece, m = std::min(piece, n - r0);
+      predict_rows(X + r0 * F, m, scratch.data(), out + r0);
+    }
+  });
+}
+
+void check_finite(const double* X, int64_t n, int64_t F) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < F; ++j) {
+      if (!std::isfinite(X[i * F + j])) {
+        throw std::invalid_argument("features: row " + std::to_string(i) + ", column " +
+                                    std::to_string(j) + " is not finite");
+      }
+    }
+  }
+}
+
+}  // namespace esm::predict

@@ -1,0 +1,110 @@
+"""``esm predict``: latencies of architectures from a saved surrogate, compiled."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esm.cli.output import add_json_flag, emit_json
+from esm.errors import InputError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict latencies with a saved surrogate (compiled, chunked, threaded)",
+        description="Predict latencies (ms) of the architectures of a CSV file (column 'arch') "
+        "or of N random genomes, with a model file written by `esm train`.",
+    )
+    p.add_argument("--model", required=True, type=Path, help="model file (from esm train)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="CSV with an 'arch' column")
+    src.add_argument("--random", type=int, metavar="N", help="predict N random genomes")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--out", type=Path, help="write predictions: .csv (arch,latency_ms) or .npy")
+    p.add_argument("--threads", type=int, default=0, help="worker threads (0 = all cores)")
+    p.add_argument("--chunk", type=int, default=65536, help="rows per piece (bounds memory)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def _load(path: Path) -> Any:
+    import esm
+
+    load = getattr(esm, "load", None)
+    if load is None:
+        raise InputError("this esm has no model-file support (esm.load is missing)")
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}")
+    return load(path)
+
+
+def _read_archs(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"data file not found: {path}")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "arch" not in reader.fieldnames:
+            raise InputError(f"{path}: no 'arch' column")
+        return [row["arch"] for row in reader]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from esm.predictor import compile as compile_predictor
+
+    if args.random is not None and args.random < 0:
+        raise InputError(f"--random must be >= 0, got {args.random}")
+    if args.chunk <= 0:
+        raise InputError(f"--chunk must be positive, got {args.chunk}")
+    surrogate = _load(args.model)
+    space = surrogate.space
+    predictor = compile_predictor(surrogate)
+    archs: list[str] | None = None
+    if args.data is not None:
+        archs = _read_archs(args.data)
+        genomes = space.from_strs(archs)
+    else:
+        genomes = space.sample(int(args.random), seed=args.seed)
+    t0 = time.perf_counter()
+    pred = predictor.predict(genomes, threads=args.threads, chunk=args.chunk, device=args.device)
+    seconds = time.perf_counter() - t0
+    pred = np.asarray(pred.get() if hasattr(pred, "get") else pred, dtype=np.float64)
+    n = len(pred)
+    if args.out is not None:
+        if args.out.suffix == ".npy":
+            np.save(args.out, pred)
+        else:
+            texts = archs if archs is not None else space.to_strs(genomes)
+            with args.out.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["arch", "latency_ms"])
+                w.writerows(zip(texts, (f"{v:.6g}" for v in pred), strict=True))
+    summary = {
+        "count": n,
+        "seconds": seconds,
+        "per_second": n / seconds if seconds > 0 else None,
+        "space": space.name,
+        "model": predictor.kind,
+        "fused": predictor.fused,
+        "device": args.device,
+        "mean_ms": float(pred.mean()) if n else None,
+        "min_ms": float(pred.min()) if n else None,
+        "max_ms": float(pred.max()) if n else None,
+        "out": str(args.out) if args.out else None,
+    }
+    if args.json:
+        emit_json(summary)
+        return 0
+    rate = f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
+    print(f"predicted {n} architectures in {seconds:.3f} s ({rate}, {predictor!r})")
+    if n:
+        print(f"latency ms: mean {pred.mean():.4g}, min {pred.min():.4g}, max {pred.max():.4g}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
