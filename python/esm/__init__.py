@@ -6,6 +6,8 @@ are loaded where they are used.
 
 from __future__ import annotations
 
+from typing import Any
+
 from esm import spaces
 from esm._native import core as _core
 from esm.errors import EsmError, InputError
@@ -13,4 +15,15 @@ from esm.info import info
 
 __version__: str = _core.__version__
 
-__all__ = ["EsmError", "InputError", "__version__", "info", "spaces"]
+
+def load(path: str) -> Any:
+    """Load a surrogate model file; returns an :class:`esm.surrogate.Surrogate`.
+
+    Needs only NumPy and the compiled core (no torch, no scikit-learn).
+    """
+    from esm.surrogate.surrogate import load as _load
+
+    return _load(path)
+
+
+__all__ = ["EsmError", "InputError", "__version__", "info", "load", "spaces"]

@@ -1,0 +1,487 @@
+"""Encoders: genomes of a search space -> float64 feature matrices ``[N, F]``.
+
+Every encoder is computed from the genome and the space's batched compiled costs
+(:meth:`esm.spaces.SearchSpace.costs`); all of them are vectorized NumPy over those arrays, with
+no loop per genome. They are deterministic and are the reference that a compiled (fused)
+encoder must reproduce exactly.
+
+Encodings
+---------
+``onehot``
+    One column per (gene, choice): 1.0 where the gene takes that choice, 0.0 otherwise. Genes
+    that belong to an inactive slot (a layer past its stage's depth) are all-zero, so two
+    genomes of the same network encode identically.
+``stats``
+    Network totals: MACs, params, activation bytes, weight bytes, layer count, active slot
+    count, input pixels (resolution squared) and the MACs of the fixed parts (stem, head).
+``layerwise``
+    Per-slot MACs, params, activation bytes and layer counts, slot after slot in position
+    order (inactive slots are zero).
+``lut``
+    The onehot features, meant for the additive lookup-table regressor (``model="lut"``): the
+    latency is a learned sum of one cost per (slot, choice).
+``roofline``
+    Hardware-aware time estimates from a device spec (:data:`DEVICE_SPECS`): per slot
+    ``t = max(2 * MACs * batch / peak_flops, bytes / bandwidth) + layers * launch``, where bytes
+    are ``2 * activation_bytes * batch + weight_bytes`` (each output written once and read once
+    by the next layer, weights read once). Features: the estimate summed per stage (slot name
+    before the first ``.``), the fixed part's estimate (from the totals minus the slots), the
+    overall sum, and the compute-bound, memory-bound and launch parts of the overall sum, all
+    in milliseconds.
+``fcc``
+    Feature combination (the default): ``stats`` + ``roofline`` + per-slot MACs and
+    activation bytes (``layerwise`` subset) + ``onehot``. ``parts`` chooses other combinations.
+
+Every encoder round-trips through ``to_dict()`` / :func:`encoder_from_dict` with JSON-able
+parameters only.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from esm.errors import InputError
+from esm.spaces.base import COST_FIELDS, Costs, SearchSpace
+
+# --------------------------------------------------------------------------- device specs
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """Peak arithmetic rate, memory bandwidth and per-layer launch overhead of a device.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    peak_tflops : float
+        Peak FP32 throughput in TFLOP/s.
+    bandwidth_gbs : float
+        Memory bandwidth in GB/s.
+    launch_us : float
+        Fixed overhead per layer (kernel launch, framework dispatch) in microseconds.
+    description : str
+        What the numbers are.
+    """
+
+    name: str
+    peak_tflops: float
+    bandwidth_gbs: float
+    launch_us: float
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "peak_tflops": self.peak_tflops,
+                "bandwidth_gbs": self.bandwidth_gbs, "launch_us": self.launch_us}
+
+
+_SPECS = (
+    DeviceSpec("v100", 15.7, 900.0, 8.0, "NVIDIA Tesla V100 (SXM2, FP32)"),
+    DeviceSpec("a100", 19.5, 1555.0, 7.0, "NVIDIA A100 40GB (FP32, no TF32)"),
+    DeviceSpec("h100", 67.0, 3350.0, 6.0, "NVIDIA H100 SXM (FP32)"),
+    DeviceSpec("rtx2080ti", 13.4, 616.0, 8.0, "NVIDIA GeForce RTX 2080 Ti"),
+    DeviceSpec("titan-rtx", 16.3, 672.0, 8.0, "NVIDIA Titan RTX"),
+    DeviceSpec("titan-xp", 12.1, 547.7, 8.0, "NVIDIA Titan Xp"),
+    DeviceSpec("titan-x", 11.0, 480.0, 8.0, "NVIDIA GeForce GTX Titan X (Pascal)"),
+    DeviceSpec("gtx1080ti", 11.3, 484.0, 8.0, "NVIDIA GeForce GTX 1080 Ti"),
+    DeviceSpec("jetson-orin", 5.3, 204.8, 12.0, "NVIDIA Jetson AGX Orin 64GB (GPU, FP32)"),
+    DeviceSpec("xeon-gold-6240", 1.5, 140.0, 3.0, "Intel Xeon Gold 6240 (18 cores, AVX-512)"),
+    DeviceSpec("xeon-silver-4114", 0.7, 115.0, 3.0, "Intel Xeon Silver 4114 (10 cores)"),
+    DeviceSpec("xeon-silver-4210r", 0.77, 115.0, 3.0, "Intel Xeon Silver 4210R (10 cores)"),
+    DeviceSpec("cpu", 0.2, 40.0, 2.0, "generic desktop/server CPU, a few cores"),
+    DeviceSpec("cpu-mobile", 0.05, 15.0, 2.0, "generic mobile (ARM big cores) CPU"),
+    DeviceSpec("gpu", 12.0, 550.0, 8.0, "generic discrete GPU"),
+)
+#: Device specs by name; ``roofline`` takes one of these names or explicit numbers.
+DEVICE_SPECS: dict[str, DeviceSpec] = {s.name: s for s in _SPECS}
+
+# substring of a dataset column -> spec name (columns look like lat_<device>_<batch>)
+_COLUMN_DEVICES = (
+    ("2080ti", "rtx2080ti"), ("titan_xp", "titan-xp"), ("titanxp", "titan-xp"),
+    ("titan_rtx", "titan-rtx"), ("titanx", "titan-x"), ("1080ti", "gtx1080ti"),
+    ("v100", "v100"), ("a100", "a100"), ("h100", "h100"), ("orin", "jetson-orin"),
+    ("gold_6240", "xeon-gold-6240"), ("silver_4114", "xeon-silver-4114"),
+    ("silver_4210r", "xeon-silver-4210r"), ("pixel", "cpu-mobile"), ("samsung", "cpu-mobile"),
+    ("essential", "cpu-mobile"), ("cpu", "cpu"), ("cuda", "gpu"), ("gpu", "gpu"),
+)
+
+
+def device_from_column(column: str) -> tuple[str | None, int]:
+    """Guess ``(spec name, batch size)`` from a dataset column such as ``lat_2080ti_32``.
+
+    The spec is None when no known device name appears; the batch is the trailing integer
+    after an underscore when the column names a GPU, else 1.
+    """
+    low = column.lower()
+    spec = next((s for key, s in _COLUMN_DEVICES if key in low), None)
+    batch = 1
+    m = re.search(r"_(\d+)$", low)
+    if m and spec is not None and not spec.startswith(("xeon", "cpu")):
+        batch = int(m.group(1))
+    return spec, batch
+
+
+def resolve_device(device: str | dict[str, Any] | None) -> DeviceSpec:
+    """A :class:`DeviceSpec` from a registry name, a dict of overrides, or None (``gpu``).
+
+    A dict may name a base spec (``{"name": "v100", "launch_us": 20}``) and override any of
+    ``peak_tflops``, ``bandwidth_gbs`` and ``launch_us``.
+    """
+    if device is None:
+        return DEVICE_SPECS["gpu"]
+    if isinstance(device, DeviceSpec):
+        return device
+    if isinstance(device, str):
+        try:
+            return DEVICE_SPECS[device]
+        except KeyError:
+            raise InputError(
+                f"unknown device spec {device!r}; known: {', '.join(DEVICE_SPECS)}"
+            ) from None
+    if isinstance(device, dict):
+        base = DEVICE_SPECS.get(str(device.get("name", "")), None)
+        vals = base.to_dict() if base else {"name": str(device.get("name", "custom"))}
+        unknown = set(device) - {"name", "peak_tflops", "bandwidth_gbs", "launch_us"}
+        if unknown:
+            raise InputError(f"unknown device spec fields {sorted(unknown)}")
+        vals.update(device)
+        try:
+            spec = DeviceSpec(str(vals["name"]), float(vals["peak_tflops"]),
+                              float(vals["bandwidth_gbs"]), float(vals["launch_us"]))
+        except KeyError as err:
+            raise InputError(f"device spec needs {err.args[0]!r}") from None
+        if spec.peak_tflops <= 0 or spec.bandwidth_gbs <= 0 or spec.launch_us < 0:
+            raise InputError("device spec numbers must be positive")
+        return spec
+    raise InputError(f"device must be a name or a dict, got {type(device).__name__}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _gene_slots(space: SearchSpace) -> np.ndarray:
+    """Slot index of every gene, or -1 for genes that are always active.
+
+    Uses ``space.gene_slots`` when a space defines it; otherwise it is inferred once by
+    probing: gene ``g`` belongs to slot ``s`` when, over a fixed seeded sample, changing ``g``
+    leaves the canonical genome unchanged exactly when slot ``s`` is inactive.
+    """
+    explicit = getattr(space, "gene_slots", None)
+    if explicit is not None:
+        return np.asarray(explicit, dtype=np.int64)
+    cached = getattr(space, "_esm_gene_slots", None)
+    if cached is not None:
+        return np.asarray(cached)
+    genomes = space.sample(256, seed=12345)
+    active = space.active_slots(genomes)
+    canon = space.canonical(genomes)
+    out = np.full(space.genome_length, -1, dtype=np.int64)
+    for g in range(space.genome_length):
+        if space.choices[g] < 2:
+            continue
+        probe = genomes.copy()
+        probe[:, g] = (probe[:, g] + 1) % space.choices[g]
+        dead = np.all(space.canonical(probe) == canon, axis=1)
+        if not dead.any():
+            continue
+        for s in range(active.shape[1]):
+            if np.array_equal(dead, ~active[:, s]):
+                out[g] = s
+                break
+    try:
+        space._esm_gene_slots = out  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - slotted space classes
+        pass
+    return out
+
+
+def _input_pixels(space: SearchSpace, genomes: np.ndarray) -> np.ndarray:
+    """Input height * width of every genome (vectorized where the space decodes ``r``)."""
+    decode = getattr(space, "decode", None)
+    if decode is not None:
+        d = decode(genomes)
+        if isinstance(d, dict) and "r" in d:
+            r = np.asarray(d["r"], dtype=np.float64)
+            return r * r
+    if len(genomes) == 0:
+        return np.zeros(0)
+    _, _, h, w = space.input_shape(genomes[0])
+    return np.full(len(genomes), float(h * w))
+
+
+def _stage_groups(space: SearchSpace) -> tuple[list[str], np.ndarray]:
+    """Stage names and the stage index of every slot (slot name before the first ``.``)."""
+    names: list[str] = []
+    index = []
+    for s in space.slot_names:
+        stage = s.split(".", 1)[0] if "." in s else "slots"
+        if stage not in names:
+            names.append(stage)
+        index.append(names.index(stage))
+    return names, np.asarray(index, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- encoders
+
+
+class Encoder(ABC):
+    """Turns genomes of one space into features. Subclasses set ``name``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace, **params: Any) -> None:
+        self.space = space
+        self.params: dict[str, Any] = dict(params)
+
+    @property
+    @abstractmethod
+    def feature_names(self) -> list[str]:
+        """Name of every output column."""
+
+    @abstractmethod
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        """Features of validated genomes, given their costs."""
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def feature_groups(self) -> dict[str, list[int]]:
+        """Column indices of each named block of features (one block unless combined)."""
+        return {self.name: list(range(self.n_features))}
+
+    def transform(self, genomes: Any, costs: Costs | None = None) -> np.ndarray:
+        """Encode ``genomes`` ``[N, G]`` into a C-contiguous float64 ``[N, F]`` array.
+
+        ``costs`` may be passed when already computed for the same genomes.
+        """
+        g = self.space.validate(genomes)
+        if costs is None:
+            costs = self.space.costs(g)
+        out = np.ascontiguousarray(self._encode(g, costs), dtype=np.float64)
+        return out.reshape(len(g), self.n_features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description: ``{"name": ..., "params": {...}}``."""
+        return {"name": self.name, "params": _jsonable(self.params)}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], space: SearchSpace) -> Encoder:
+        """Rebuild an encoder from :meth:`to_dict` output."""
+        return encoder_from_dict(d, space)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.space.name!r}, {self.params})"
+
+
+class OneHotEncoder(Encoder):
+    name = "onehot"
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__(space)
+        self._gene_slot = _gene_slots(space)
+        self._offsets = np.concatenate([[0], np.cumsum(space.choices)[:-1]]).astype(np.int64)
+        self._names = [f"{gn}={c}" for gn, n in zip(space.gene_names, space.choices, strict=True)
+                       for c in range(int(n))]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        n = len(genomes)
+        out = np.zeros((n, len(self._names)))
+        val = np.ones(genomes.shape)
+        slot = self._gene_slot
+        if (slot >= 0).any():
+            active = self.space.active_slots(genomes)
+            bound = slot >= 0
+            val[:, bound] = active[:, slot[bound]]
+        cols = genomes.astype(np.int64) + self._offsets[None, :]
+        rows = np.repeat(np.arange(n), genomes.shape[1]).reshape(genomes.shape)
+        out[rows, cols] = val
+        return out
+
+
+class LutEncoder(OneHotEncoder):
+    """The onehot features, for the additive lookup-table regressor."""
+
+    name = "lut"
+
+
+class StatsEncoder(Encoder):
+    name = "stats"
+    _NAMES: ClassVar[list[str]] = [
+        "macs", "params", "activation_bytes", "weight_bytes", "layers", "active_slots",
+        "input_pixels", "fixed_macs",
+    ]
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__(space)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._NAMES)
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        slot_macs = costs.slots[:, :, 0].sum(axis=1)
+        return np.column_stack([
+            costs.macs, costs.params, costs.activation_bytes, costs.weight_bytes, costs.layers,
+            self.space.active_slots(genomes).sum(axis=1), _input_pixels(self.space, genomes),
+            costs.macs - slot_macs,
+        ]).astype(np.float64)
+
+
+class LayerwiseEncoder(Encoder):
+    name = "layerwise"
+
+    def __init__(self, space: SearchSpace, fields: list[str] | None = None) -> None:
+        fields = list(COST_FIELDS) if fields is None else list(fields)
+        bad = [f for f in fields if f not in COST_FIELDS]
+        if bad or not fields:
+            raise InputError(f"layerwise: unknown fields {bad}; known: {', '.join(COST_FIELDS)}")
+        super().__init__(space, fields=fields)
+        self._idx = [COST_FIELDS.index(f) for f in fields]
+        self._names = [f"{s}.{f}" for s in space.slot_names for f in fields]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        return costs.slots[:, :, self._idx].reshape(len(genomes), -1).astype(np.float64)
+
+
+class RooflineEncoder(Encoder):
+    name = "roofline"
+
+    def __init__(self, space: SearchSpace, device: str | dict[str, Any] | None = None,
+                 batch: int = 1) -> None:
+        spec = resolve_device(device)
+        if int(batch) < 1:
+            raise InputError(f"roofline: batch must be >= 1, got {batch}")
+        dev: str | dict[str, Any] = spec.name if spec.name in DEVICE_SPECS and \
+            DEVICE_SPECS[spec.name] == spec else spec.to_dict()
+        super().__init__(space, device=dev, batch=int(batch))
+        self.spec = spec
+        self._stages, self._stage_of = _stage_groups(space)
+        self._names = [f"roof_{s}_ms" for s in self._stages] + [
+            "roof_fixed_ms", "roof_total_ms", "roof_compute_ms", "roof_memory_ms",
+            "roof_launch_ms"]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names
+
+    def _times(self, macs: np.ndarray, params: np.ndarray, act: np.ndarray,
+               layers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b = float(self.params["batch"])
+        compute = 2.0 * macs * b / (self.spec.peak_tflops * 1e12) * 1e3
+        memory = (2.0 * act * b + 4.0 * params) / (self.spec.bandwidth_gbs * 1e9) * 1e3
+        launch = layers * self.spec.launch_us * 1e-3
+        return compute, memory, launch
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        sl = costs.slots.astype(np.float64)
+        c, m, ln = self._times(sl[:, :, 0], sl[:, :, 1], sl[:, :, 2], sl[:, :, 3])
+        per_slot = np.maximum(c, m) + ln
+        stages = np.zeros((len(genomes), len(self._stages)))
+        for k in range(len(self._stages)):
+            stages[:, k] = per_slot[:, self._stage_of == k].sum(axis=1)
+        fc, fm, fl = self._times(
+            costs.macs - sl[:, :, 0].sum(axis=1), costs.params - sl[:, :, 1].sum(axis=1),
+            costs.activation_bytes - sl[:, :, 2].sum(axis=1),
+            costs.layers - sl[:, :, 3].sum(axis=1),
+        )
+        fixed = np.maximum(fc, fm) + fl
+        total = stages.sum(axis=1) + fixed
+        bound_c = (c >= m)
+        compute = (c * bound_c).sum(axis=1) + fc * (fc >= fm)
+        memory = (m * ~bound_c).sum(axis=1) + fm * (fc < fm)
+        launch = ln.sum(axis=1) + fl
+        return np.column_stack([stages, fixed, total, compute, memory, launch])
+
+
+_PARTS = ("stats", "roofline", "layerwise", "onehot")
+
+
+class FccEncoder(Encoder):
+    name = "fcc"
+
+    def __init__(self, space: SearchSpace, parts: list[str] | None = None,
+                 device: str | dict[str, Any] | None = None, batch: int = 1,
+                 layer_fields: list[str] | None = None) -> None:
+        parts = list(_PARTS) if parts is None else list(parts)
+        bad = [p for p in parts if p not in _PARTS]
+        if bad or not parts:
+            raise InputError(f"fcc: unknown parts {bad}; known: {', '.join(_PARTS)}")
+        layer_fields = ["macs", "activation_bytes"] if layer_fields is None else list(layer_fields)
+        roof = RooflineEncoder(space, device=device, batch=batch)
+        super().__init__(space, parts=parts, device=roof.params["device"], batch=int(batch),
+                         layer_fields=layer_fields)
+        built: dict[str, Encoder] = {
+            "stats": StatsEncoder(space) if "stats" in parts else None,  # type: ignore[dict-item]
+            "roofline": roof,
+            "layerwise": LayerwiseEncoder(space, layer_fields) if "layerwise" in parts else None,  # type: ignore[dict-item]
+            "onehot": OneHotEncoder(space) if "onehot" in parts else None,  # type: ignore[dict-item]
+        }
+        self._parts = [built[p] for p in parts]
+        self._names = [n for e in self._parts for n in e.feature_names]
+        self._groups: dict[str, list[int]] = {}
+        start = 0
+        for p, e in zip(parts, self._parts, strict=True):
+            self._groups[p] = list(range(start, start + e.n_features))
+            start += e.n_features
+
+    @property
+    def feature_groups(self) -> dict[str, list[int]]:
+        return {k: list(v) for k, v in self._groups.items()}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        return np.concatenate([e._encode(genomes, costs) for e in self._parts], axis=1)
+
+
+#: Encoder classes by name.
+ENCODERS: dict[str, type[Encoder]] = {
+    c.name: c for c in (OneHotEncoder, StatsEncoder, LayerwiseEncoder, LutEncoder,
+                        RooflineEncoder, FccEncoder)
+}
+
+
+def get_encoder(name: str, space: SearchSpace, **params: Any) -> Encoder:
+    """The encoder ``name`` for ``space`` with ``params`` (see the module docstring)."""
+    try:
+        cls = ENCODERS[name]
+    except KeyError:
+        raise InputError(f"unknown encoding {name!r}; known: {', '.join(ENCODERS)}") from None
+    try:
+        return cls(space, **params)
+    except TypeError as err:
+        raise InputError(f"encoding {name}: bad parameters {params}: {err}") from None
+
+
+def encoder_from_dict(d: dict[str, Any], space: SearchSpace) -> Encoder:
+    """Rebuild an encoder from :meth:`Encoder.to_dict` output."""
+    if not isinstance(d, dict) or "name" not in d:
+        raise InputError(f"not an encoder description: {d!r}")
+    return get_encoder(str(d["name"]), space, **dict(d.get("params", {})))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,635 @@
+"""Latency regressors with scikit-learn estimator conventions and plain-array export.
+
+Every regressor standardises its features (``x_mean_``, ``x_scale_``), maps the target with
+``target`` (``"log"``, ``"identity"`` or ``"auto"``: log when every target is positive), fits
+an inner model (``estimator_``) and can :meth:`~LatencyRegressor.export` itself into one of
+the array forms of :mod:`esm.surrogate.export`, which predicts identically with NumPy alone.
+
+This module needs scikit-learn (the ``train`` extra); loading a saved model does not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from esm.errors import InputError
+from esm.surrogate import export as ex
+
+
+class LatencyRegressor(RegressorMixin, BaseEstimator):
+    """Base class: standardise, transform the target, fit ``estimator_``, export arrays.
+
+    Subclasses implement ``_fit_inner(Xs, yt)`` (returning the fitted inner model) and
+    ``_export_inner()`` (returning ``(kind, meta, arrays)`` without the shared parts).
+    """
+
+    target: str = "auto"
+
+    def _resolve_target(self, y: np.ndarray) -> str:
+        t = getattr(self, "target", "auto")
+        if t == "auto":
+            return "log" if np.all(y > 0) else "identity"
+        if t not in ex.TARGETS:
+            raise ValueError(f"target must be 'auto', 'log' or 'identity', got {t!r}")
+        if t == "log" and np.any(y <= 0):
+            raise ValueError("target='log' needs positive targets")
+        return t
+
+    def _used(self, F: int) -> np.ndarray:
+        cols = getattr(self, "columns", None)
+        if cols is None:
+            return np.arange(F)
+        idx = np.unique(np.asarray(cols, dtype=np.int64))
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= F:
+            raise ValueError(f"columns must be indices in [0, {F})")
+        return idx
+
+    def fit(self, X: Any, y: Any) -> LatencyRegressor:
+        """Fit on features ``X [N, F]`` and latencies ``y [N]``."""
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        self.target_ = self._resolve_target(y)
+        self.columns_ = self._used(X.shape[1])
+        mean, scale = ex.make_scale(X[:, self.columns_])
+        # unused columns get scale +inf: they standardise to 0 and no model form sees them
+        self.x_mean_ = np.zeros(X.shape[1])
+        self.x_scale_ = np.full(X.shape[1], np.inf)
+        self.x_mean_[self.columns_], self.x_scale_[self.columns_] = mean, scale
+        Xs = ex.standardize(X[:, self.columns_], mean, scale)
+        self.estimator_ = self._fit_inner(Xs, ex.forward_target(y, self.target_))
+        return self
+
+    def _standardized(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        c = self.columns_
+        return ex.standardize(X[:, c], self.x_mean_[c], self.x_scale_[c])
+
+    def _raw(self, Xs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator_.predict(Xs), dtype=np.float64).reshape(len(Xs))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted latencies (same unit as the training targets)."""
+        return ex.inverse_target(self._raw(self._standardized(X)), self.target_)
+
+    def export(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        """``(kind, meta, arrays)`` for :func:`esm.surrogate.export.predict_arrays`."""
+        check_is_fitted(self)
+        kind, meta, arrays = self._export_inner()
+        arrays = _expand_columns(kind, arrays, self.columns_, self.n_features_in_)
+        meta = {**meta, "target": self.target_}
+        arrays = {**arrays, "x_mean": self.x_mean_.copy(), "x_scale": self.x_scale_.copy()}
+        return kind, meta, arrays
+
+    # subclasses
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        raise NotImplementedError  # pragma: no cover
+
+
+def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
+                    F: int) -> dict[str, np.ndarray]:
+    """Rewrite an array form fitted on columns ``used`` to take all ``F`` columns."""
+    if len(used) == F:
+        return arrays
+    out = dict(arrays)
+
+    def pad_cols(a: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        full = np.full((*a.shape[:-1], F), fill)
+        full[..., used] = a
+        return full
+
+    if kind == "linear":
+        out["coef"] = pad_cols(arrays["coef"])
+    elif kind == "trees":
+        f = arrays["feature"].astype(np.int64)
+        out["feature"] = np.where(f >= 0, used[np.maximum(f, 0)], -1).astype(np.int32)
+    elif kind == "mlp":
+        W = np.zeros((F, arrays["W0"].shape[1]))
+        W[used] = arrays["W0"]
+        out["W0"] = W
+    elif kind in ("knn", "gp"):
+        out["X"] = pad_cols(arrays["X"])
+        if kind == "gp":
+            out["length_scale"] = pad_cols(arrays["length_scale"], 1.0)
+    else:  # pragma: no cover
+        raise ValueError(f"cannot restrict columns of a {kind} model")
+    return out
+
+
+class RidgeRegressor(LatencyRegressor):
+    """Ridge regression; ``alpha=None`` picks alpha by efficient leave-one-out CV.
+
+    Parameters
+    ----------
+    alpha : float or None
+        L2 penalty on standardised features; None: chosen from ``alphas`` by LOO-CV.
+    alphas : sequence of float or None
+        Grid for ``alpha=None`` (default ``10**[-4 .. 3]``).
+    target : {"auto", "log", "identity"}
+    """
+
+    def __init__(self, alpha: float | None = None, alphas: Any = None,
+                 target: str = "auto",
+                 columns: Any = None) -> None:
+        self.alpha = alpha
+        self.alphas = alphas
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        from sklearn.linear_model import Ridge, RidgeCV
+
+        if self.alpha is None:
+            grid = np.logspace(-4, 3, 15) if self.alphas is None else np.asarray(self.alphas)
+            return RidgeCV(alphas=grid).fit(Xs, yt)
+        return Ridge(alpha=float(self.alpha)).fit(Xs, yt)
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        e = self.estimator_
+        return "linear", {}, {"coef": np.asarray(e.coef_, dtype=np.float64).ravel(),
+                              "intercept": np.asarray([float(e.intercept_)])}
+
+
+class LUTRegressor(RidgeRegressor):
+    """Additive lookup table: latency = intercept + sum of one cost per (slot, choice).
+
+    A (lightly regularised) least-squares fit over onehot features with the identity target:
+    each coefficient, divided by its feature's scale, is the learned cost in ms of choosing
+    that option at that position (:meth:`table`). Exports as ``linear``.
+    """
+
+    def __init__(self, alpha: float | None = 1e-2, alphas: Any = None,
+                 target: str = "identity",
+                 columns: Any = None) -> None:
+        super().__init__(alpha=alpha, alphas=alphas, target=target, columns=columns)
+
+    def table(self) -> np.ndarray:
+        """Cost of every feature column in target units (ms for the identity target)."""
+        check_is_fitted(self)
+        return np.asarray(self.estimator_.coef_, dtype=np.float64) / self.x_scale_
+
+
+class ForestRegressor(LatencyRegressor):
+    """Random forest (scikit-learn); exports as ``trees`` with 1/T folded into the leaves."""
+
+    def __init__(self, n_estimators: int = 200, max_depth: int | None = None,
+                 min_samples_leaf: int = 1, max_features: float = 0.5,
+                 random_state: int | None = None, target: str = "auto",
+                 columns: Any = None) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(
+            n_estimators=self.n_estimators, max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
+            random_state=self.random_state,
+        ).fit(Xs, yt)
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        trees = self.estimator_.estimators_
+        arrays = ex.export_sklearn_trees(trees, [1.0 / len(trees)] * len(trees), 0.0)
+        return "trees", {"rule": "le"}, arrays
+
+
+def _backend_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+class BoostingRegressor(LatencyRegressor):
+    """Gradient-boosted trees: scikit-learn's, or LightGBM/XGBoost when installed.
+
+    Parameters
+    ----------
+    backend : {"sklearn", "lightgbm", "xgboost"}
+        Only ``sklearn`` is always available.
+    """
+
+    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05,
+                 max_depth: int = 3, subsample: float = 0.8, backend: str = "sklearn",
+                 random_state: int | None = None, target: str = "auto",
+                 columns: Any = None) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.subsample = subsample
+        self.backend = backend
+        self.random_state = random_state
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        if self.backend == "sklearn":
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            return GradientBoostingRegressor(
+                n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                max_depth=self.max_depth, subsample=self.subsample,
+                random_state=self.random_state,
+            ).fit(Xs, yt)
+        if self.backend == "lightgbm":
+            if not _backend_available("lightgbm"):
+                raise InputError("backend 'lightgbm' needs the lightgbm package")
+            import lightgbm
+
+            return lightgbm.LGBMRegressor(
+                n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                max_depth=self.max_depth, num_leaves=2 ** self.max_depth,
+                subsample=self.subsample, subsample_freq=1, random_state=self.random_state,
+                min_child_samples=5, verbose=-1,
+            ).fit(Xs, yt)
+        if self.backend == "xgboost":
+            if not _backend_available("xgboost"):
+                raise InputError("backend 'xgboost' needs the xgboost package")
+            import xgboost
+
+            return xgboost.XGBRegressor(
+                n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                max_depth=self.max_depth, subsample=self.subsample,
+                random_state=self.random_state, base_score=float(np.mean(yt)),
+            ).fit(Xs, yt)
+        raise ValueError(f"unknown boosting backend {self.backend!r}")
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        e = self.estimator_
+        if self.backend == "sklearn":
+            trees = [t[0] for t in e.estimators_]
+            base = float(np.asarray(e.init_.constant_).ravel()[0])
+            arrays = ex.export_sklearn_trees(trees, [e.learning_rate] * len(trees), base)
+            return "trees", {"rule": "le"}, arrays
+        if self.backend == "lightgbm":
+            return "trees", {"rule": "le"}, _export_lightgbm(e)
+        return "trees", {"rule": "lt"}, _export_xgboost(e)
+
+
+def _export_lightgbm(model: Any) -> dict[str, np.ndarray]:
+    """LightGBM's dumped trees in the ``trees`` form (shrinkage is already in leaf values)."""
+    dump = model.booster_.dump_model()
+    feats: list[int] = []
+    thrs: list[float] = []
+    lefts: list[int] = []
+    rights: list[int] = []
+    vals: list[float] = []
+    roots: list[int] = []
+
+    def walk(node: dict[str, Any]) -> int:
+        i = len(feats)
+        feats.append(-1)
+        thrs.append(0.0)
+        lefts.append(-1)
+        rights.append(-1)
+        vals.append(0.0)
+        if "leaf_value" in node or "split_index" not in node:
+            vals[i] = float(node.get("leaf_value", 0.0))
+            return i
+        if node.get("decision_type", "<=") != "<=":
+            raise InputError("only numerical <= splits of LightGBM can be exported")
+        feats[i] = int(node["split_feature"])
+        thrs[i] = float(node["threshold"])
+        lefts[i] = walk(node["left_child"])
+        rights[i] = walk(node["right_child"])
+        return i
+
+    for tree in dump["tree_info"]:
+        roots.append(walk(tree["tree_structure"]))
+    return {"feature": np.asarray(feats, np.int32), "threshold": np.asarray(thrs),
+            "left": np.asarray(lefts, np.int32), "right": np.asarray(rights, np.int32),
+            "value": np.asarray(vals), "roots": np.asarray(roots, np.int32),
+            "base": np.zeros(1)}
+
+
+def _export_xgboost(model: Any) -> dict[str, np.ndarray]:
+    """XGBoost's JSON trees in the ``trees`` form (rule ``lt`` on float32 values)."""
+    import json
+
+    raw = json.loads(model.get_booster().save_raw("json"))
+    learner = raw["learner"]
+    base = float(np.float32(learner["learner_model_param"]["base_score"].strip("[]")))
+    feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
+    offset = 0
+    for tree in learner["gradient_booster"]["model"]["trees"]:
+        left = np.asarray(tree["left_children"], np.int64)
+        right = np.asarray(tree["right_children"], np.int64)
+        leaf = left < 0
+        cond = np.asarray(tree["split_conditions"], np.float64)
+        feats.append(np.where(leaf, -1, np.asarray(tree["split_indices"])).astype(np.int32))
+        # x32 < t32  <=>  x < t' for the float64 t' just below the rounding midpoint
+        thr32 = cond.astype(np.float32)
+        prev = np.nextafter(thr32, np.float32(-np.inf))
+        lt_thr = ex.f32_le_threshold(prev.astype(np.float64))
+        thrs.append(np.where(leaf, 0.0, np.nextafter(lt_thr, np.inf)))
+        lefts.append(np.where(leaf, -1, left + offset).astype(np.int32))
+        rights.append(np.where(leaf, -1, right + offset).astype(np.int32))
+        vals.append(np.where(leaf, cond, 0.0))
+        roots.append(offset)
+        offset += len(left)
+    return {"feature": np.concatenate(feats), "threshold": np.concatenate(thrs),
+            "left": np.concatenate(lefts), "right": np.concatenate(rights),
+            "value": np.concatenate(vals), "roots": np.asarray(roots, np.int32),
+            "base": np.asarray([base])}
+
+
+class MLPRegressor(LatencyRegressor):
+    """Multi-layer perceptron (scikit-learn, L-BFGS or Adam) on a standardised target.
+
+    The target's mean and scale are folded into the output layer at export.
+    """
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 activation: str = "relu", alpha: float = 1e-3, solver: str = "lbfgs",
+                 max_iter: int = 2000, random_state: int | None = None,
+                 target: str = "auto",
+                 columns: Any = None) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.solver = solver
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor as SkMLP
+
+        self.y_shift_ = float(np.mean(yt))
+        sd = float(np.std(yt))
+        self.y_unit_ = sd if sd > 0 else 1.0
+        m = SkMLP(hidden_layer_sizes=tuple(self.hidden_layer_sizes), activation=self.activation,
+                  alpha=self.alpha, solver=self.solver, max_iter=self.max_iter,
+                  random_state=self.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return m.fit(Xs, (yt - self.y_shift_) / self.y_unit_)
+
+    def _raw(self, Xs: np.ndarray) -> np.ndarray:
+        return super()._raw(Xs) * self.y_unit_ + self.y_shift_
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        e = self.estimator_
+        arrays: dict[str, np.ndarray] = {}
+        L = len(e.coefs_)
+        for i, (W, b) in enumerate(zip(e.coefs_, e.intercepts_, strict=True)):
+            W = np.asarray(W, dtype=np.float64)
+            b = np.asarray(b, dtype=np.float64)
+            if i == L - 1:
+                W, b = W * self.y_unit_, b * self.y_unit_ + self.y_shift_
+            arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+        return "mlp", {"activation": e.activation, "n_layers": L}, arrays
+
+
+class KNNRegressor(LatencyRegressor):
+    """k nearest neighbours on standardised features (Euclidean)."""
+
+    def __init__(self, n_neighbors: int = 5, weights: str = "distance",
+                 target: str = "auto",
+                 columns: Any = None) -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        from sklearn.neighbors import KNeighborsRegressor
+
+        self.train_X_, self.train_y_ = Xs.copy(), yt.copy()
+        return KNeighborsRegressor(n_neighbors=min(self.n_neighbors, len(Xs)),
+                                   weights=self.weights, algorithm="brute").fit(Xs, yt)
+
+    def _raw(self, Xs: np.ndarray) -> np.ndarray:
+        # the exported (stable-sorted) neighbour search is the definition; scikit-learn's
+        # own search may break exact distance ties in another order
+        kind, meta, arrays = self._export_inner()
+        return ex.predict_raw(kind, meta, arrays, Xs)
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        return "knn", {"k": int(min(self.n_neighbors, len(self.train_X_))),
+                       "weights": self.weights}, {"X": self.train_X_, "y": self.train_y_}
+
+
+class GPRegressor(LatencyRegressor):
+    """Gaussian process: ConstantKernel * RBF + WhiteKernel, ``normalize_y=True``.
+
+    Parameters
+    ----------
+    ard : bool or "auto"
+        One length scale per feature (``True``) or a shared one; ``"auto"``: ARD when there
+        are at most ``ard_max_features`` features.
+    n_restarts_optimizer : int
+    """
+
+    def __init__(self, ard: bool | str = "auto", ard_max_features: int = 24,
+                 n_restarts_optimizer: int = 0, random_state: int | None = None,
+                 target: str = "auto",
+                 columns: Any = None) -> None:
+        self.ard = ard
+        self.ard_max_features = ard_max_features
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.random_state = random_state
+        self.target = target
+        self.columns = columns
+
+    def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+        from sklearn.gaussian_process.kernels import ConstantKernel as C
+
+        F = Xs.shape[1]
+        ard = F <= self.ard_max_features if self.ard == "auto" else bool(self.ard)
+        ls: Any = np.full(F, np.sqrt(F)) if ard else float(np.sqrt(F))
+        kernel = C(1.0, (1e-3, 1e3)) * RBF(ls, (1e-2, 1e4)) + WhiteKernel(1e-2, (1e-8, 1.0))
+        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True,
+                                      n_restarts_optimizer=self.n_restarts_optimizer,
+                                      random_state=self.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return gp.fit(Xs, yt)
+
+    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        e = self.estimator_
+        prod = e.kernel_.k1
+        F = e.X_train_.shape[1]
+        ls = np.broadcast_to(np.asarray(prod.k2.length_scale, dtype=np.float64), (F,)).copy()
+        ym = float(np.asarray(e._y_train_mean).ravel()[0])
+        ys = float(np.asarray(e._y_train_std).ravel()[0])
+        return "gp", {"constant": float(prod.k1.constant_value), "y_mean": ym, "y_std": ys}, {
+            "X": np.asarray(e.X_train_, dtype=np.float64),
+            "alpha": np.asarray(e.alpha_, dtype=np.float64).ravel(),
+            "length_scale": ls,
+        }
+
+
+#: Regressor classes by name (``auto`` and ``gcn`` are added below).
+REGRESSORS: dict[str, type[LatencyRegressor]] = {
+    "ridge": RidgeRegressor,
+    "lut": LUTRegressor,
+    "forest": ForestRegressor,
+    "gbt": BoostingRegressor,
+    "mlp": MLPRegressor,
+    "knn": KNNRegressor,
+    "gp": GPRegressor,
+}
+#: Accepted aliases.
+ALIASES = {"rf": "forest", "random_forest": "forest", "gbdt": "gbt", "boosting": "gbt",
+           "linear": "ridge", "lightgbm": "gbt-lightgbm", "xgboost": "gbt-xgboost"}
+
+
+def make_regressor(name: str, seed: int | None = None, **params: Any) -> LatencyRegressor:
+    """A regressor by name (``ridge``, ``lut``, ``forest``, ``gbt``, ``gbt-lightgbm``,
+    ``gbt-xgboost``, ``mlp``, ``knn``, ``gp``, ``gcn``, ``auto``), seeded where random."""
+    key = ALIASES.get(name, name)
+    if key.startswith("gbt-"):
+        params.setdefault("backend", key[4:])
+        if not _backend_available(params["backend"]):
+            raise InputError(f"model {name!r} needs the {params['backend']} package")
+        key = "gbt"
+    if key == "auto":
+        cls: type[LatencyRegressor] = AutoRegressor
+    elif key == "gcn":
+        from esm.surrogate.gcn import GCNRegressor
+
+        cls = GCNRegressor
+    else:
+        try:
+            cls = REGRESSORS[key]
+        except KeyError:
+            known = ", ".join([*REGRESSORS, "gcn", "auto"])
+            raise InputError(f"unknown model {name!r}; known: {known}") from None
+    est = cls(**params)
+    if seed is not None and "random_state" in est.get_params():
+        est.set_params(random_state=seed)
+    return est
+
+
+#: Candidates tried by ``auto`` (name, params).
+AUTO_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("ridge", {"target": "log"}),
+    ("ridge", {"target": "identity"}),
+    ("gbt", {"n_estimators": 200, "learning_rate": 0.1}),
+)
+
+
+def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(y_pred - y_true) / np.abs(y_true)) * 100.0)
+
+
+class AutoRegressor(LatencyRegressor):
+    """Pick the candidate with the lowest k-fold cross-validated MAPE on the training rows.
+
+    Only the rows given to :meth:`fit` are used (the folds split them); the winner is then
+    refitted on all of them. ``cv_scores_`` holds every candidate's mean fold MAPE.
+
+    Parameters
+    ----------
+    candidates : sequence of (name, params) or None
+        Default :data:`AUTO_CANDIDATES`.
+    cv : int
+        Number of folds (reduced when there are fewer rows).
+    """
+
+    def __init__(self, candidates: Any = None, cv: int = 5, random_state: int | None = None,
+                 target: str = "auto", column_sets: Any = None) -> None:
+        self.candidates = candidates
+        self.cv = cv
+        self.random_state = random_state
+        self.target = target
+        self.column_sets = column_sets
+
+    def _candidate_list(self) -> list[tuple[str, dict[str, Any]]]:
+        cands = AUTO_CANDIDATES if self.candidates is None else self.candidates
+        sets = [None] if not self.column_sets else list(self.column_sets)
+        out = []
+        for c in cands:
+            for cs in sets:
+                name, params = (c, {}) if isinstance(c, str) else (c[0], dict(c[1]))
+                if self.target != "auto":
+                    params.setdefault("target", self.target)
+                if cs is not None:
+                    label, cols = cs
+                    if cols is not None:
+                        params["columns"] = (str(label), [int(v) for v in cols])
+                out.append((name, params))
+        return out
+
+    def fit(self, X: Any, y: Any) -> AutoRegressor:
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        n = len(y)
+        folds = max(2, min(int(self.cv), n // 2)) if n >= 4 else 0
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(n)
+        scores: dict[str, float] = {}
+        best: tuple[float, str, LatencyRegressor] | None = None
+        for name, params in self._candidate_list():
+            label = name + "".join(f"[{k}={v[0] if k == 'columns' else v}]"
+                                   for k, v in sorted(params.items()))
+            if "columns" in params:
+                params["columns"] = params["columns"][1]
+            est = make_regressor(name, seed=self.random_state, **params)
+            if folds:
+                errs = []
+                for k in range(folds):
+                    test = order[k::folds]
+                    train = np.setdiff1d(order, test)
+                    try:
+                        m = clone(est).fit(X[train], y[train])
+                        errs.append(_scaled_error(y[test], m.predict(X[test])))
+                    except ValueError:
+                        errs.append(np.inf)
+                score = float(np.mean(errs))
+            else:
+                score = 0.0
+            scores[label] = score
+            if best is None or score < best[0]:
+                best = (score, label, est)
+        assert best is not None
+        self.cv_scores_ = scores
+        self.chosen_ = best[1]
+        self.best_estimator_ = clone(best[2]).fit(X, y)
+        self.target_ = self.best_estimator_.target_
+        self.x_mean_ = self.best_estimator_.x_mean_
+        self.x_scale_ = self.best_estimator_.x_scale_
+        self.estimator_ = self.best_estimator_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.best_estimator_.predict(X)
+
+    def export(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        check_is_fitted(self)
+        return self.best_estimator_.export()
+
+
+def _scaled_error(y: np.ndarray, p: np.ndarray) -> float:
+    """MAPE where every target is nonzero, else RMSE relative to the target spread."""
+    if np.all(y != 0):
+        return mape(y, p)
+    return float(np.sqrt(np.mean((p - y) ** 2)) / (np.std(y) + 1e-12) * 100.0)
+
+
+__all__ = [
+    "AUTO_CANDIDATES", "REGRESSORS", "AutoRegressor", "BoostingRegressor", "ForestRegressor",
+    "GPRegressor", "KNNRegressor", "LUTRegressor", "LatencyRegressor", "MLPRegressor",
+    "RidgeRegressor", "make_regressor",
+]
