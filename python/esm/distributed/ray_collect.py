@@ -319,7 +319,7 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
         queue: deque[list[int]] = deque(order[b:b + shard_size]
                                         for b in range(0, len(order), shard_size))
         slots = [{"actor": a, "label": _json(i["label"]), "deaths": 0, "gen": 0,
-                  "busy": 0, "alive": True} for a, i in zip(actors, infos, strict=True)]
+                  "busy": 0, "alive": True, "ready": True} for a, i in zip(actors, infos, strict=True)]
         in_flight: dict[Any, tuple[int, int, list[int]]] = {}
         attempts: dict[int, int] = {}
         tally = {"measured": 0, "failed": 0, "retried": 0, "deaths": 0, "duplicates": 0}
@@ -348,12 +348,28 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
 
         def submit(k: int) -> None:
             slot = slots[k]
-            while slot["alive"] and slot["busy"] < DEPTH and queue:
+            while slot["alive"] and slot["ready"] and slot["busy"] < DEPTH and queue:
                 idx = queue.popleft()
                 items = [(i, genomes[i].tolist()) for i in idx]
                 ref = slot["actor"].measure.remote(items)
                 in_flight[ref] = (k, int(slot["gen"]), idx)
                 slot["busy"] += 1
+
+        def ping(k: int) -> None:  # wait for a restarting worker before giving it work
+            in_flight[slots[k]["actor"].info.remote()] = (k, int(slots[k]["gen"]), None)
+
+        def lost_worker(k: int, gen: int) -> None:
+            slot = slots[k]
+            if gen != slot["gen"]:
+                return  # the same death, seen through another of its shards
+            slot["gen"] += 1
+            slot["deaths"] += 1
+            tally["deaths"] += 1
+            slot["ready"] = False
+            if slot["deaths"] > max_restarts:
+                slot["alive"] = False
+            else:
+                ping(k)  # answered once Ray restarted it; ActorDiedError if it will not be
 
         try:
             for k in range(count):
@@ -363,21 +379,33 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
                 ref = ready[0]
                 k, gen, idx = in_flight.pop(ref)
                 slot = slots[k]
+                if idx is None:  # a ping
+                    try:
+                        info = ray.get(ref)
+                    except ray.exceptions.ActorUnavailableError:
+                        time.sleep(0.1)  # still restarting
+                        ping(k)
+                    except ray.exceptions.RayError:
+                        slot["alive"] = False  # gone for good
+                    else:
+                        slot["ready"] = True
+                        slot["label"] = _json(info["label"])
+                    for j in range(count):
+                        submit(j)
+                    continue
                 slot["busy"] -= 1
                 try:
                     results = ray.get(ref)
                 except ray.exceptions.RayError as err:
-                    if isinstance(err, ray.exceptions.RayActorError) and gen == slot["gen"]:
-                        slot["gen"] += 1  # one death, however many shards it failed
-                        slot["deaths"] += 1
-                        tally["deaths"] += 1
-                        slot["alive"] = slot["deaths"] <= max_restarts
+                    if isinstance(err, ray.exceptions.RayActorError):
+                        lost_worker(k, gen)
                     lost = [i for i in idx if keys[i] not in stored]
                     for i in reversed(lost):
                         attempts[i] = attempts.get(i, 0) + 1
                         if attempts[i] >= max_attempts:
-                            store_row(i, "", {"error": f"its Ray worker died {attempts[i]} "
-                                              f"times while measuring it: {type(err).__name__}"})
+                            store_row(i, str(slot["label"]), {
+                                "error": f"its Ray worker died {attempts[i]} times while "
+                                f"measuring it: {type(err).__name__}"})
                         else:
                             queue.appendleft([i])
                             tally["retried"] += 1
