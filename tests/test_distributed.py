@@ -105,7 +105,8 @@ def test_worker_dies_mid_shard(cluster, tmp_path: Path, max_restarts: int) -> No
     assert res["worker_deaths"] >= 1 and res["retried"] >= 1
     assert res["remaining"] == 0 and res["failed"] == 0
     assert len(got) == len(set(got)) == n  # nothing lost, nothing twice
-    assert set(got) == {",".join(map(str, g)) for g in architectures(spaces.get(SPACE, **TINY), n, 5)}
+    want = architectures(spaces.get(SPACE, **TINY), n, 5)
+    assert set(got) == {",".join(map(str, g)) for g in want}
     alive = [w["alive"] for w in res["workers"]]
     assert alive == ([True, True] if max_restarts else [False, True])
 

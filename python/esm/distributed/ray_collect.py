@@ -102,8 +102,10 @@ class MeasureWorker:
         label.update(device=self.device, slot=int(slot))
         self.label = label
         self.provenance = provenance(self.device, self.threads)
-        ctx = ray.get_runtime_context()
-        self.exit_after = None if ctx.was_current_actor_reconstructed else exit_after
+        self.exit_after = None
+        if exit_after is not None and not ray.get_runtime_context() \
+                .was_current_actor_reconstructed:
+            self.exit_after = exit_after
         self.count = 0
 
     def info(self) -> dict[str, Any]:
@@ -295,10 +297,12 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
     from esm.store import _json, genome_key
 
     opts = worker_options(kind, threads, resources, max_restarts)
-    count = workers or default_workers(ray.cluster_resources(), opts)
-    if count < 1:
-        raise InputError(f"the Ray cluster has no room for a worker needing {opts_text(opts)} "
-                         f"(cluster: {ray.cluster_resources()})")
+    room = default_workers(ray.cluster_resources(), opts)
+    count = workers or room
+    if count < 1 or count > room:
+        raise InputError(f"the Ray cluster has room for {room} worker(s) needing "
+                         f"{opts_text(opts)}, not {max(count, 1)} (cluster: "
+                         f"{ray.cluster_resources()})")
     genomes = architectures(sp, n, seed)
     keys = [genome_key(g) for g in genomes]
     actors, infos = _start_workers(ray, sp, kind, batch_size, s, threads, opts, count,
@@ -318,9 +322,9 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
         order = [int(i) for i in measurement_order(todo, seed)]
         queue: deque[list[int]] = deque(order[b:b + shard_size]
                                         for b in range(0, len(order), shard_size))
-        slots = [{"actor": a, "label": _json(i["label"]), "deaths": 0, "gen": 0,
-                  "busy": 0, "alive": True, "ready": True} for a, i in zip(actors, infos, strict=True)]
-        in_flight: dict[Any, tuple[int, int, list[int]]] = {}
+        slots = [{"actor": a, "label": _json(i["label"]), "deaths": 0, "gen": 0, "busy": 0,
+                  "alive": True, "ready": True} for a, i in zip(actors, infos, strict=True)]
+        in_flight: dict[Any, tuple[int, int, list[int] | None]] = {}
         attempts: dict[int, int] = {}
         tally = {"measured": 0, "failed": 0, "retried": 0, "deaths": 0, "duplicates": 0}
         bar = _Progress(progress, len(order), f"{sp.name} on {count} Ray worker(s)")

@@ -172,7 +172,11 @@ def _run(ray: Any, model: Any, genomes: Any, random: int | None, seed: int,
          out_path: Path | None, max_restarts: int, start_timeout_s: float
          ) -> tuple[np.ndarray | None, dict[str, Any]]:
     t_start = time.perf_counter()
-    count = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+    room = int(ray.cluster_resources().get("CPU", 0) // threads)
+    count = workers or room
+    if count < 1 or count > room:
+        raise InputError(f"the Ray cluster has room for {room} worker(s) of {threads} CPU(s), "
+                         f"not {max(count, 1)}")
     cls = ray.remote(PredictWorker).options(num_cpus=threads, max_restarts=max_restarts,
                                             max_task_retries=0)
     model_ref = ray.put(model)

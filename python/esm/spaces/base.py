@@ -187,9 +187,9 @@ class SearchSpace(ABC):
             raise InputError(f"shard seed must be an integer, got {type(seed).__name__}")
         if type(self).sample is not SearchSpace.sample:
             return self.sample(int(start) + int(count), int(seed))[int(start):]
-        rng = np.random.default_rng(int(seed))
-        rng.bit_generator.advance(int(start) * self.genome_length)  # one 64-bit draw per gene
-        u = rng.random((int(count), self.genome_length))
+        bits = np.random.PCG64(int(seed))  # what default_rng(seed) uses
+        bits.advance(int(start) * self.genome_length)  # one 64-bit draw per gene
+        u = np.random.Generator(bits).random((int(count), self.genome_length))
         return np.minimum((u * self._choices).astype(np.int32), self._choices - 1)
 
     def mutate(
