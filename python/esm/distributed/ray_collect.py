@@ -307,6 +307,7 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
     keys = [genome_key(g) for g in genomes]
     actors, infos = _start_workers(ray, sp, kind, batch_size, s, threads, opts, count,
                                    exit_after, start_timeout_s)
+    startup_s = time.monotonic() - t0
     try:
         label = "_".join(sorted(resources)) if resources else kind
         run_id, _ = st.ensure_run(
@@ -430,7 +431,7 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
             "retried": tally["retried"], "worker_deaths": tally["deaths"],
             "duplicates_skipped": tally["duplicates"],
             "remaining": sum(len(q) for q in queue), "workers": ws,
-            "elapsed_s": time.monotonic() - t0,
+            "startup_s": startup_s, "elapsed_s": time.monotonic() - t0,
         }
     finally:
         for a in actors:
