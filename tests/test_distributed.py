@@ -118,26 +118,37 @@ def test_bad_input(tmp_path: Path) -> None:
         ray_predict(lambda: None)
 
 
-def _toy_model():  # a predictor-like object (space + predict), built inside the worker
-    class Toy:
-        space = spaces.get("ofa-mbv3")
+def _toy_factory():
+    """A factory of a predictor-like object (space + predict); nested, so Ray ships it by
+    value and the workers need not import this test module."""
 
-        def predict(self, g: np.ndarray) -> np.ndarray:
-            c = self.space.costs(g)
-            return c.macs * 1e-6 + 0.01 * c.params * 1e-3 + g.sum(axis=1)
+    def make():
+        import numpy
 
-    return Toy()
+        from esm import spaces as registry
+
+        class Toy:
+            space = registry.get("ofa-mbv3")
+
+            def predict(self, g: numpy.ndarray) -> numpy.ndarray:
+                c = self.space.costs(g)
+                return c.macs * 1e-6 + 0.01 * c.params * 1e-3 + g.sum(axis=1)
+
+        return Toy()
+
+    return make
 
 
 def test_sharded_predict_equals_local(cluster, tmp_path: Path) -> None:
-    toy = _toy_model()
+    make = _toy_factory()
+    toy = make()
     want = toy.predict(toy.space.sample(5000, seed=11))
-    got, summary = ray_predict(_toy_model, random=5000, seed=11, workers=2, shard_rows=700)
+    got, summary = ray_predict(make, random=5000, seed=11, workers=2, shard_rows=700)
     assert summary["shards"] == 8 and summary["count"] == 5000
     np.testing.assert_array_equal(got, want)
     # a genome array, shipped shard by shard, and written as shards
     g = toy.space.sample(3000, seed=2)
-    none, s2 = ray_predict(_toy_model, g, workers=2, shard_rows=1000, out_dir=tmp_path / "o")
+    none, s2 = ray_predict(make, g, workers=2, shard_rows=1000, out_dir=tmp_path / "o")
     assert none is None and s2["shards"] == 3
     import json
 
