@@ -85,6 +85,7 @@ def test_cli_collect_bad_input(tmp_path):
     assert main([*base, "--space-params", "[1]"]) == 2
     assert main([*base, "--space-params", '{"width_mult": -1}']) == 2
     assert main([*base, "--batch-size", "0"]) == 2
+    assert main([*base, "--clock", "thread_cpu", "--threads", "2"]) == 2
     assert not store.exists()  # nothing half-written
     bad_store = ["collect", "--space", "ofa-mbv3", "--n", "1", "--settings",
                  str(_fast_settings_file(tmp_path))]

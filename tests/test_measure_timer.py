@@ -41,11 +41,20 @@ def test_time_callable_counts_and_errors():
         core.busy_wait(-1.0)
 
 
-def test_busy_wait_in_cpp_is_accurate():
-    for d in (1e-3, 1e-2):
-        x = core.time_busy_wait(d, 1, 15)
-        assert x.min() >= d  # the clock never undercounts a spin of known length
-        assert x.min() < d * 1.001
+@pytest.mark.parametrize("seconds", [1e-3, 1e-2])
+def test_busy_wait_in_cpp_is_accurate(seconds):
+    """The timing loop alone (no Python): the fastest sample is the spin, within 0.1%."""
+    share = 0.0
+    for _ in range(3):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        x = core.time_busy_wait(seconds, 1, 15)
+        share = (time.thread_time() - c0) / (time.perf_counter() - w0)
+        assert x.min() >= seconds  # the clock never undercounts a spin of known length
+        if x.min() < seconds * 1.001:
+            return
+    if share < 0.9:
+        pytest.skip(f"machine oversubscribed: the timing thread got {share:.0%} of a core")
+    raise AssertionError(f"fastest of 15 spins of {seconds} s took {x.min()} s")
 
 
 @pytest.mark.parametrize("seconds", [1e-3, 1e-2])
@@ -139,3 +148,35 @@ def test_measure_module_cpu():
     for k in ("cpu_model", "cpu_cores", "affinity", "os", "python", "torch", "esm"):
         assert k in p
     json.dumps(p)
+
+
+def test_thread_cpu_clock_excludes_time_off_cpu():
+    sleep_wall = core.time_callable(lambda: time.sleep(0.002), 1, 3, "wall")
+    sleep_cpu = core.time_callable(lambda: time.sleep(0.002), 1, 3, "thread_cpu")
+    assert np.all(sleep_wall >= 0.002) and np.median(sleep_cpu) < 0.0005
+    with pytest.raises(ValueError):
+        core.time_callable(lambda: None, 1, 1, "sundial")
+
+    def work():
+        s = 0
+        for i in range(3000):
+            s += i
+
+    m = measure(work, Settings.quick(clock="thread_cpu"))
+    assert m.median_ms > 0 and m.settings.clock == "thread_cpu"
+    assert 0 < core.thread_cpu_time()
+    with pytest.raises(InputError):
+        Settings(clock="sundial")
+
+
+def test_thread_cpu_needs_one_thread():
+    torch = pytest.importorskip("torch")
+    from esm.measure import measure_module
+
+    net = torch.nn.Conv2d(3, 4, 3)
+    with pytest.raises(InputError, match="threads=1"):
+        measure_module(net, (1, 3, 8, 8), settings=Settings.quick(clock="thread_cpu"),
+                       threads=2)
+    m = measure_module(net, (1, 3, 8, 8), settings=Settings.quick(clock="thread_cpu"),
+                       threads=1)
+    assert m.median_ms > 0

@@ -20,19 +20,26 @@ void check_counts(int64_t inner, int64_t samples) {
 
 // The GIL is held for the whole block: every iteration calls into Python and the only C++
 // work between calls is a clock read, so releasing it would add noise, not concurrency.
-py::array_t<double> time_callable(const py::object& fn, int64_t inner, int64_t samples) {
+py::array_t<double> time_callable(const py::object& fn, int64_t inner, int64_t samples,
+                                  const std::string& clock) {
   if (!PyCallable_Check(fn.ptr())) throw std::invalid_argument("fn must be callable");
   check_counts(inner, samples);
+  if (clock != "wall" && clock != "thread_cpu") {
+    throw std::invalid_argument("clock must be 'wall' or 'thread_cpu', got '" + clock + "'");
+  }
   py::array_t<double> out(samples);
   double* data = out.mutable_data();
   PyObject* f = fn.ptr();
-  esm::timer::time_blocks(
-      [f] {
-        PyObject* r = PyObject_CallNoArgs(f);
-        if (r == nullptr) throw py::error_already_set();
-        Py_DECREF(r);
-      },
-      inner, samples, data);
+  auto call = [f] {
+    PyObject* r = PyObject_CallNoArgs(f);
+    if (r == nullptr) throw py::error_already_set();
+    Py_DECREF(r);
+  };
+  if (clock == "wall") {
+    esm::timer::time_blocks(call, inner, samples, data);
+  } else {
+    esm::timer::time_blocks_thread_cpu(call, inner, samples, data);
+  }
   return out;
 }
 
@@ -59,8 +66,12 @@ py::array_t<double> time_busy_wait(double seconds, int64_t inner, int64_t sample
 
 void register_timer(py::module_& m) {
   m.def("time_callable", &time_callable, py::arg("fn"), py::arg("inner"), py::arg("samples"),
+        py::arg("clock") = "wall",
         "Time `samples` blocks of `inner` calls of the Python callable `fn` on the monotonic "
-        "clock; returns float64 [samples] of seconds per call (block time / inner).");
+        "clock (clock='wall') or the calling thread's CPU-time clock (clock='thread_cpu'); "
+        "returns float64 [samples] of seconds per call (block time / inner).");
+  m.def("thread_cpu_time", &esm::timer::thread_cpu_now,
+        "CPU time of the calling thread in seconds (CLOCK_THREAD_CPUTIME_ID).");
   m.def("busy_wait", [](double seconds) {
           if (!(seconds >= 0.0) || seconds > 60.0) {
             throw std::invalid_argument("busy_wait: seconds must be in [0, 60]");

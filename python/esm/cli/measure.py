@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
     p.add_argument("--settings", default="default", metavar="PRESET|FILE",
                    help="measurement settings: 'default', 'quick' or a JSON file")
+    p.add_argument("--clock", choices=("wall", "thread_cpu"), default=None,
+                   help="CPU clock (overrides the settings): wall (latency, default) or "
+                   "thread_cpu (CPU time of the timing thread; needs --threads 1)")
     p.add_argument("--references", type=int, default=3,
                    help="reference architectures re-measured for the drift guard (0: off)")
     p.add_argument("--reference-every", type=int, default=50,
@@ -100,6 +103,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     # validate everything before the store is created, so bad input writes nothing
     space = spaces.get(args.space, **params)
     settings = _settings(args.settings)
+    if args.clock is not None:
+        settings = settings.replace(clock=args.clock)
+    if settings.clock == "thread_cpu" and args.threads != 1:
+        raise InputError("--clock thread_cpu measures one thread's CPU time: add --threads 1")
     if args.n < 0 or args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         raise InputError("--n must be >= 0, --batch-size and --threads >= 1")
     if args.backend == "ray":

@@ -65,6 +65,9 @@ def measure_module(
         if threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(int(threads))
+    if kind == "cpu" and s.clock == "thread_cpu" and torch.get_num_threads() != 1:
+        raise InputError("clock='thread_cpu' measures one thread's CPU time: use threads=1 "
+                         f"(torch uses {torch.get_num_threads()})")
     if kind == "cuda":
         _check_cuda(index)
         dev = torch.device("cuda", index)

@@ -9,6 +9,7 @@ from typing import Any
 from esm.errors import InputError
 
 OUTLIER_RULES = ("iqr", "none")
+CLOCKS = ("wall", "thread_cpu")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class Settings:
         ``"none"``: no outlier counting.
     outlier_k : float
         The ``k`` of the IQR rule.
+    clock : str
+        CPU timer clock. ``"wall"`` (default): the monotonic clock, i.e. latency. ``"thread_cpu"``:
+        CPU time of the calling thread, which excludes time the thread was descheduled; use it
+        for single-threaded work (``threads=1``) on an oversubscribed machine, where wall-clock
+        samples include other processes' time slices. Not latency for multi-threaded work.
     cuda_l2_flush : bool
         On CUDA, overwrite a scratch buffer of twice the L2 size before every sample (outside
         the timed region), so every sample starts with a cold L2.
@@ -77,6 +83,7 @@ class Settings:
     chunk: int = 10
     outlier_rule: str = "iqr"
     outlier_k: float = 3.0
+    clock: str = "wall"
     cuda_l2_flush: bool = False
     cuda_graph: bool = False
     cuda_throttle_tol: float = 0.05
@@ -97,6 +104,7 @@ class Settings:
             (self.chunk >= 1, "chunk must be >= 1"),
             (self.outlier_rule in OUTLIER_RULES, f"outlier_rule must be one of {OUTLIER_RULES}"),
             (self.outlier_k > 0, "outlier_k must be > 0"),
+            (self.clock in CLOCKS, f"clock must be one of {CLOCKS}"),
             (0 <= self.cuda_throttle_tol < 1, "cuda_throttle_tol must be in [0, 1)"),
         ]
         for ok, msg in checks:

@@ -180,13 +180,16 @@ class Measurement:
 
 # ---------------------------------------------------------------------------------- timers
 class CpuTimer:
-    """Times blocks of calls on the monotonic clock of the compiled core."""
+    """Times blocks of calls on the monotonic clock (or thread CPU time) of the compiled core."""
 
     device = "cpu"
 
+    def __init__(self, clock: str = "wall") -> None:
+        self.clock = clock
+
     def run(self, fn: Callable[[], Any], inner: int, n: int) -> tuple[np.ndarray, None]:
         """Seconds per call of ``n`` blocks of ``inner`` calls."""
-        return core.time_callable(fn, int(inner), int(n)), None
+        return core.time_callable(fn, int(inner), int(n), self.clock), None
 
     def close(self) -> None:
         pass
@@ -251,7 +254,7 @@ def make_timer(device: str, settings: Settings, stream: int | None = None) -> An
     """The timer for ``device`` (CpuTimer or CudaTimer)."""
     kind, index = parse_device(device)
     if kind == "cpu":
-        return CpuTimer()
+        return CpuTimer(settings.clock)
     return CudaTimer(index, settings, stream=int(stream or 0))
 
 
