@@ -33,14 +33,7 @@ back by ``"log"`` -> ``exp(y)`` or ``"identity"`` -> ``y``; the result is latenc
     ``y_std``: ``y = y_mean + y_std * sum_i constant * exp(-0.5 * |(x' - X_i) / l|^2) *
     alpha_i`` (scikit-learn's GaussianProcessRegressor with ``normalize_y=True`` and kernel
     ``ConstantKernel * RBF (+ WhiteKernel)``).
-``gcn``
-    A graph convolutional network over a fixed cell DAG (BRP-NAS style): arrays
-    ``adjacency [V, V]`` (normalised, with self loops), ``node_index int32 [V, C]`` mapping
-    each node to the feature columns that hold its one-hot operation (``-1``: unused), ``W0..``
-    ``b0..`` for the graph layers (``[in, out]``), ``Wout [H, 1]``, ``bout [1]``; meta
-    ``n_layers``. Node features ``H0[v, c] = x[node_index[v, c]]`` (raw, not standardised: the
-    stored ``x_mean`` is 0 and ``x_scale`` 1), ``H_{l+1} = relu(A H_l W_l + b_l)``, the graph
-    embedding is the mean over nodes, ``y = mean(H_L) . Wout + bout``.
+A ``gcn`` form (graph network for cell spaces, BRP-NAS style) is planned, not yet defined.
 """
 
 from __future__ import annotations
@@ -52,7 +45,7 @@ import numpy as np
 from esm.errors import InputError
 
 #: Array forms understood by :func:`predict_arrays`.
-KINDS = ("linear", "trees", "mlp", "knn", "gp", "gcn")
+KINDS = ("linear", "trees", "mlp", "knn", "gp")
 TARGETS = ("log", "identity")
 
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -61,7 +54,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "mlp": (),
     "knn": ("X", "y"),
     "gp": ("X", "alpha", "length_scale"),
-    "gcn": ("adjacency", "node_index", "Wout", "bout"),
 }
 
 
@@ -147,8 +139,6 @@ def predict_raw(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray],
         np.maximum(d2, 0.0, out=d2)
         K = float(meta["constant"]) * np.exp(-0.5 * d2)
         return float(meta["y_mean"]) + float(meta["y_std"]) * (K @ arrays["alpha"])
-    if kind == "gcn":
-        return _predict_gcn(meta, arrays, Xs)
     raise InputError(f"unknown model form {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -220,16 +210,6 @@ def _predict_knn(meta: dict[str, Any], a: dict[str, np.ndarray], Xs: np.ndarray)
     with np.errstate(divide="ignore"):
         w = np.where(zero.any(axis=1, keepdims=True), zero.astype(np.float64), 1.0 / d)
     return (w * yt[idx]).sum(axis=1) / w.sum(axis=1)
-
-
-def _predict_gcn(meta: dict[str, Any], a: dict[str, np.ndarray], Xs: np.ndarray) -> np.ndarray:
-    idx = a["node_index"].astype(np.int64)
-    padded = np.concatenate([Xs, np.zeros((len(Xs), 1))], axis=1)
-    H = padded[:, np.where(idx >= 0, idx, Xs.shape[1])]  # [N, V, C]
-    A = a["adjacency"]
-    for i in range(int(meta["n_layers"])):
-        H = np.maximum(np.einsum("uv,nvc->nuc", A, H) @ a[f"W{i}"] + a[f"b{i}"], 0.0)
-    return H.mean(axis=1) @ a["Wout"][:, 0] + float(a["bout"][0])
 
 
 def check_arrays(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
