@@ -169,7 +169,15 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
     p.C = I.shape(1);
     p.adjacency = floats(arrays, "adjacency", kind);
     p.node_index = ints(arrays, "node_index", kind);
-    p.sizes.push_back(p.C);
+    if (arrays.contains("node_const")) {
+      py::array K = get(arrays, "node_const", kind);
+      if (K.ndim() != 2 || K.shape(0) != p.V) {
+        throw std::invalid_argument("gcn: node_const must be [V, T]");
+      }
+      p.T = K.shape(1);
+      p.node_const = floats(arrays, "node_const", kind);
+    }
+    p.sizes.push_back(p.C + p.T);
     for (int l = 0;; ++l) {
       const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
       if (!arrays.contains(wn.c_str())) break;
@@ -286,10 +294,11 @@ py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
                                 py::str(a.dtype()).cast<std::string>());
   }
   if (a.ndim() != 2 || a.shape(1) != G) {
-    throw std::invalid_argument("genomes must have shape [N, " + std::to_string(G) + "], got " +
-                                std::to_string(a.ndim()) + "-D with " +
-                                std::to_string(a.ndim() >= 1 ? a.shape(a.ndim() - 1) : 0) +
-                                " columns");
+    throw std::invalid_argument(
+        a.ndim() == 2 ? "genomes have " + std::to_string(a.shape(1)) + " genes, expected " +
+                            std::to_string(G) + " (shape [N, " + std::to_string(G) + "])"
+                      : "genomes must have shape [N, " + std::to_string(G) + "], got " +
+                            std::to_string(a.ndim()) + " dimensions");
   }
   if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
     return a.cast<py::array_t<int32_t>>();

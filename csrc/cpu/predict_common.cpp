@@ -19,10 +19,11 @@ Model::Model(Common common) : common_(std::move(common)) {
                                 " values (one per feature)");
   }
   for (int64_t j = 0; j < F; ++j) {
-    if (!std::isfinite(common_.x_mean[j]) || !std::isfinite(common_.x_scale[j]) ||
+    // An infinite scale switches a column off (x' = 0), as the surrogate's column subsets do.
+    if (!std::isfinite(common_.x_mean[j]) || std::isnan(common_.x_scale[j]) ||
         common_.x_scale[j] == 0.0) {
       throw std::invalid_argument("model: x_mean/x_scale of feature " + std::to_string(j) +
-                                  " must be finite with a non-zero scale");
+                                  " must be finite with a non-zero (or infinite) scale");
     }
   }
 }
@@ -56,11 +57,16 @@ void Model::predict(const double* X, int64_t n, double* out, int threads, int64_
   const int64_t F = common_.n_features;
   const int64_t piece = piece_rows(n, threads, chunk);
   const int64_t pieces = (n + piece - 1) / piece;
+  // Sub-blocks of kSub rows keep the scratch small and in cache whatever the chunk size.
+  constexpr int64_t kSub = 512;
   parallel_for(pieces, threads, 1, [&](int64_t b, int64_t e) {
-    std::vector<double> scratch(static_cast<size_t>(std::min(piece, n) * F));
+    const int64_t rows = std::min({piece, n, kSub});
+    std::vector<double> scratch(static_cast<size_t>(rows * F));
     for (int64_t p = b; p < e; ++p) {
       const int64_t r0 = p * piece, m = std::min(piece, n - r0);
-      predict_rows(X + r0 * F, m, scratch.data(), out + r0);
+      for (int64_t s0 = 0; s0 < m; s0 += rows) {
+        predict_rows(X + (r0 + s0) * F, std::min(rows, m - s0), scratch.data(), out + r0 + s0);
+      }
     }
   });
 }

@@ -229,8 +229,12 @@ class Gcn final : public Model {
     for (int32_t i : p_.node_index) {
       if (i < -1 || i >= n_features()) throw std::invalid_argument("gcn: node_index out of range");
     }
+    if (p_.T < 0 || static_cast<int64_t>(p_.node_const.size()) != V * p_.T) {
+      throw std::invalid_argument("gcn: node_const must be [V, T]");
+    }
+    require_finite(p_.node_const, "gcn: node_const");
     if (L == 0 || static_cast<int64_t>(p_.biases.size()) != L ||
-        static_cast<int64_t>(p_.sizes.size()) != L + 1 || p_.sizes[0] != C) {
+        static_cast<int64_t>(p_.sizes.size()) != L + 1 || p_.sizes[0] != C + p_.T) {
       throw std::invalid_argument("gcn: layer shapes are inconsistent");
     }
     for (int64_t l = 0; l < L; ++l) {
@@ -252,15 +256,17 @@ class Gcn final : public Model {
 
  protected:
   void eval(double* xs, int64_t n, double* y) const override {
-    const int64_t V = p_.V, C = p_.C, F = n_features(), L = static_cast<int64_t>(p_.weights.size());
+    const int64_t V = p_.V, C = p_.C, T0 = p_.T, F = n_features();
+    const int64_t L = static_cast<int64_t>(p_.weights.size());
     std::vector<double> H(static_cast<size_t>(V * widest_)), T(H.size()), O(H.size());
     for (int64_t r = 0; r < n; ++r) {
       const double* x = xs + r * F;
       for (int64_t v = 0; v < V; ++v) {
         for (int64_t c = 0; c < C; ++c) {
           const int32_t i = p_.node_index[v * C + c];
-          H[v * C + c] = i >= 0 ? x[i] : 0.0;
+          H[v * (C + T0) + c] = i >= 0 ? x[i] : 0.0;
         }
+        for (int64_t c = 0; c < T0; ++c) H[v * (C + T0) + C + c] = p_.node_const[v * T0 + c];
       }
       for (int64_t l = 0; l < L; ++l) {
         const int64_t ni = p_.sizes[l], no = p_.sizes[l + 1];

@@ -4,7 +4,7 @@
 // Every model sees raw feature rows X [n, F] (float64, row-major), standardises them
 // x' = (x - x_mean) / x_scale, evaluates its regressor y = f(x') and maps y back by the target
 // transform ("log": exp(y), "identity": y). Families (array layout shared with the Python
-// model file, see python/esm/predictor/__init__.py):
+// model file, see python/esm/predictor/model.py):
 //   linear  y = intercept + coef . x'
 //   trees   y = base + sum over trees of value[leaf(tree, x')]
 //   mlp     hidden layers act(a W + b), linear output
@@ -85,12 +85,14 @@ struct CompactTrees {
 };
 CompactTrees compact_trees(const TreesParams& p, int64_t n_features);
 
-// Graph network over a fixed cell DAG (BRP-NAS style): node features H0[v, c] = x'[index[v, c]]
-// (0 where index is -1), H_{l+1} = relu(A H_l W_l + b_l), y = mean_v(H_L) . w_out + b_out.
+// Graph network over a fixed cell DAG (BRP-NAS style): node features
+// H0[v] = concat(x'[index[v, c]] (0 where index is -1), node_const[v]),
+// H_{l+1} = relu(A H_l W_l + b_l), y = mean_v(H_L) . w_out + b_out.
 struct GcnParams {
   std::vector<double> adjacency;  // [V, V]
   std::vector<int32_t> node_index;  // [V, C]
-  int64_t V = 0, C = 0;
+  std::vector<double> node_const;   // [V, T] (T may be 0)
+  int64_t V = 0, C = 0, T = 0;
   std::vector<std::vector<double>> weights, biases;  // [in, out], [out]
   std::vector<int64_t> sizes;                        // C, hidden widths...
   std::vector<double> w_out;                         // [H]
@@ -113,7 +115,7 @@ class Model {
   void predict_rows(const double* X, int64_t n, double* x, double* out) const;
 
   // Threaded evaluation of n rows: pieces of at most `chunk` rows, `threads` workers (0 = all
-  // cores). Extra memory: threads * chunk * F doubles.
+  // cores). Extra memory: threads * min(chunk, 512) * F doubles.
   void predict(const double* X, int64_t n, double* out, int threads, int64_t chunk) const;
 
   // Whether the model's standardised prediction is an affine function of the raw features;

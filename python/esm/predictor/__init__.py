@@ -28,7 +28,7 @@ import numpy as np
 from esm.errors import InputError
 from esm.predictor.model import KINDS, ModelArrays
 
-__all__ = ["KINDS", "ModelArrays", "Predictor", "compile"]
+__all__ = ["KINDS", "ModelArrays", "Predictor", "compile", "model_arrays"]
 
 
 class Predictor:
@@ -171,13 +171,18 @@ class Predictor:
         return f"Predictor(kind={self.kind!r}, features={self.model.n_features}, {path})"
 
 
-def compile(surrogate: Any, verify: bool = True) -> Predictor:  # noqa: A001 - public name
-    """Compile a trained :class:`esm.surrogate.Surrogate` (or anything with ``encoder`` and
-    ``model_arrays()``) into a :class:`Predictor`."""
-    arrays = getattr(surrogate, "model_arrays", None)
-    if arrays is None:
-        raise InputError(f"cannot compile a {type(surrogate).__name__}: it has no model_arrays()")
-    model = arrays() if callable(arrays) else arrays
-    if not isinstance(model, ModelArrays):
-        model = ModelArrays(**model)
-    return Predictor(model, getattr(surrogate, "encoder", None), verify=verify)
+def model_arrays(surrogate: Any) -> ModelArrays:
+    """The :class:`ModelArrays` of an :class:`esm.surrogate.Surrogate` (its ``kind``,
+    ``model_meta`` with the ``target`` transform, and ``arrays``)."""
+    for attr in ("kind", "model_meta", "arrays"):
+        if not hasattr(surrogate, attr):
+            raise InputError(f"cannot compile a {type(surrogate).__name__}: no {attr!r}")
+    meta = dict(surrogate.model_meta)
+    arrays = dict(surrogate.arrays)
+    return ModelArrays(str(surrogate.kind), int(np.asarray(arrays["x_mean"]).shape[0]), arrays,
+                       meta, str(meta.get("target", "identity")))
+
+
+def compile(surrogate: Any, verify: bool = True) -> Predictor:
+    """Compile a trained :class:`esm.surrogate.Surrogate` into a :class:`Predictor`."""
+    return Predictor(model_arrays(surrogate), getattr(surrogate, "encoder", None), verify=verify)

@@ -69,8 +69,11 @@ def from_estimator(
 
 
 # ---------------------------------------------------------------------- tree ensembles
+Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def _concat_trees(
-    trees: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    trees: list[Tree],
     n_features: int,
     base: float,
     meta: dict[str, Any],
@@ -92,7 +95,7 @@ def _concat_trees(
         rights.append(np.where(leaf, -1, right + offset).astype(np.int32))
         vals.append(np.where(leaf, value, 0.0).astype(np.float64))
         offset += m
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "feature": np.concatenate(feats),
         "threshold": np.concatenate(thrs),
         "left": np.concatenate(lefts),
@@ -104,7 +107,7 @@ def _concat_trees(
     return ModelArrays("trees", n_features, arrays, meta)
 
 
-def _sk_tree(tree: Any, scale: float) -> tuple[np.ndarray, ...]:
+def _sk_tree(tree: Any, scale: float) -> Tree:
     t = tree.tree_
     if t.n_outputs != 1:
         raise InputError("only single-output trees can be compiled")
@@ -137,7 +140,7 @@ def _sk_hist_gradient_boosting(est: Any) -> ModelArrays:
     if link not in ("IdentityLink", "NoneType"):
         raise InputError(f"HistGradientBoostingRegressor with a {link} cannot be compiled")
     f = int(est.n_features_in_)
-    trees = []
+    trees: list[Tree] = []
     for (pred,) in est._predictors:
         nodes = pred.nodes
         if np.any(nodes["is_categorical"]):
@@ -156,38 +159,40 @@ def _lightgbm(est: Any) -> ModelArrays:
     f = int(dump["max_feature_idx"]) + 1
     if dump.get("num_class", 1) != 1:
         raise InputError("only single-output LightGBM models can be compiled")
-    trees = []
+    trees: list[Tree] = []
     for info in dump["tree_info"]:
-        feature: list[int] = []
-        threshold: list[float] = []
-        left: list[int] = []
-        right: list[int] = []
-        value: list[float] = []
-        shrink = 1.0  # leaf values in the dump already include the shrinkage
-
-        def add(node: dict[str, Any]) -> int:
-            i = len(feature)
-            feature.append(0)
-            threshold.append(0.0)
-            left.append(-1)
-            right.append(-1)
-            value.append(0.0)
-            if "leaf_value" in node or "split_index" not in node:
-                value[i] = float(node.get("leaf_value", 0.0)) * shrink
-                return i
+        # Depth-first over the nested dump; leaf values already include the shrinkage.
+        nodes: list[dict[str, Any]] = [info["tree_structure"]]
+        feature, threshold, left, right, value = [0], [0.0], [-1], [-1], [0.0]
+        stack = [0]
+        while stack:
+            i = stack.pop()
+            node = nodes[i]
+            if "split_index" not in node:
+                value[i] = float(node.get("leaf_value", 0.0))
+                continue
             if node.get("decision_type", "<=") != "<=":
                 raise InputError("LightGBM categorical splits cannot be compiled")
             if node.get("missing_type", "None") == "Zero":
                 raise InputError("LightGBM 'zero as missing' splits cannot be compiled")
             feature[i] = int(node["split_feature"])
             threshold[i] = float(node["threshold"])
-            left[i] = add(node["left_child"])
-            right[i] = add(node["right_child"])
-            return i
-
-        add(info["tree_structure"])
-        trees.append(tuple(np.asarray(a) for a in (feature, threshold, left, right, value)))
-    return _concat_trees(trees, f, 0.0, {"rule": "le", "input_dtype": "float64"})  # type: ignore[arg-type]
+            for side, child in (("left", node["left_child"]), ("right", node["right_child"])):
+                j = len(nodes)
+                nodes.append(child)
+                feature.append(0)
+                threshold.append(0.0)
+                left.append(-1)
+                right.append(-1)
+                value.append(0.0)
+                if side == "left":
+                    left[i] = j
+                else:
+                    right[i] = j
+                stack.append(j)
+        trees.append((np.asarray(feature), np.asarray(threshold), np.asarray(left),
+                      np.asarray(right), np.asarray(value)))
+    return _concat_trees(trees, f, 0.0, {"rule": "le", "input_dtype": "float64"})
 
 
 def _xgboost(est: Any) -> ModelArrays:
@@ -200,16 +205,15 @@ def _xgboost(est: Any) -> ModelArrays:
     base = float(np.asarray(json.loads(base_score) if base_score.startswith("[") else
                             float(base_score)).reshape(-1)[0])
     f = int(booster.num_features())
-    trees = []
+    names = list(booster.feature_names or [])
+    trees: list[Tree] = []
     for text in booster.get_dump(dump_format="json"):
         nodes: dict[int, dict[str, Any]] = {}
-
-        def collect(node: dict[str, Any]) -> None:
+        stack = [json.loads(text)]
+        while stack:
+            node = stack.pop()
             nodes[int(node["nodeid"])] = node
-            for child in node.get("children", []):
-                collect(child)
-
-        collect(json.loads(text))
+            stack.extend(node.get("children", []))
         m = max(nodes) + 1
         feature = np.zeros(m, np.int64)
         threshold = np.zeros(m)
@@ -221,8 +225,10 @@ def _xgboost(est: Any) -> ModelArrays:
                 value[i] = float(node["leaf"])
                 continue
             split = str(node["split"])
-            feature[i] = int(split[1:]) if split.startswith("f") and split[1:].isdigit() else \
-                int(booster.feature_names.index(split))
+            if split.startswith("f") and split[1:].isdigit():
+                feature[i] = int(split[1:])
+            else:
+                feature[i] = names.index(split)
             threshold[i] = float(np.float32(node["split_condition"]))
             left[i], right[i] = int(node["yes"]), int(node["no"])
         trees.append((feature, threshold, left, right, value))

@@ -53,7 +53,8 @@ class GpuPredictor:
                 float(np.asarray(a["base"]).reshape(-1)[0]), str(m.meta.get("rule", "le")),
                 str(m.meta.get("input_dtype", "float64")))
         else:
-            raise InputError(f"device='cuda' supports the linear and trees families, not {m.kind!r}")
+            raise InputError(
+                f"device='cuda' supports the linear and trees families, not {m.kind!r}")
         self.lut = self._lut() if m.kind == "linear" else None
 
     def _lut(self) -> Any | None:

@@ -28,8 +28,9 @@ Families and their arrays:
     ``y_std``: ``y = y_mean + y_std * sum_i constant * exp(-0.5 |(x' - X_i) / l|^2) alpha_i``.
 ``gcn``
     Graph network over a fixed cell DAG: ``adjacency [V, V]``, ``node_index int32 [V, C]``
-    (feature column of each node's one-hot operation, -1 unused), ``W0..``/``b0..`` graph
-    layers, ``Wout [H, 1]``, ``bout [1]``: ``H0[v, c] = x'[node_index[v, c]]``,
+    (feature column of each node's one-hot operation, -1 unused), optional ``node_const
+    [V, T]`` (constant node channels), ``W0..``/``b0..`` graph layers, ``Wout [H, 1]``,
+    ``bout [1]``: ``H0[v] = concat(x'[node_index[v]], node_const[v])``,
     ``H_{l+1} = relu(A H_l W_l + b_l)``, ``y = mean_v(H_L) . Wout + bout``.
 """
 
@@ -58,7 +59,8 @@ class ModelArrays:
     n_features : int
         Width ``F`` of the raw feature rows.
     arrays : dict of str to np.ndarray
-        The family's arrays plus ``x_mean [F]`` and ``x_scale [F]``.
+        The family's arrays plus ``x_mean [F]`` and ``x_scale [F]`` (an infinite scale
+        switches a column off).
     meta : dict
         JSON-able scalars of the family (rule, activation, k, ...).
     target : str

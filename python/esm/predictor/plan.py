@@ -58,7 +58,7 @@ def space_tables(space: SearchSpace, seed: int = 7) -> dict[str, Any]:
     """Slot activity and input-pixel tables of ``space`` (probed on a seeded sample)."""
     cached = getattr(space, "_esm_plan_tables", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     genomes = space.sample(4096, seed=seed)
     active = space.active_slots(genomes)
     S = active.shape[1]

@@ -23,6 +23,9 @@ def predict(m: ModelArrays, X: np.ndarray) -> np.ndarray:
         idx = a["node_index"].astype(np.int64)
         padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
         H = padded[:, np.where(idx >= 0, idx, x.shape[1])]
+        if "node_const" in a:
+            const = np.broadcast_to(a["node_const"], (len(x), *a["node_const"].shape))
+            H = np.concatenate([H, const], axis=2)
         n_layers = sum(1 for k in a if k.startswith("W") and k[1:].isdigit())
         for i in range(n_layers):
             H = np.maximum(np.einsum("uv,nvc->nuc", a["adjacency"], H) @ a[f"W{i}"] + a[f"b{i}"],

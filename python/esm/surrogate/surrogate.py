@@ -90,6 +90,7 @@ class Surrogate:
         g = np.zeros((0, space.genome_length), np.int32) if train_genomes is None \
             else np.ascontiguousarray(train_genomes, dtype=np.int32)
         self.train_genomes = g
+        self._predictor: Any = None
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -179,16 +180,39 @@ class Surrogate:
         """Encoded features ``[N, F]`` of ``genomes``."""
         return self.encoder.transform(genomes)
 
-    def predict_features(self, X: Any) -> np.ndarray:
-        """Latencies (ms) from already encoded features."""
-        return ex.predict_arrays(self.kind, self.model_meta, self.arrays, X)
+    def compile(self) -> Any:
+        """The compiled predictor (:class:`esm.predictor.Predictor`), built once."""
+        if self._predictor is None:
+            from esm.predictor import compile as compile_predictor
 
-    def predict(self, genomes: Any) -> np.ndarray:
-        """Predicted latency in ms of every genome ``[N, G]`` (or one genome ``[G]``)."""
+            self._predictor = compile_predictor(self)
+        return self._predictor
+
+    def predict_features(self, X: Any) -> np.ndarray:
+        """Latencies (ms) from already encoded features (compiled model)."""
+        return self.compile().predict_features(X)
+
+    def predict(self, genomes: Any, threads: int = 0, chunk: int = 65536,
+                device: str = "cpu") -> Any:
+        """Predicted latency in ms of every genome ``[N, G]`` (or one genome ``[G]``).
+
+        Runs the compiled pipeline (:mod:`esm.predictor`): costs, features and model in C++,
+        ``threads`` workers (0 = all cores), pieces of ``chunk`` rows; ``device="cuda"`` runs
+        the model on the GPU (linear and tree families).
+        """
+        return self.compile().predict(genomes, threads=threads, chunk=chunk, device=device)
+
+    def predict_stream(self, chunks: Any, threads: int = 0, chunk: int = 65536,
+                       device: str = "cpu") -> Any:
+        """Predict an iterable of genome batches lazily (one result per batch)."""
+        return self.compile().predict_stream(chunks, threads=threads, chunk=chunk, device=device)
+
+    def predict_reference(self, genomes: Any) -> np.ndarray:
+        """The NumPy reference path (Python encoder + :func:`export.predict_arrays`)."""
         g = self.space.validate(genomes)
         if len(g) == 0:
             return np.zeros(0)
-        return self.predict_features(self.encoder.transform(g))
+        return ex.predict_arrays(self.kind, self.model_meta, self.arrays, self.encoder.transform(g))
 
     def evaluate(self, genomes: Any, latency_ms: Any) -> dict[str, float]:
         """Metrics (:func:`esm.surrogate.metrics.evaluate`) on the given rows."""
