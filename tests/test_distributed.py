@@ -157,16 +157,30 @@ def test_sharded_predict_equals_local(cluster, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.concatenate(parts), toy.predict(g))
 
 
-def test_sharded_predict_model_file(cluster, tmp_path: Path) -> None:
+def test_sharded_predict_model_file_cli(cluster, tmp_path: Path) -> None:
+    """`esm predict --random N --seed K` gives the same numbers with and without Ray."""
     pytest.importorskip("sklearn")
     sur_mod = pytest.importorskip("esm.surrogate.surrogate")
-    sp = spaces.get("nb201")
+    from esm.cli import main
+
+    sp = spaces.get("ofa-mbv3")
     g = sp.sample(200, seed=0)
     y = 1.0 + sp.costs(g).macs * 1e-7
-    sur = sur_mod.Surrogate.fit(sp, g, y, encoding="onehot", model="ridge")
     path = tmp_path / "m.esm"
-    sur.save(path)
-    local = sur_mod.load(path).predict(sp.sample(4000, seed=9))
-    got, summary = ray_predict(path, random=4000, seed=9, workers=2, shard_rows=1500)
-    np.testing.assert_allclose(got, local, rtol=1e-12)
-    assert summary["shards"] == 3
+    sur_mod.Surrogate.fit(sp, g, y, encoding="fcc", model="ridge").save(path)
+    base = ["predict", "--model", str(path), "--random", "40000", "--seed", "9"]
+    assert main([*base, "--out", str(tmp_path / "local.npy")]) == 0
+    assert main([*base, "--backend", "ray", "--workers", "2", "--shard-rows", "15000",
+                 "--out", str(tmp_path / "ray.npy")]) == 0
+    local, sharded = np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy")
+    assert local.shape == (40000,)
+    np.testing.assert_array_equal(sharded, local)
+    # a CSV of architectures, sent shard by shard
+    archs = sp.to_strs(sp.sample(500, seed=4))
+    (tmp_path / "c.csv").write_text("arch\n" + "\n".join(f'"{a.replace(chr(34), chr(34) * 2)}"'
+                                                        for a in archs) + "\n")
+    base = ["predict", "--model", str(path), "--data", str(tmp_path / "c.csv")]
+    assert main([*base, "--out", str(tmp_path / "l.npy")]) == 0
+    assert main([*base, "--backend", "ray", "--workers", "2", "--out",
+                 str(tmp_path / "r.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), np.load(tmp_path / "l.npy"))

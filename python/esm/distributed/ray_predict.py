@@ -36,8 +36,10 @@ SHARD_ROWS = 1 << 18
 def load_predictor(model: Any) -> tuple[Any, Callable[..., np.ndarray], bool]:
     """``(space, predict(genomes, threads, chunk), compiled)`` of a model.
 
-    ``model`` is a model file path, the file's bytes, or a factory (a picklable callable)
-    returning an object with ``space`` and ``predict(genomes)``.
+    ``model`` is a model file path or the file's bytes (loaded with :func:`esm.load` and
+    compiled with :func:`esm.predictor.compile`, as the local ``esm predict`` does), or a
+    factory (a picklable callable) returning an object with ``space`` and
+    ``predict(genomes)`` (called with ``threads`` and ``chunk`` when it takes them).
     """
     import esm
 
@@ -55,7 +57,7 @@ def load_predictor(model: Any) -> tuple[Any, Callable[..., np.ndarray], bool]:
         else:
             obj = esm.load(str(model))
     space = obj.space
-    if hasattr(obj, "model_arrays"):
+    if not callable(model):  # a model file: the local `esm predict`'s compiled predictor
         from esm.predictor import compile as compile_predictor
 
         pred = compile_predictor(obj)
