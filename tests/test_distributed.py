@@ -184,3 +184,19 @@ def test_sharded_predict_model_file_cli(cluster, tmp_path: Path) -> None:
     assert main([*base, "--backend", "ray", "--workers", "2", "--out",
                  str(tmp_path / "r.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), np.load(tmp_path / "l.npy"))
+
+
+def test_worker_resources() -> None:
+    from esm.distributed.ray_collect import default_workers, worker_options
+
+    cpu = worker_options("cpu", 2, None, 1)
+    assert cpu["num_cpus"] == 2 and "num_gpus" not in cpu and cpu["max_task_retries"] == 0
+    gpu = worker_options("cuda", None, None, 1)
+    assert gpu["num_gpus"] == 1 and gpu["num_cpus"] == 1
+    orin = worker_options("cuda", None, {"jetson_orin": 1}, 1)
+    assert "num_gpus" not in orin and orin["resources"] == {"jetson_orin": 1}
+    cluster = {"CPU": 16.0, "GPU": 4.0, "jetson_orin": 3.0}
+    assert default_workers(cluster, cpu) == 8
+    assert default_workers(cluster, gpu) == 4  # one per GPU
+    assert default_workers(cluster, orin) == 3  # one per board
+    assert default_workers({"CPU": 8.0}, gpu) == 0

@@ -305,7 +305,7 @@ def _run(ray: Any, sp: SearchSpace, kind: str, n: int, st: Store, batch_size: in
                          f"{ray.cluster_resources()})")
     genomes = architectures(sp, n, seed)
     keys = [genome_key(g) for g in genomes]
-    actors, infos = _start_workers(ray, sp, kind, batch_size, s, threads, opts, count,
+    actors, infos = _start_workers(ray, sp, kind, batch_size, s, threads or 1, opts, count,
                                    exit_after, start_timeout_s)
     startup_s = time.monotonic() - t0
     try:
