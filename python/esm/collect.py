@@ -67,6 +67,25 @@ def architectures(space: SearchSpace, n: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out), dtype=np.int32)
 
 
+def measurement_order(todo: list[int], seed: int) -> np.ndarray:
+    """The (seeded, random) order in which the indices ``todo`` of the list are measured."""
+    return np.random.default_rng([seed, 1]).permutation(np.asarray(todo, dtype=np.int64))
+
+
+def measure_architecture(sp: SearchSpace, genome: np.ndarray, device: str, batch_size: int,
+                         settings: Settings) -> tuple[Measurement, tuple[int, ...]]:
+    """Build one architecture and measure it: ``(measurement, input shape)``.
+
+    The one measuring step of every backend (local :func:`collect` and the Ray workers of
+    :mod:`esm.distributed`).
+    """
+    from esm.measure import measure_module
+
+    shape = tuple(sp.input_shape(genome, batch_size))
+    module = sp.build(genome)
+    return measure_module(module, shape, device, settings), shape
+
+
 def check_device(device: str) -> str:
     """Normalise ``device`` (``cpu`` / ``cuda:i``) and check that it can be used."""
     kind, index = parse_device(device)
@@ -196,8 +215,6 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
              threads: int, s: Settings, progress: bool, n_references: int,
              reference_every: int, drift_tol: float, t0: float, provenance: Any
              ) -> dict[str, Any]:
-    from esm.measure import measure_module
-
     run_id, _ = st.ensure_run(
         source="measured", space=sp.name, space_params=sp.params(), device=dev,
         batch_size=batch_size, dtype="float32", threads=threads,
@@ -207,12 +224,10 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
     keys = [genome_key(g) for g in genomes]
     done = st.keys(run_id)
     todo = [i for i, k in enumerate(keys) if k not in done]
-    order = np.random.default_rng([seed, 1]).permutation(np.asarray(todo, dtype=np.int64))
+    order = measurement_order(todo, seed)
 
     def run_one(genome: np.ndarray) -> tuple[Measurement, tuple[int, ...]]:
-        shape = sp.input_shape(genome, batch_size)
-        module = sp.build(genome)
-        return measure_module(module, shape, dev, s), shape
+        return measure_architecture(sp, genome, dev, batch_size, s)
 
     # drift guard
     refs = list(architectures(sp, n_references, REFERENCE_SEED)) if n_references > 0 else []

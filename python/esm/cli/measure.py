@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from esm.cli.output import add_json_flag, emit_json
+from esm.cli.ray_args import add_ray_args
 from esm.errors import InputError
 
 
@@ -35,6 +36,12 @@ def register(sub: Any) -> None:
     p.add_argument("--reference-every", type=int, default=50,
                    help="re-measure the references after this many architectures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_ray_args(p, "collect")
+    p.add_argument("--resources", default=None, metavar="JSON",
+                   help="Ray backend: custom resources per worker, e.g. '{\"jetson_orin\": 1}' "
+                   "(replaces num_gpus=1 of cuda workers; names the run's device)")
+    p.add_argument("--shard-size", type=int, default=4,
+                   help="Ray backend: architectures per shard (unit of work and retry)")
     add_json_flag(p)
     p.set_defaults(func=cmd_collect)
 
@@ -95,7 +102,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise InputError("--space-params must be a JSON object")
     # validate everything before the store is created, so bad input writes nothing
     space = spaces.get(args.space, **params)
-    device = check_device(args.device)
     settings = _settings(args.settings)
     if args.clock is not None:
         settings = settings.replace(clock=args.clock)
@@ -103,6 +109,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         raise InputError("--clock thread_cpu measures one thread's CPU time: add --threads 1")
     if args.n < 0 or args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         raise InputError("--n must be >= 0, --batch-size and --threads >= 1")
+    if args.backend == "ray":
+        return _collect_ray(args, space, settings)
+    device = check_device(args.device)
     with Store(args.store) as store:
         summary = collect(space, device, args.n, store, batch_size=args.batch_size,
                           seed=args.seed, threads=args.threads, settings=settings,
@@ -115,6 +124,44 @@ def cmd_collect(args: argparse.Namespace) -> int:
               f"already stored, {summary['failed']} failed, {summary['drift_flags']} drift "
               f"flag(s); {summary['elapsed_s']:.1f} s -> {summary['store']}")
     return 0
+
+
+def _collect_ray(args: argparse.Namespace, space: Any, settings: Any) -> int:
+    from esm.distributed import collect as ray_collect
+    from esm.distributed._ray import import_ray
+    from esm.store import Store
+
+    resources = None
+    if args.resources:
+        try:
+            resources = json.loads(args.resources)
+        except json.JSONDecodeError as err:
+            raise InputError(f"--resources is not JSON: {err}") from None
+        if not isinstance(resources, dict):
+            raise InputError("--resources must be a JSON object of name: amount")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.shard_size < 1:
+        raise InputError(f"--shard-size must be >= 1, got {args.shard_size}")
+    import_ray()  # a clear message before the store is created
+    with Store(args.store) as store:
+        summary = ray_collect(space, args.device, args.n, store, batch_size=args.batch_size,
+                              seed=args.seed, threads=args.threads, settings=settings,
+                              progress=not (args.no_progress or args.json),
+                              address=args.address, workers=args.workers,
+                              resources=resources, shard_size=args.shard_size)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"run {summary['run_id']}: {summary['measured']} measured on "
+              f"{len(summary['workers'])} Ray worker(s), {summary['already']} already stored, "
+              f"{summary['failed']} failed, {summary['retried']} retried after "
+              f"{summary['worker_deaths']} worker death(s); {summary['elapsed_s']:.1f} s -> "
+              f"{summary['store']}")
+        if summary["remaining"]:
+            print(f"{summary['remaining']} architecture(s) not measured (every worker died); "
+                  "run the same command again to finish")
+    return 0 if not summary["remaining"] else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

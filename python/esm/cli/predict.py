@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from esm.cli.output import add_json_flag, emit_json
+from esm.cli.ray_args import add_ray_args
 from esm.errors import InputError
 
 
@@ -30,6 +31,12 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=0, help="worker threads (0 = all cores)")
     p.add_argument("--chunk", type=int, default=65536, help="rows per piece (bounds memory)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
+    add_ray_args(p, "predict")
+    p.add_argument("--shard-rows", type=int, default=None,
+                   help="Ray backend: rows per shard (default min(262144, N / workers))")
+    p.add_argument("--shards-dir", type=Path, default=None,
+                   help="Ray backend: write one .npy per shard and manifest.json here instead "
+                   "of gathering the results (for ranges larger than memory)")
     add_json_flag(p)
     p.set_defaults(func=cmd_predict)
 
@@ -64,6 +71,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError(f"--chunk must be positive, got {args.chunk}")
     surrogate = _load(args.model)
     space = surrogate.space
+    if args.backend == "ray":
+        return _predict_ray(args, space)
     predictor = compile_predictor(surrogate)
     archs: list[str] | None = None
     if args.data is not None:
@@ -75,6 +84,54 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = predictor.predict(genomes, threads=args.threads, chunk=args.chunk, device=args.device)
     seconds = time.perf_counter() - t0
     pred = np.asarray(pred.get() if hasattr(pred, "get") else pred, dtype=np.float64)
+    _report(args, space, pred, seconds, archs, genomes,
+            {"model": predictor.kind, "fused": predictor.fused}, repr(predictor))
+    return 0
+
+
+def _predict_ray(args: argparse.Namespace, space: Any) -> int:
+    """The same predictions, sharded over the workers of a Ray cluster."""
+    from esm.distributed import predict as ray_predict
+
+    if args.device != "cpu":
+        raise InputError("--backend ray predicts on the workers' CPUs; leave out --device")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.shard_rows is not None and args.shard_rows < 1:
+        raise InputError(f"--shard-rows must be >= 1, got {args.shard_rows}")
+    if args.shards_dir is not None and args.out is not None:
+        raise InputError("give --out or --shards-dir, not both")
+    archs: list[str] | None = None
+    genomes = None
+    if args.data is not None:
+        archs = _read_archs(args.data)
+        genomes = space.from_strs(archs)
+    pred, info = ray_predict(
+        args.model, genomes, random=None if genomes is not None else int(args.random),
+        seed=args.seed, address=args.address, workers=args.workers,
+        threads=args.threads or 1, shard_rows=args.shard_rows, chunk=args.chunk,
+        out_dir=args.shards_dir)
+    extra = {"backend": "ray", "workers": info["workers"], "shards": info["shards"],
+             "compiled": info["compiled"], "retried": info["retried"],
+             "startup_s": info["startup_s"], "shards_dir": info.get("out_dir")}
+    if pred is None:
+        if args.json:
+            emit_json({"count": info["count"], "seconds": info["seconds"],
+                       "per_second": info["per_second"], "space": space.name, **extra})
+        else:
+            print(f"predicted {info['count']} architectures in {info['seconds']:.3f} s on "
+                  f"{info['workers']} Ray worker(s); {info['shards']} shard(s) in "
+                  f"{info['out_dir']}")
+        return 0
+    if genomes is None and args.out is not None and args.out.suffix != ".npy":
+        genomes = space.sample(int(args.random), seed=args.seed)  # texts for the CSV
+    _report(args, space, pred, info["seconds"], archs, genomes, extra,
+            f"{info['workers']} Ray worker(s)")
+    return 0
+
+
+def _report(args: argparse.Namespace, space: Any, pred: np.ndarray, seconds: float,
+            archs: list[str] | None, genomes: Any, extra: dict[str, Any], how: str) -> None:
     n = len(pred)
     if args.out is not None:
         if args.out.suffix == ".npy":
@@ -90,8 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "seconds": seconds,
         "per_second": n / seconds if seconds > 0 else None,
         "space": space.name,
-        "model": predictor.kind,
-        "fused": predictor.fused,
+        **extra,
         "device": args.device,
         "mean_ms": float(pred.mean()) if n else None,
         "min_ms": float(pred.min()) if n else None,
@@ -100,11 +156,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     }
     if args.json:
         emit_json(summary)
-        return 0
+        return
     rate = f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
-    print(f"predicted {n} architectures in {seconds:.3f} s ({rate}, {predictor!r})")
+    print(f"predicted {n} architectures in {seconds:.3f} s ({rate}, {how})")
     if n:
         print(f"latency ms: mean {pred.mean():.4g}, min {pred.min():.4g}, max {pred.max():.4g}")
     if args.out:
         print(f"wrote {args.out}")
-    return 0

@@ -194,6 +194,26 @@ class SearchSpace(ABC):
         u = rng.random((n, self.genome_length))
         return np.minimum((u * self._choices).astype(np.int32), self._choices - 1)
 
+    def sample_shard(self, seed: int, start: int, count: int) -> np.ndarray:
+        """Rows ``start .. start+count-1`` of ``sample(start + count, seed)``, in O(count).
+
+        A seeded random range can be cut into shards that are generated where they are used
+        (one per worker) and still equal the single-machine ``sample(n, seed)`` row for row:
+        ``sample`` draws one float per gene, row-major, from NumPy's PCG64, so the generator is
+        advanced past the first ``start`` rows instead of drawing them. A subclass that
+        overrides ``sample`` gets the (slower, equal) slice of its own ``sample``.
+        """
+        if start < 0 or count < 0:
+            raise InputError(f"shard start and count must be >= 0, got {start}, {count}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise InputError(f"shard seed must be an integer, got {type(seed).__name__}")
+        if type(self).sample is not SearchSpace.sample:
+            return self.sample(int(start) + int(count), int(seed))[int(start):]
+        bits = np.random.PCG64(int(seed))  # what default_rng(seed) uses
+        bits.advance(int(start) * self.genome_length)  # one 64-bit draw per gene
+        u = np.random.Generator(bits).random((int(count), self.genome_length))
+        return np.minimum((u * self._choices).astype(np.int32), self._choices - 1)
+
     def mutate(
         self,
         genomes: Any,
