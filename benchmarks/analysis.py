@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 
 OFA_COLUMNS = ["lat_2080ti_32", "lat_2080ti_64", "lat_titan_xp_32", "lat_titan_xp_64"]
-NB201_COLUMNS = ["lat_1080ti_256", "lat_2080ti_256", "lat_titan_x_256"]
+NB201_COLUMNS = ["lat_1080ti_256", "lat_2080ti_256", "lat_titanx_256"]
 
 
 def curves(oracle: CsvOracle, strategy: str, seeds: int, step: int, max_samples: int,
