@@ -4,9 +4,10 @@
 namespace esm {
 
 extern const SpaceKernel kOfaMbv3;
+extern const SpaceKernel kNb201;
 
 const std::vector<const SpaceKernel*>& registered_spaces() {
-  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3};
+  static const std::vector<const SpaceKernel*> spaces{&kOfaMbv3, &kNb201};
   return spaces;
 }
 

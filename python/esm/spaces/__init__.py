@@ -11,6 +11,7 @@ from esm.spaces.base import COST_FIELDS, Costs, SearchSpace
 # name -> "module:Class"; modules are imported on first use.
 _REGISTRY: dict[str, str] = {
     "ofa-mbv3": "esm.spaces.ofa_mbv3:OfaMobileNetV3",
+    "nb201": "esm.spaces.nb201:Nb201",
 }
 
 
