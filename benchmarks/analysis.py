@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[str, str, str, list[float], bool]] = []
     ofa = args.data / "ofa_mbv3_gpu.csv"
-    for col in args.columns.split(","):
+    for col in filter(None, args.columns.split(",")):
         jobs.append(("ofa-mbv3", str(ofa), col, targets, False))
     if "nb201" in esm.spaces.names() and (args.data / "nb201_latency.csv").is_file():
         for col in NB201_COLUMNS:
