@@ -40,8 +40,9 @@ The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
 core, plus totals), optionally with the one-hot genes (``Pool.feature_set``; the build loop
-uses whichever set its step model chose by leave-one-out error), and the ridge model is :class:`RidgeModel` (NumPy only, regularisation
-chosen by closed-form leave-one-out error), fast enough to refit at every step.
+uses whichever set its step model chose by leave-one-out error), and the ridge model is
+:class:`RidgeModel` (NumPy only, regularisation chosen by closed-form leave-one-out error), fast
+enough to refit at every step.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "FEATURE_SETS",
     "Pool",
     "RidgeModel",
     "Strategy",
-    "FEATURE_SETS",
     "cost_features",
     "features",
     "gene_onehot",
