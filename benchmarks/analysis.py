@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     (args.out / "analysis.md").write_text(
         f"# Sampling-strategy study\n\nTraining samples needed (mean over {args.seeds} seeds, "
-        f"steps of {args.step}, budget {args.max_samples}; ridge on cost features; error on "
-        "every unmeasured row). Data: HELP (Lee et al., NeurIPS 2021), HW-NAS-Bench (Li et "
+        f"steps of {args.step}, budget {args.max_samples}; ridge on cost features, or costs + "
+        "one-hot genes where its leave-one-out error is lower; error on every unmeasured "
+        "row). Data: HELP (Lee et al., NeurIPS 2021), HW-NAS-Bench (Li et "
         f"al., ICLR 2021).\n\n{table}\n")
     (args.out / "analysis.json").write_text(json.dumps(rows, indent=1))
     print(table)
