@@ -504,6 +504,7 @@ def test_gcn_learns_cell_and_exports_exactly() -> None:
                                else ref.numpy(), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_gcn_check_estimator() -> None:
     pytest.importorskip("torch")
     import warnings
