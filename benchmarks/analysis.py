@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 
 OFA_COLUMNS = ["lat_2080ti_32", "lat_2080ti_64", "lat_titan_xp_32", "lat_titan_xp_64"]
-NB201_COLUMNS = ["lat_1080ti_256", "lat_2080ti_256", "lat_titan_x_256"]
+NB201_COLUMNS = ["lat_1080ti_256", "lat_2080ti_256", "lat_titanx_256"]
 
 
 def curves(oracle: CsvOracle, strategy: str, seeds: int, step: int, max_samples: int,
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[str, str, str, list[float], bool]] = []
     ofa = args.data / "ofa_mbv3_gpu.csv"
-    for col in args.columns.split(","):
+    for col in filter(None, args.columns.split(",")):
         jobs.append(("ofa-mbv3", str(ofa), col, targets, False))
     if "nb201" in esm.spaces.names() and (args.data / "nb201_latency.csv").is_file():
         for col in NB201_COLUMNS:
@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     (args.out / "analysis.md").write_text(
         f"# Sampling-strategy study\n\nTraining samples needed (mean over {args.seeds} seeds, "
-        f"steps of {args.step}, budget {args.max_samples}; ridge on cost features; error on "
-        "every unmeasured row). Data: HELP (Lee et al., NeurIPS 2021), HW-NAS-Bench (Li et "
+        f"steps of {args.step}, budget {args.max_samples}; ridge on cost features, or costs + "
+        "one-hot genes where its leave-one-out error is lower; error on every unmeasured "
+        "row). Data: HELP (Lee et al., NeurIPS 2021), HW-NAS-Bench (Li et "
         f"al., ICLR 2021).\n\n{table}\n")
     (args.out / "analysis.json").write_text(json.dumps(rows, indent=1))
     print(table)

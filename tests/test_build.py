@@ -168,3 +168,26 @@ def test_cli_bad_column_exit_2(small_csv: Path, capsys: pytest.CaptureFixture[st
     assert main(["build", "--space", "ofa-mbv3", "--from-csv", str(small_csv), "--target",
                  "lat_nope", "--budget-samples", "50"]) == 2
     assert "lat_titan_xp_64" in capsys.readouterr().err
+
+
+def test_step_model_picks_features_by_loo(data_dir: Path) -> None:
+    """NAS-Bench-201 latency needs the operation identities (skip/pool edges have no MACs):
+    the step model must pick the gene features there, and the cost features on ofa-mbv3."""
+    from esm.build import _RidgeSurrogate
+
+    if "nb201" not in spaces.names():
+        pytest.skip("nb201 space not registered")
+    nb = spaces.get("nb201")
+    with open(data_dir / "nb201_latency.csv", newline="") as f:
+        rows = [r for _, r in zip(range(300), csv.DictReader(f), strict=False)]
+    g = nb.from_strs([r["arch"] for r in rows])
+    y = np.asarray([float(r["lat_1080ti_256"]) for r in rows])
+    m = _RidgeSurrogate(nb).fit(g[:200], y[:200])
+    assert m.feature_set_ == "costs+genes"
+    assert np.mean(np.abs(m.predict(g[200:]) / y[200:] - 1)) < 0.05
+
+    with open(data_dir / "ofa_mbv3_gpu.csv", newline="") as f:
+        rows = [r for _, r in zip(range(300), csv.DictReader(f), strict=False)]
+    g = SPACE.from_strs([r["arch"] for r in rows])
+    y = np.asarray([float(r[COLUMN]) for r in rows])
+    assert _RidgeSurrogate(SPACE).fit(g[:100], y[:100]).feature_set_ == "costs"

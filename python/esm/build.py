@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esm.errors import InputError
-from esm.sampling import DEFAULT_STRATEGY, Pool, RidgeModel, cost_features, get_strategy
+from esm.sampling import (
+    DEFAULT_STRATEGY,
+    FEATURE_SETS,
+    Pool,
+    RidgeModel,
+    features,
+    get_strategy,
+)
 
 if TYPE_CHECKING:
     from esm.measure import Settings
@@ -84,7 +91,13 @@ def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------- trainers
 class _RidgeSurrogate:
-    """The build loop's fast model: ridge on :func:`esm.sampling.cost_features`."""
+    """The build loop's fast model: ridge on :func:`esm.sampling.features`.
+
+    Both feature sets (costs; costs + one-hot genes) are fitted and the one with the lower
+    leave-one-out relative error is kept (``feature_set_``): per-slot costs explain most of
+    the latency of MobileNet-like spaces, while cell spaces such as NAS-Bench-201 need the
+    operation identities (a skip or pooling edge costs no MACs but takes time).
+    """
 
     kind = "ridge"
 
@@ -92,11 +105,17 @@ class _RidgeSurrogate:
         self.space = space
 
     def fit(self, genomes: np.ndarray, y: np.ndarray) -> _RidgeSurrogate:
-        self.model_ = RidgeModel().fit(cost_features(self.space, genomes), y)
+        best: tuple[float, str, RidgeModel] | None = None
+        for fs in FEATURE_SETS:
+            m = RidgeModel().fit(features(self.space, genomes, fs), y)
+            if best is None or m.loo_ < best[0]:
+                best = (m.loo_, fs, m)
+        assert best is not None
+        _, self.feature_set_, self.model_ = best
         return self
 
     def predict(self, genomes: np.ndarray) -> np.ndarray:
-        return self.model_.predict(cost_features(self.space, genomes))
+        return self.model_.predict(features(self.space, genomes, self.feature_set_))
 
 
 class _EsmSurrogate:
@@ -424,6 +443,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     cfg = config or BuildConfig()
     cfg.check()
     space, pool = oracle.space, oracle.pool
+    pool.set_feature_set("costs")  # until a step model chooses
     strategy = get_strategy(cfg.strategy, space, **cfg.strategy_params)
     make = trainer(cfg.trainer, space, encoding=encoding, model=model, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -501,6 +521,8 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
             continue
         t = time.monotonic()
         model_obj = make().fit(pool.genomes[train], y_train)
+        if hasattr(model_obj, "feature_set_"):
+            pool.set_feature_set(model_obj.feature_set_)
         secs["train"] += time.monotonic() - t
         t = time.monotonic()
         if cfg.validation == "holdout":
@@ -518,6 +540,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
                     true_tau = kendall_tau(oracle.truth[rest], pred)
         secs["evaluate"] += time.monotonic() - t
         step = {"step": len(history), "train_samples": int(train.size),
+                "features": getattr(model_obj, "feature_set_", None),
                 "samples_used": n_used(), "device_seconds": device_s,
                 "mape_estimate": estimate, "mape_true": true_mape, "tau_true": true_tau,
                 "seconds": dict(secs)}

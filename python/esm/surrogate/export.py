@@ -33,7 +33,13 @@ back by ``"log"`` -> ``exp(y)`` or ``"identity"`` -> ``y``; the result is latenc
     ``y_std``: ``y = y_mean + y_std * sum_i constant * exp(-0.5 * |(x' - X_i) / l|^2) *
     alpha_i`` (scikit-learn's GaussianProcessRegressor with ``normalize_y=True`` and kernel
     ``ConstantKernel * RBF (+ WhiteKernel)``).
-A ``gcn`` form (graph network for cell spaces, BRP-NAS style) is planned, not yet defined.
+``gcn``
+    A graph convolutional network over a fixed cell graph (BRP-NAS style): arrays
+    ``adjacency [V, V]`` (normalised, with self loops), ``node_index int32 [V, C]`` (the
+    feature column of each node channel, -1: none), ``node_const [V, T]`` (constant
+    node-type channels), ``W0..W{L-1}`` ``[in, out]``, ``b0..`` ``[out]``, ``Wout [H, 1]``,
+    ``bout [1]``; meta ``n_layers``. Node features ``H0 = concat(x'[node_index] (0 where -1),
+    node_const)``, ``H_{l+1} = relu(A H_l W_l + b_l)``, ``y = mean_v(H_L) . Wout + bout``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import numpy as np
 from esm.errors import InputError
 
 #: Array forms understood by :func:`predict_arrays`.
-KINDS = ("linear", "trees", "mlp", "knn", "gp")
+KINDS = ("linear", "trees", "mlp", "knn", "gp", "gcn")
 TARGETS = ("log", "identity")
 
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -54,6 +60,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "mlp": (),
     "knn": ("X", "y"),
     "gp": ("X", "alpha", "length_scale"),
+    "gcn": ("adjacency", "node_index", "node_const", "Wout", "bout"),
 }
 
 
@@ -139,6 +146,8 @@ def predict_raw(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray],
         np.maximum(d2, 0.0, out=d2)
         K = float(meta["constant"]) * np.exp(-0.5 * d2)
         return float(meta["y_mean"]) + float(meta["y_std"]) * (K @ arrays["alpha"])
+    if kind == "gcn":
+        return _predict_gcn(meta, arrays, Xs)
     raise InputError(f"unknown model form {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -212,13 +221,25 @@ def _predict_knn(meta: dict[str, Any], a: dict[str, np.ndarray], Xs: np.ndarray)
     return (w * yt[idx]).sum(axis=1) / w.sum(axis=1)
 
 
+def _predict_gcn(meta: dict[str, Any], a: dict[str, np.ndarray], Xs: np.ndarray) -> np.ndarray:
+    idx = a["node_index"].astype(np.int64)
+    padded = np.concatenate([Xs, np.zeros((len(Xs), 1))], axis=1)
+    H = padded[:, np.where(idx >= 0, idx, Xs.shape[1])]  # [N, V, C]
+    const = np.broadcast_to(a["node_const"], (len(Xs), *a["node_const"].shape))
+    H = np.concatenate([H, const], axis=2)
+    A = a["adjacency"]
+    for i in range(int(meta["n_layers"])):
+        H = np.maximum(np.einsum("uv,nvc->nuc", A, H) @ a[f"W{i}"] + a[f"b{i}"], 0.0)
+    return np.asarray(H.mean(axis=1) @ a["Wout"][:, 0] + float(a["bout"][0]))
+
+
 def check_arrays(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Raise InputError when an array form is incomplete or inconsistent."""
     if kind not in KINDS:
         raise InputError(f"unknown model form {kind!r}; known: {', '.join(KINDS)}")
     need = ("x_mean", "x_scale", *_REQUIRED[kind])
     missing = [k for k in need if k not in arrays]
-    if kind == "mlp":
+    if kind in ("mlp", "gcn"):
         n = int(meta.get("n_layers", 0))
         missing += [k for i in range(n) for k in (f"W{i}", f"b{i}") if k not in arrays]
         if n < 1:

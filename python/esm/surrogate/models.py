@@ -120,6 +120,9 @@ def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
         W = np.zeros((F, arrays["W0"].shape[1]))
         W[used] = arrays["W0"]
         out["W0"] = W
+    elif kind == "gcn":
+        idx = arrays["node_index"].astype(np.int64)
+        out["node_index"] = np.where(idx >= 0, used[np.maximum(idx, 0)], -1).astype(np.int32)
     elif kind in ("knn", "gp"):
         out["X"] = pad_cols(arrays["X"])
         if kind == "gp":
@@ -516,7 +519,7 @@ ALIASES = {"rf": "forest", "random_forest": "forest", "gbdt": "gbt", "boosting":
 
 def make_regressor(name: str, seed: int | None = None, **params: Any) -> LatencyRegressor:
     """A regressor by name (``ridge``, ``lut``, ``forest``, ``gbt``, ``gbt-lightgbm``,
-    ``gbt-xgboost``, ``mlp``, ``knn``, ``gp``, ``auto``), seeded where random."""
+    ``gbt-xgboost``, ``mlp``, ``knn``, ``gp``, ``gcn``, ``auto``), seeded where random."""
     key = ALIASES.get(name, name)
     if key.startswith("gbt-"):
         params.setdefault("backend", key[4:])
@@ -526,12 +529,14 @@ def make_regressor(name: str, seed: int | None = None, **params: Any) -> Latency
     if key == "auto":
         cls: type[LatencyRegressor] = AutoRegressor
     elif key == "gcn":
-        raise InputError("model 'gcn' (graph network for cell spaces) is not implemented yet")
+        from esm.surrogate.gcn import GCNRegressor
+
+        cls = GCNRegressor
     else:
         try:
             cls = REGRESSORS[key]
         except KeyError:
-            known = ", ".join([*REGRESSORS, "auto"])
+            known = ", ".join([*REGRESSORS, "gcn", "auto"])
             raise InputError(f"unknown model {name!r}; known: {known}") from None
     est = cls(**params)
     if seed is not None and "random_state" in est.get_params():
