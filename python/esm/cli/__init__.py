@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from esm.errors import InputError
 
 # Modules under esm.cli that define ``register(subparsers)``.
-_AREAS = ("basics", "predict")
+_AREAS = ("basics", "surrogate", "predict")
 
 
 class _Parser(argparse.ArgumentParser):

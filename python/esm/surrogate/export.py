@@ -34,13 +34,12 @@ back by ``"log"`` -> ``exp(y)`` or ``"identity"`` -> ``y``; the result is latenc
     alpha_i`` (scikit-learn's GaussianProcessRegressor with ``normalize_y=True`` and kernel
     ``ConstantKernel * RBF (+ WhiteKernel)``).
 ``gcn``
-    A graph convolutional network over a fixed cell DAG (BRP-NAS style): arrays
-    ``adjacency [V, V]`` (normalised, with self loops), ``node_index int32 [V, C]`` mapping
-    each node to the feature columns that hold its one-hot operation (``-1``: unused), ``W0..``
-    ``b0..`` for the graph layers (``[in, out]``), ``Wout [H, 1]``, ``bout [1]``; meta
-    ``n_layers``. Node features ``H0[v, c] = x[node_index[v, c]]`` (raw, not standardised: the
-    stored ``x_mean`` is 0 and ``x_scale`` 1), ``H_{l+1} = relu(A H_l W_l + b_l)``, the graph
-    embedding is the mean over nodes, ``y = mean(H_L) . Wout + bout``.
+    A graph convolutional network over a fixed cell graph (BRP-NAS style): arrays
+    ``adjacency [V, V]`` (normalised, with self loops), ``node_index int32 [V, C]`` (the
+    feature column of each node channel, -1: none), ``node_const [V, T]`` (constant
+    node-type channels), ``W0..W{L-1}`` ``[in, out]``, ``b0..`` ``[out]``, ``Wout [H, 1]``,
+    ``bout [1]``; meta ``n_layers``. Node features ``H0 = concat(x'[node_index] (0 where -1),
+    node_const)``, ``H_{l+1} = relu(A H_l W_l + b_l)``, ``y = mean_v(H_L) . Wout + bout``.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "mlp": (),
     "knn": ("X", "y"),
     "gp": ("X", "alpha", "length_scale"),
-    "gcn": ("adjacency", "node_index", "Wout", "bout"),
+    "gcn": ("adjacency", "node_index", "node_const", "Wout", "bout"),
 }
 
 
@@ -226,10 +225,12 @@ def _predict_gcn(meta: dict[str, Any], a: dict[str, np.ndarray], Xs: np.ndarray)
     idx = a["node_index"].astype(np.int64)
     padded = np.concatenate([Xs, np.zeros((len(Xs), 1))], axis=1)
     H = padded[:, np.where(idx >= 0, idx, Xs.shape[1])]  # [N, V, C]
+    const = np.broadcast_to(a["node_const"], (len(Xs), *a["node_const"].shape))
+    H = np.concatenate([H, const], axis=2)
     A = a["adjacency"]
     for i in range(int(meta["n_layers"])):
         H = np.maximum(np.einsum("uv,nvc->nuc", A, H) @ a[f"W{i}"] + a[f"b{i}"], 0.0)
-    return H.mean(axis=1) @ a["Wout"][:, 0] + float(a["bout"][0])
+    return np.asarray(H.mean(axis=1) @ a["Wout"][:, 0] + float(a["bout"][0]))
 
 
 def check_arrays(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -238,7 +239,7 @@ def check_arrays(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray])
         raise InputError(f"unknown model form {kind!r}; known: {', '.join(KINDS)}")
     need = ("x_mean", "x_scale", *_REQUIRED[kind])
     missing = [k for k in need if k not in arrays]
-    if kind == "mlp":
+    if kind in ("mlp", "gcn"):
         n = int(meta.get("n_layers", 0))
         missing += [k for i in range(n) for k in (f"W{i}", f"b{i}") if k not in arrays]
         if n < 1:

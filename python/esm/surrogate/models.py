@@ -52,6 +52,7 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> LatencyRegressor:
         """Fit on features ``X [N, F]`` and latencies ``y [N]``."""
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        _check_rows(len(y))
         self.target_ = self._resolve_target(y)
         self.columns_ = self._used(X.shape[1])
         mean, scale = ex.make_scale(X[:, self.columns_])
@@ -93,6 +94,11 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover
 
 
+def _check_rows(n: int) -> None:
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to fit, got {n} sample")
+
+
 def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
                     F: int) -> dict[str, np.ndarray]:
     """Rewrite an array form fitted on columns ``used`` to take all ``F`` columns."""
@@ -114,6 +120,9 @@ def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
         W = np.zeros((F, arrays["W0"].shape[1]))
         W[used] = arrays["W0"]
         out["W0"] = W
+    elif kind == "gcn":
+        idx = arrays["node_index"].astype(np.int64)
+        out["node_index"] = np.where(idx >= 0, used[np.maximum(idx, 0)], -1).astype(np.int32)
     elif kind in ("knn", "gp"):
         out["X"] = pad_cols(arrays["X"])
         if kind == "gp":
@@ -277,39 +286,51 @@ class BoostingRegressor(LatencyRegressor):
 
 
 def _export_lightgbm(model: Any) -> dict[str, np.ndarray]:
-    """LightGBM's dumped trees in the ``trees`` form (shrinkage is already in leaf values)."""
-    dump = model.booster_.dump_model()
-    feats: list[int] = []
-    thrs: list[float] = []
-    lefts: list[int] = []
-    rights: list[int] = []
-    vals: list[float] = []
+    """LightGBM trees (from the full-precision text model) in the ``trees`` form.
+
+    Leaf values already include shrinkage and the initial score. Only numerical splits
+    (``x <= threshold``) are supported.
+    """
+    text = model.booster_.model_to_string()
+    feats: list[np.ndarray] = []
+    thrs: list[np.ndarray] = []
+    lefts: list[np.ndarray] = []
+    rights: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
     roots: list[int] = []
-
-    def walk(node: dict[str, Any]) -> int:
-        i = len(feats)
-        feats.append(-1)
-        thrs.append(0.0)
-        lefts.append(-1)
-        rights.append(-1)
-        vals.append(0.0)
-        if "leaf_value" in node or "split_index" not in node:
-            vals[i] = float(node.get("leaf_value", 0.0))
-            return i
-        if node.get("decision_type", "<=") != "<=":
-            raise InputError("only numerical <= splits of LightGBM can be exported")
-        feats[i] = int(node["split_feature"])
-        thrs[i] = float(node["threshold"])
-        lefts[i] = walk(node["left_child"])
-        rights[i] = walk(node["right_child"])
-        return i
-
-    for tree in dump["tree_info"]:
-        roots.append(walk(tree["tree_structure"]))
-    return {"feature": np.asarray(feats, np.int32), "threshold": np.asarray(thrs),
-            "left": np.asarray(lefts, np.int32), "right": np.asarray(rights, np.int32),
-            "value": np.asarray(vals), "roots": np.asarray(roots, np.int32),
-            "base": np.zeros(1)}
+    offset = 0
+    for block in text.split("\nTree=")[1:]:
+        kv = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
+        leaf_value = np.array(kv["leaf_value"].split(), dtype=np.float64)
+        n_leaves = int(kv["num_leaves"])
+        n_int = n_leaves - 1
+        size = n_int + n_leaves
+        feat = np.full(size, -1, np.int64)
+        thr = np.zeros(size)
+        left = np.full(size, -1, np.int64)
+        right = np.full(size, -1, np.int64)
+        val = np.zeros(size)
+        val[n_int:] = leaf_value
+        if n_int > 0:
+            dt = np.array(kv["decision_type"].split(), dtype=np.int64)
+            if np.any(dt & 1):
+                raise InputError("categorical LightGBM splits cannot be exported")
+            feat[:n_int] = np.array(kv["split_feature"].split(), dtype=np.int64)
+            thr[:n_int] = np.array(kv["threshold"].split(), dtype=np.float64)
+            for src, dst in ((kv["left_child"], left), (kv["right_child"], right)):
+                c = np.array(src.split(), dtype=np.int64)
+                dst[:n_int] = np.where(c >= 0, c, n_int + (-c - 1))
+        feats.append(feat)
+        thrs.append(thr)
+        lefts.append(np.where(left >= 0, left + offset, -1))
+        rights.append(np.where(right >= 0, right + offset, -1))
+        vals.append(val)
+        roots.append(offset)
+        offset += size
+    return {"feature": np.concatenate(feats).astype(np.int32), "threshold": np.concatenate(thrs),
+            "left": np.concatenate(lefts).astype(np.int32),
+            "right": np.concatenate(rights).astype(np.int32), "value": np.concatenate(vals),
+            "roots": np.asarray(roots, np.int32), "base": np.zeros(1)}
 
 
 def _export_xgboost(model: Any) -> dict[str, np.ndarray]:
@@ -377,7 +398,9 @@ class MLPRegressor(LatencyRegressor):
                   random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return m.fit(Xs, (yt - self.y_shift_) / self.y_unit_)
+            m.fit(Xs, (yt - self.y_shift_) / self.y_unit_)
+        self.n_iter_ = m.n_iter_
+        return m
 
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
         return super()._raw(Xs) * self.y_unit_ + self.y_shift_
@@ -479,7 +502,7 @@ class GPRegressor(LatencyRegressor):
         }
 
 
-#: Regressor classes by name (``auto`` and ``gcn`` are added below).
+#: Regressor classes by name (``auto`` is handled by :func:`make_regressor`).
 REGRESSORS: dict[str, type[LatencyRegressor]] = {
     "ridge": RidgeRegressor,
     "lut": LUTRegressor,
@@ -521,11 +544,12 @@ def make_regressor(name: str, seed: int | None = None, **params: Any) -> Latency
     return est
 
 
-#: Candidates tried by ``auto`` (name, params).
-AUTO_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+#: Candidates tried by ``auto``: (name, params) or (name, params, column-set labels it is
+#: tried on; others are tried on every column set).
+AUTO_CANDIDATES: tuple[tuple[Any, ...], ...] = (
     ("ridge", {"target": "log"}),
     ("ridge", {"target": "identity"}),
-    ("gbt", {"n_estimators": 200, "learning_rate": 0.1}),
+    ("gbt", {"n_estimators": 200, "learning_rate": 0.1}, ("stats+roofline",)),
 )
 
 
@@ -541,8 +565,10 @@ class AutoRegressor(LatencyRegressor):
 
     Parameters
     ----------
-    candidates : sequence of (name, params) or None
+    candidates : sequence of (name, params) or (name, params, labels), or None
         Default :data:`AUTO_CANDIDATES`.
+    column_sets : sequence of (label, column indices or None) or None
+        Every candidate is also tried on each of these feature subsets (None: all columns).
     cv : int
         Number of folds (reduced when there are fewer rows).
     """
@@ -560,7 +586,10 @@ class AutoRegressor(LatencyRegressor):
         sets = [None] if not self.column_sets else list(self.column_sets)
         out = []
         for c in cands:
+            only = None if isinstance(c, str) or len(c) < 3 else set(c[2])
             for cs in sets:
+                if only is not None and cs is not None and str(cs[0]) not in only:
+                    continue
                 name, params = (c, {}) if isinstance(c, str) else (c[0], dict(c[1]))
                 if self.target != "auto":
                     params.setdefault("target", self.target)
@@ -574,6 +603,7 @@ class AutoRegressor(LatencyRegressor):
     def fit(self, X: Any, y: Any) -> AutoRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = len(y)
+        _check_rows(n)
         folds = max(2, min(int(self.cv), n // 2)) if n >= 4 else 0
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(n)

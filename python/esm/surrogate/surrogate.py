@@ -150,13 +150,21 @@ class Surrogate:
             mparams["column_sets"] = default_column_sets(enc)
         if target is not None:
             mparams["target"] = target
+        if model == "gcn" and "graph" not in mparams:
+            if encoding not in ("onehot", "lut"):
+                raise InputError("model 'gcn' reads the onehot encoding (--encoding onehot)")
+            from esm.surrogate.gcn import graph_for_space
+
+            mparams["graph"] = graph_for_space(sp)
         est = make_regressor(model, seed=seed, **mparams)
         t0 = time.perf_counter()
         est.fit(X, y)
         fit_seconds = time.perf_counter() - t0
         kind, meta, arrays = est.export()
+        shown = {k: ("<cell graph>" if k == "graph" and v is not None else v)
+                 for k, v in est.get_params(deep=False).items()}
         model_info: dict[str, Any] = {"name": model, "class": type(est).__name__,
-                                      "params": _plain_params(est.get_params(deep=False))}
+                                      "params": _plain_params(shown)}
         if hasattr(est, "chosen_"):
             model_info["chosen"] = est.chosen_
             model_info["cv_mape"] = est.cv_scores_

@@ -1,0 +1,190 @@
+"""Accuracy of surrogate encodings x regressors on the real latency data, vs. the baseline.
+
+For every latency column of ../shared/data/ofa_mbv3_gpu.csv (and the GPU and CPU columns of
+nb201_latency.csv and fbnet_latency.csv when those spaces are registered), train on 100 and
+500 rows drawn per seed and evaluate on all other rows of the file: MAPE, accuracy within
++-10 % and Kendall tau, mean over seeds, for
+
+* the baseline users would otherwise use: ridge regression on total MACs, params and bytes
+  (identity target: latency proportional to cost);
+* the default: ``fcc`` encoding + ``auto`` model (cross-validation on the training rows only);
+* a grid of encodings x regressors.
+
+Usage::
+
+    python benchmarks/bench_accuracy.py               # default grid, 5 seeds
+    python benchmarks/bench_accuracy.py --quick       # 2 seeds, small grid, ofa-mbv3 only
+    python benchmarks/bench_accuracy.py --grid full   # every encoding x regressor (slow)
+
+Credit for the data: HELP (Lee et al., NeurIPS 2021) and HW-NAS-Bench (Li et al., ICLR 2021).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from esm import spaces
+from esm.surrogate.encoders import device_from_column, get_encoder
+from esm.surrogate.metrics import accuracy_within, kendall, mape
+from esm.surrogate.models import make_regressor
+from esm.surrogate.surrogate import default_column_sets
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILES = (
+    ("ofa_mbv3_gpu.csv", "ofa-mbv3", None),
+    ("nb201_latency.csv", "nb201", ("1080ti", "2080ti", "titanx", "gold", "silver")),
+    ("fbnet_latency.csv", "fbnet", ("1080ti", "2080ti", "titanx", "gold", "silver")),
+)
+GRIDS = {
+    "small": [("stats", "ridge"), ("roofline", "ridge"), ("layerwise", "ridge"),
+              ("lut", "lut"), ("fcc", "ridge"), ("fcc", "gbt"), ("stats", "gp"),
+              ("roofline", "knn")],
+    "default": [("stats", "ridge"), ("stats", "gbt"), ("stats", "gp"), ("stats", "knn"),
+                ("roofline", "ridge"), ("roofline", "gbt"), ("layerwise", "ridge"),
+                ("layerwise", "gbt"), ("onehot", "ridge"), ("lut", "lut"), ("fcc", "ridge"),
+                ("fcc", "gbt"), ("fcc", "forest"), ("fcc", "mlp")],
+}
+GRIDS["full"] = [(e, m) for e in ("onehot", "stats", "layerwise", "roofline", "fcc")
+                 for m in ("ridge", "forest", "gbt", "mlp", "knn", "gp")] + [("lut", "lut")]
+
+
+def load(path: Path, space_name: str, keep: tuple[str, ...] | None, max_rows: int | None
+         ) -> tuple[spaces.SearchSpace, np.ndarray, list[str], np.ndarray] | None:
+    if space_name not in spaces.names():
+        print(f"[skip] {path.name}: space {space_name!r} is not registered in this build")
+        return None
+    if not path.is_file():
+        print(f"[skip] {path} not found")
+        return None
+    space = spaces.get(space_name)
+    with open(path, newline="") as fh:
+        r = csv.reader(fh)
+        header = next(r)
+        rows = [row for _, row in zip(range(max_rows or 10**9), r, strict=False)]
+    cols = [c for c in header[1:] if keep is None or any(k in c for k in keep)]
+    Y = np.array([[float(row[header.index(c)]) for c in cols] for row in rows])
+    G = space.from_strs([row[0] for row in rows])
+    return space, G, cols, Y
+
+
+def evaluate(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    return mape(y, p), accuracy_within(y, p, 0.10), kendall(y, p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 seeds, small grid, ofa-mbv3 only")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds for baseline and default")
+    ap.add_argument("--grid-seeds", type=int, default=None, help="seeds for the grid")
+    ap.add_argument("--grid", choices=[*GRIDS, "none"], default=None)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
+    ap.add_argument("--columns", nargs="*", default=None, help="only these columns")
+    ap.add_argument("--files", nargs="*", default=None, help="only these data files")
+    ap.add_argument("--max-rows", type=int, default=None, help="read at most this many rows")
+    args = ap.parse_args()
+    seeds = args.seeds or (2 if args.quick else 5)
+    grid_seeds = args.grid_seeds or seeds
+    grid = GRIDS.get(args.grid or ("small" if args.quick else "default"), [])
+    files = args.files or (["ofa_mbv3_gpu.csv"] if args.quick else [f[0] for f in FILES])
+    warnings.filterwarnings("ignore")
+    t_start = time.perf_counter()
+    summary = []
+    for fname, space_name, keep in FILES:
+        if fname not in files:
+            continue
+        loaded = load(DATA / fname, space_name, keep, args.max_rows)
+        if loaded is None:
+            continue
+        space, G, cols, Y = loaded
+        costs = space.costs(G)
+        base_X = np.column_stack([costs.macs, costs.params, costs.activation_bytes,
+                                  costs.weight_bytes]).astype(np.float64)
+        for j, col in enumerate(cols):
+            if args.columns and col not in args.columns:
+                continue
+            y = Y[:, j]
+            ok = np.isfinite(y) & (y > 0)
+            dev, batch = device_from_column(col)
+            feats: dict[str, tuple[np.ndarray, object]] = {}
+
+            def features(name: str, dev: str | None = dev, batch: int = batch,
+                         feats: dict = feats, space: spaces.SearchSpace = space,
+                         G: np.ndarray = G, costs: object = costs) -> tuple[np.ndarray, object]:
+                if name not in feats:
+                    p = {"device": dev, "batch": batch} if name in ("roofline", "fcc") else {}
+                    enc = get_encoder(name, space, **p)
+                    feats[name] = (enc.transform(G, costs), enc)  # type: ignore[arg-type]
+                return feats[name]
+
+            print(f"\n### {space.name} {col}  (device spec {dev}, batch {batch}; "
+                  f"{int(ok.sum())} rows, {int((~ok).sum())} dropped)\n", flush=True)
+            rows: dict[str, dict[int, list[tuple[float, float, float]]]] = {}
+            chosen: dict[int, list[str]] = {n: [] for n in args.sizes}
+            fcc_X, fcc_enc = features("fcc")
+            configs = [("baseline", None, None, seeds), ("default fcc+auto", "fcc", "auto", seeds)]
+            configs += [(f"{e} + {m}", e, m, grid_seeds) for e, m in grid]
+            for label, enc_name, model, n_seeds in configs:
+                rows[label] = {}
+                t0 = time.perf_counter()
+                for n in args.sizes:
+                    res = []
+                    for seed in range(n_seeds):
+                        idx = np.flatnonzero(ok)
+                        idx = idx[np.random.default_rng(seed).permutation(len(idx))]
+                        tr, te = idx[:n], idx[n:]
+                        if enc_name is None:
+                            X = base_X
+                            est = make_regressor("ridge", target="identity")
+                        else:
+                            X, enc = features(enc_name)
+                            if model == "auto":
+                                est = make_regressor("auto", seed=seed,
+                                                     column_sets=default_column_sets(enc))
+                            else:
+                                est = make_regressor(model, seed=seed)
+                        est.fit(X[tr], y[tr])
+                        res.append(evaluate(y[te], est.predict(X[te])))
+                        if model == "auto":
+                            chosen[n].append(est.chosen_)
+                    rows[label][n] = res
+                print(f"  {label:<22} " + "  ".join(
+                    f"n={n}: MAPE {np.mean([r[0] for r in rows[label][n]]):6.2f}% "
+                    f"acc10 {np.mean([r[1] for r in rows[label][n]]):5.1f}% "
+                    f"tau {np.mean([r[2] for r in rows[label][n]]):.3f}" for n in args.sizes)
+                    + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            del fcc_X, fcc_enc
+            for n in args.sizes:
+                b = np.mean(rows["baseline"][n], axis=0)
+                d = np.mean(rows["default fcc+auto"][n], axis=0)
+                best = min(rows, key=lambda k, n=n: np.mean([r[0] for r in rows[k][n]]))
+                summary.append((space.name, col, n, b, d, best,
+                                np.mean([r[0] for r in rows[best][n]]),
+                                sorted(set(chosen[n]))))
+    print("\n## Summary: default (fcc + auto) vs baseline (ridge on MACs, params, bytes)\n")
+    print(f"seeds: {seeds} (baseline, default), {grid_seeds} (grid); evaluation on every row "
+          "not used for training or model selection\n")
+    print("| space | column | n | baseline MAPE | default MAPE | baseline acc10 | "
+          "default acc10 | baseline tau | default tau | beats baseline | best config "
+          "(MAPE) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for sp, col, n, b, d, best, best_mape, _ in summary:
+        print(f"| {sp} | {col} | {n} | {b[0]:.2f} | {d[0]:.2f} | {b[1]:.1f} | {d[1]:.1f} | "
+              f"{b[2]:.3f} | {d[2]:.3f} | {'yes' if d[0] < b[0] else 'NO'} | {best} "
+              f"({best_mape:.2f}) |")
+    print("\nmodels chosen by auto:")
+    for sp, col, n, *_, ch in summary:
+        print(f"  {sp} {col} n={n}: {', '.join(ch)}")
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
