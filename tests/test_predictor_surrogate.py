@@ -151,3 +151,21 @@ def test_cli_predict_bad_input(models: dict, tmp_path: Path) -> None:
     assert r.returncode == 2
     r = _cli("predict", "--model", str(path))
     assert r.returncode == 2
+
+
+def test_surrogate_falls_back_when_the_form_cannot_be_compiled(
+    models: dict, ofa: spaces.SearchSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esm.predictor
+    from esm.surrogate import Surrogate
+
+    def refuse(_: object) -> None:
+        raise InputError("no compiled twin for this form")
+
+    monkeypatch.setattr(esm.predictor, "compile", refuse)
+    sur = Surrogate.load(models["gbt"][1])
+    g = ofa.sample(50, seed=1)
+    np.testing.assert_array_equal(sur.predict(g), sur.predict_reference(g))
+    assert sur.compile() is None and "no compiled twin" in str(sur.compile_error)
+    with pytest.raises(InputError, match="cannot run on 'cuda'"):
+        sur.predict(g, device="cuda")

@@ -91,6 +91,7 @@ class Surrogate:
             else np.ascontiguousarray(train_genomes, dtype=np.int32)
         self.train_genomes = g
         self._predictor: Any = None
+        self.compile_error: str | None = None
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -189,16 +190,24 @@ class Surrogate:
         return self.encoder.transform(genomes)
 
     def compile(self) -> Any:
-        """The compiled predictor (:class:`esm.predictor.Predictor`), built once."""
-        if self._predictor is None:
+        """The compiled predictor (:class:`esm.predictor.Predictor`), built once; None when
+        the compiled core cannot evaluate this model form (then the NumPy reference is used,
+        and ``compile_error`` says why)."""
+        if self._predictor is None and self.compile_error is None:
             from esm.predictor import compile as compile_predictor
 
-            self._predictor = compile_predictor(self)
+            try:
+                self._predictor = compile_predictor(self)
+            except InputError as err:
+                self.compile_error = str(err)
         return self._predictor
 
     def predict_features(self, X: Any) -> np.ndarray:
         """Latencies (ms) from already encoded features (compiled model)."""
-        return self.compile().predict_features(X)
+        p = self.compile()
+        if p is None:
+            return ex.predict_arrays(self.kind, self.model_meta, self.arrays, X)
+        return p.predict_features(X)
 
     def predict(self, genomes: Any, threads: int = 0, chunk: int = 65536,
                 device: str = "cpu") -> Any:
@@ -208,12 +217,18 @@ class Surrogate:
         ``threads`` workers (0 = all cores), pieces of ``chunk`` rows; ``device="cuda"`` runs
         the model on the GPU (linear and tree families).
         """
-        return self.compile().predict(genomes, threads=threads, chunk=chunk, device=device)
+        p = self.compile()
+        if p is None:
+            if device != "cpu":
+                raise InputError(f"cannot run on {device!r}: {self.compile_error}")
+            return self.predict_reference(genomes)
+        return p.predict(genomes, threads=threads, chunk=chunk, device=device)
 
     def predict_stream(self, chunks: Any, threads: int = 0, chunk: int = 65536,
                        device: str = "cpu") -> Any:
         """Predict an iterable of genome batches lazily (one result per batch)."""
-        return self.compile().predict_stream(chunks, threads=threads, chunk=chunk, device=device)
+        for batch in chunks:
+            yield self.predict(batch, threads=threads, chunk=chunk, device=device)
 
     def predict_reference(self, genomes: Any) -> np.ndarray:
         """The NumPy reference path (Python encoder + :func:`export.predict_arrays`)."""
