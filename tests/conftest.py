@@ -9,6 +9,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
+#: The directory holding the imported ``esm`` package (site-packages when installed, the
+#: source tree's ``python/`` in a developer build), for PYTHONPATH of child processes.
+ESM_PATH = str(Path(importlib.util.find_spec("esm").origin).resolve().parents[1])  # type: ignore[union-attr,arg-type]
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -19,6 +19,7 @@ from esm.cli import main
 from esm.collect import architectures, collect
 from esm.measure import Settings
 from esm.store import Store, genome_key
+from tests.conftest import ESM_PATH
 
 pytest.importorskip("torch")
 
@@ -115,7 +116,7 @@ def test_crash_safety_sigkill_and_resume(tmp_path):
     """SIGKILL `esm collect` at random moments, resume; every architecture exactly once."""
     store = tmp_path / "crash.sqlite"
     n = 10
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": ESM_PATH, "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(12345)
     counts = []
     for _ in range(3):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 from esm._native import core
 from esm.errors import InputError
 from esm.measure import Measurement, Settings, measure
+from tests.conftest import ESM_PATH
 
 
 def _call_overhead_s() -> float:
@@ -57,34 +61,63 @@ def test_busy_wait_in_cpp_is_accurate(seconds):
     raise AssertionError(f"fastest of 15 spins of {seconds} s took {x.min()} s")
 
 
+_ACCURACY_CHILD = """
+import json, sys, time
+import numpy as np
+from esm._native import core
+from esm.measure import Settings, measure, median_ci
+
+seconds = float(sys.argv[1])
+bw = core.busy_wait
+s = Settings(warmup_min_s=0.05, warmup_max_s=0.3, min_samples=15, max_time_s=1.5,
+             target_rel_ci=0.005, min_sample_s=0.0)
+out = []
+for _ in range(3):
+    truth = seconds + float(np.median(core.time_callable(lambda: bw(0.0), 200, 20)))
+    w0, c0 = time.perf_counter(), time.thread_time()
+    m = measure(lambda: bw(seconds), s)
+    cpp = core.time_busy_wait(seconds, 1, 31) * 1e3
+    lo, hi, _ = median_ci(cpp)
+    share = (time.thread_time() - c0) / (time.perf_counter() - w0)
+    out.append({"truth_ms": truth * 1e3, "median_ms": m.median_ms, "min_ms": m.min_ms,
+                "inner": m.inner, "n": m.n_samples, "cpp_median_ms": float(np.median(cpp)),
+                "cpp_ci": [lo, hi], "share": share, "summary": m.summary()})
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.parametrize("seconds", [1e-3, 1e-2])
 def test_measure_busy_wait_accuracy(seconds):
-    """Median within 1% of the truth and CI containing it (truth = wait + call cost).
+    """A C++ busy-wait of known length: median within 1% and a median CI containing it.
 
-    On an oversubscribed machine a busy-wait is preempted and lasts longer in wall time; the
-    process's CPU share during the measurement tells this apart from a timer error. The
-    lower tail is always checked; the median/CI check is retried and skipped (with the
-    measured CPU share as reason) only when the process did not get a full core.
+    Two paths, in a fresh interpreter (no other Python threads competing for the GIL):
+    the compiled timing loop around the C++ spin (median and order-statistic CI must hold
+    the known duration), and ``measure`` on the Python callable (median within 1% of the
+    duration plus the calibrated call cost). Leaving and re-entering the interpreter around a
+    GIL-releasing call costs a few microseconds more than an empty call here (+0.3% at
+    10 ms), so the CI of the Python path is not held to the bare duration. On an
+    oversubscribed machine a busy-wait is preempted and lasts longer in wall time; the CPU
+    share tells this apart from a timer error, and only then is the check skipped.
     """
-    bw = core.busy_wait
-    s = Settings(warmup_min_s=0.05, warmup_max_s=0.3, min_samples=15, max_time_s=1.5,
-                 target_rel_ci=0.005, min_sample_s=0.0)
-    share = 0.0
-    for _ in range(3):
-        truth = seconds + _call_overhead_s()
-        w0, c0 = time.perf_counter(), time.thread_time()
-        m = measure(lambda: bw(seconds), s)
-        share = (time.thread_time() - c0) / (time.perf_counter() - w0)
-        assert m.inner == 1 and m.n_samples >= 15
-        assert m.min_ms >= seconds * 1e3 * 0.9999  # never shorter than the known work
-        slack = 2e-3  # ms: the clock read that ends the spin, GIL hand-back
-        ok = (m.min_ms <= truth * 1e3 * 1.01 and abs(m.median_ms / (truth * 1e3) - 1) < 0.01
-              and m.ci_low_ms - slack <= truth * 1e3 <= m.ci_high_ms + slack)
-        if ok:
+    env = {**os.environ, "PYTHONPATH": ESM_PATH}
+    run = subprocess.run([sys.executable, "-c", _ACCURACY_CHILD, str(seconds)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    tries = json.loads(run.stdout)
+    ms, slack = seconds * 1e3, 2e-3  # slack (ms): the clock read that ends the spin
+    for t in tries:
+        assert t["inner"] == 1 and t["n"] >= 15
+        assert t["min_ms"] >= ms * 0.9999  # never shorter than the known work
+        lo, hi = t["cpp_ci"]
+        if (abs(t["median_ms"] / t["truth_ms"] - 1) < 0.01
+                and abs(t["cpp_median_ms"] / ms - 1) < 0.01 and lo - slack <= ms <= hi + slack):
             return
-    if share < 0.9:
-        pytest.skip(f"machine oversubscribed: the timing thread got {share:.0%} of a core")
-    raise AssertionError(f"{m.summary()} vs truth {truth * 1e3:.5f} ms (CPU share {share:.0%})")
+    last = tries[-1]
+    if last["share"] < 0.9:
+        pytest.skip(f"machine oversubscribed: the timing thread got {last['share']:.0%} of a core")
+    raise AssertionError(f"{last['summary']} vs truth {last['truth_ms']:.5f} ms; C++ loop "
+                         f"median {last['cpp_median_ms']:.5f} CI {last['cpp_ci']} "
+                         f"(CPU share {last['share']:.0%})")
 
 
 def test_measure_calibrates_inner_and_reports_everything():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from esm import InputError, spaces
+from tests.conftest import ESM_PATH
 
 pytest.importorskip("sklearn")
 surrogate_mod = pytest.importorskip("esm.surrogate")
@@ -99,7 +100,7 @@ def test_model_file_predicts_without_torch_and_sklearn(
     script.write_text(_BLOCKED)
     r = subprocess.run(
         [sys.executable, str(script), str(path), str(tmp_path / "g.npy"), str(tmp_path / "p.npy")],
-        capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "python")}, timeout=300,
+        capture_output=True, text=True, env={"PYTHONPATH": ESM_PATH}, timeout=300,
     )
     assert r.returncode == 0, r.stderr
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), sur.predict(g), rtol=1e-12)
@@ -107,7 +108,7 @@ def test_model_file_predicts_without_torch_and_sklearn(
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "esm", *args], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO / "python")}, timeout=300)
+                          env={"PYTHONPATH": ESM_PATH}, timeout=300)
 
 
 def test_cli_predict(models: dict, ofa: spaces.SearchSpace, tmp_path: Path) -> None:

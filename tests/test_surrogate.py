@@ -23,6 +23,7 @@ from esm.surrogate.encoders import (
     get_encoder,
     resolve_device,
 )
+from tests.conftest import ESM_PATH
 
 pytest.importorskip("sklearn")
 
@@ -431,7 +432,7 @@ def test_load_and_predict_without_torch_or_sklearn(space: spaces.SearchSpace, tm
                         model=model, model_params=params)
     path = tmp_path / "m.esm"
     sur.save(path)
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": ESM_PATH, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", _BLOCKED, str(path)], capture_output=True,
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
