@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from esm.errors import InputError
+from esm.jsonable import to_jsonable
 
 __all__ = ["load_result", "quality_summary", "write_report"]
 
@@ -193,7 +194,7 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
     if extra:
         result["report_extra"] = extra
     extra = result.get("report_extra", "")
-    (d / BUILD_FILE).write_text(json.dumps(_plain(result)))
+    (d / BUILD_FILE).write_text(json.dumps(to_jsonable(result)))
     q = quality_summary(result)
     plots = _plots(result, q, d)
     o = result.get("oracle", {})
@@ -262,17 +263,3 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
     out = d / "report.md"
     out.write_text("\n".join(lines) + "\n")
     return out
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _plain(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

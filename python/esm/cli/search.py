@@ -124,9 +124,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         import json
         from pathlib import Path
 
-        from esm.cli.output import _plain
+        from esm.jsonable import to_jsonable
 
-        Path(args.out).write_text(json.dumps(_plain(data), indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(to_jsonable(data), indent=2) + "\n")
     if args.json:
         emit_json(data)
     else:
