@@ -49,9 +49,11 @@ def test_stops_at_target_and_accounts(oracle: CsvOracle) -> None:
     h = res["history"]
     assert h[0]["train_samples"] == 20
     assert all(b["train_samples"] - a["train_samples"] == 10 for a, b in itertools.pairwise(h))
-    # the step before the last did not meet the target
+    # validation networks come in 3 parts with the first batches; the step before the last
+    # did not meet the target or had not measured the whole validation set yet
+    assert [s["val_samples"] for s in h[:3]] == [10, 20, 30][:len(h)]
     if len(h) > 1:
-        assert h[-2]["mape_estimate"] > 8.0
+        assert h[-2]["mape_estimate"] > 8.0 or h[-2]["val_samples"] < 30
     for stage in ("measure", "train", "select", "evaluate", "total"):
         assert res["seconds"][stage] >= 0
     # the lookup's device time is simulated: overhead + repeats * latency for every row

@@ -34,9 +34,12 @@ def test_tiny_device_build(tmp_path: Path) -> None:
         # every measured network is in the store (none failed), plus nothing else
         assert len(lat) == 14 - res["failed"] and np.all(lat > 0)
         assert res["seconds"]["measure"] > 0
-        # reference checks: one before the first batch and one after every batch
+        # reference checks: one before the first batch and one after every batch (batches are
+        # shorter than reference_every)
         checks = store.reference_checks(oracle.run_id)
-        assert len(checks) == 1 + 1 + len(res["history"])
+        assert len(checks) == 1 + len(res["history"])
+        # validation networks were measured in parts, shuffled into the first batches
+        assert res["val_samples"] == 4 and len(res["measured"]["y_validation"]) == 4
         q = quality_summary(res)
         assert q["source"] == "store" and q["measurements"] == len(lat)
         assert len(q["cv"]) == len(lat)

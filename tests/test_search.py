@@ -205,6 +205,36 @@ def test_verify_compares_with_stated_error(model: CostModel, budget: float) -> N
     assert v["within_stated"] == 3 and v["mape_within_stated"]
 
 
+def test_verify_normalises_by_the_drift_reference(model: CostModel, budget: float) -> None:
+    """The machine is 1.5x slower now than when the surrogate was built: the reference network
+    (measured before and after) says so, and the measured latencies are scaled back."""
+    res = search(model, objective="macs", latency_budget=budget, max_evaluations=500, seed=0)
+    space = res.problem.space
+    ref = space.sample(1, seed=5)[0]
+    ref_ms = float(model.predict(ref[None])[0])
+    calls: list[int] = []
+
+    def slow_device(module: Any, shape: tuple[int, ...]) -> float:
+        calls.append(0)
+        n = len(calls)
+        g = ref if n in (1, 5) else res.genomes[n - 2]  # reference, 3 networks, reference
+        return float(model.predict(g[None])[0]) * 1.5 * (1.1 if n > 1 else 1.0)
+
+    model.info = {"target": {"drift_reference": {"arch": space.to_str(ref),  # type: ignore[attr-defined]
+                                                 "median_ms": ref_ms}},
+                  "metrics": {"validation": {"mape": 4.0, "ape95": 9.0}}}
+    try:
+        v = verify(res, k=3, measure=slow_device)
+    finally:
+        del model.info  # type: ignore[attr-defined]
+    assert len(calls) == 5
+    assert v["speed_ratio"] == pytest.approx(1.5 * np.sqrt(1.1))
+    for row in v["rows"]:
+        assert row["measured_raw_ms"] == pytest.approx(row["predicted_ms"] * 1.65)
+        assert row["rel_error"] == pytest.approx((np.sqrt(1.1) / 1.1 - 1) * 100)
+    assert v["stated_mape"] == 4.0 and v["error_bound"] == 9.0 and v["within_bound"] == 3
+
+
 # ---------------------------------------------------------------------- command line
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: CostModel) -> dict[str, Path]:

@@ -3,12 +3,15 @@
 The loop (:func:`build`)
 ------------------------
 1. **Validation set** (``validation="holdout"``, the default): ``val_size`` networks drawn
-   uniformly from the pool are measured first and never trained on; the error estimate of
-   every step is the MAPE on them. ``validation="cv"`` measures nothing extra and uses
-   ``cv_folds``-fold cross-validation on the training set instead (cheaper, but biased when a
-   strategy concentrates the training set: it then measures the error where the strategy
-   sampled, not over the space). ``"none"`` skips the estimate (a lookup oracle still reports
-   the true error on every row it did not reveal).
+   uniformly from the pool, never trained on; the error estimate of every step is the MAPE on
+   those measured so far. They are measured in ``val_parts`` parts, each shuffled into one of
+   the first batches, so that validation and training networks see the same device
+   conditions (a device that drifts during the build would otherwise bias the estimate), and
+   the build stops on the target only once all of them are measured. ``validation="cv"``
+   measures nothing extra and uses ``cv_folds``-fold cross-validation on the training set
+   instead (cheaper, but biased when a strategy concentrates the training set: it then
+   measures the error where the strategy sampled, not over the space). ``"none"`` skips the
+   estimate (a lookup oracle still reports the true error on every row it did not reveal).
 2. **Initial batch** of ``initial`` networks chosen by the strategy (model-guided strategies
    fall back to ``balanced`` while there is too little data).
 3. **Train** the step's model on everything measured for training, **estimate** its error.
@@ -253,18 +256,26 @@ class DeviceOracle(Oracle):
     Candidates are ``pool_size`` distinct uniform samples of the space
     (:func:`esm.collect.architectures`). Every result goes into ``store`` (one run per
     space/device/batch/threads/settings, as ``esm collect`` does), and a network already in
-    that run is not measured again. Drift guard: a fixed reference network is re-measured
-    after every batch and compared with its first measurement; a batch whose reference moved by
-    more than ``max(drift_tol, 2 * (rel_ci0 + rel_ci))`` is flagged ``drift`` in the store.
+    that run is not measured again.
+
+    Drift: a fixed reference network is re-measured before the first measurement, after every
+    ``reference_every`` networks and at the end of every call, and compared with its first
+    measurement in the run; rows measured while it had moved by more than
+    ``max(drift_tol, 2 * (rel_ci0 + rel_ci))`` are flagged ``drift`` in the store. With
+    ``drift_correction`` (the default) the latencies returned are normalised to the run's first
+    reference check (:mod:`esm.drift`); the store keeps the raw measurements and the checks, so
+    the correction can always be recomputed or left out.
     """
 
     def __init__(self, space: SearchSpace, device: str, store: Store, *, pool_size: int = 5000,
                  seed: int = 0, batch_size: int = 1, threads: int | None = None,
                  settings: Settings | None = None, drift_tol: float = 0.05,
+                 drift_correction: bool = True, reference_every: int = 10,
                  progress: Callable[[str], None] | None = None) -> None:
         from esm.collect import REFERENCE_SEED, architectures, check_device
         from esm.measure import Settings as _Settings
         from esm.measure import provenance
+        from esm.store import genome_key
 
         try:
             import torch
@@ -283,6 +294,10 @@ class DeviceOracle(Oracle):
         self.settings = settings or _Settings.quick()
         self.store = store
         self.drift_tol = drift_tol
+        self.drift_correction = bool(drift_correction)
+        if reference_every < 0:
+            raise InputError(f"reference_every must be >= 0, got {reference_every}")
+        self.reference_every = int(reference_every)
         self.progress = progress
         self.pool = Pool(space, architectures(space, pool_size, seed))
         self.run_id, _ = store.ensure_run(
@@ -291,8 +306,12 @@ class DeviceOracle(Oracle):
             provenance=provenance(self.device, self.threads),
             settings=self.settings.to_dict())
         self._ref = architectures(space, 1, REFERENCE_SEED)[0]
-        self._ref_base: dict[str, float] | None = None
-        self._seq = 0
+        self._ref_key = genome_key(self._ref)
+        checks = store.reference_checks(self.run_id)
+        first = next((c for c in checks if c["key"] == self._ref_key), None)
+        self._ref_base: dict[str, float] | None = None if first is None else {
+            "median_ms": first["median_ms"], "rel_ci": first["rel_ci"] or 0.0}
+        self._seq = max((c["seq"] for c in checks), default=-1) + 1
         self._count = 1
 
     def _measure_one(self, genome: np.ndarray) -> tuple[Any, tuple[int, ...]]:
@@ -303,8 +322,6 @@ class DeviceOracle(Oracle):
         return measure_module(module, shape, self.device, self.settings), shape
 
     def _check_reference(self, rows: list[int]) -> None:
-        from esm.store import genome_key
-
         m, _ = self._measure_one(self._ref)
         rel = None
         drift = False
@@ -315,7 +332,7 @@ class DeviceOracle(Oracle):
             rel = (m.median_ms - b["median_ms"]) / b["median_ms"]
             drift = abs(rel) > max(self.drift_tol, 2.0 * (b["rel_ci"] + m.rel_ci))
         self.store.add_reference_check(
-            self.run_id, key=genome_key(self._ref), arch=self.space.to_str(self._ref),
+            self.run_id, key=self._ref_key, arch=self.space.to_str(self._ref),
             seq=self._seq, done=len(self.store.keys(self.run_id)), measurement=m,
             rel_change=rel, drift=drift)
         self._seq += 1
@@ -323,6 +340,7 @@ class DeviceOracle(Oracle):
             self.store.mark_drift(self.run_id, rows)
 
     def measure(self, idx: np.ndarray) -> OracleResult:
+        from esm.drift import factors
         from esm.store import genome_key
 
         t0 = time.monotonic()
@@ -331,11 +349,13 @@ class DeviceOracle(Oracle):
         if self._ref_base is None and idx.size:
             self._check_reference([])
         y = np.full(idx.size, np.nan)
+        keys = [genome_key(self.pool.genomes[i]) for i in idx]
         quality: list[dict[str, Any]] = []
-        rows: list[int] = []
+        rows: list[int] = []  # stored since the last reference check
+        measured: list[int] = []  # positions j measured by this call
         for j, i in enumerate(idx):
             g = self.pool.genomes[i]
-            key = genome_key(g)
+            key = keys[j]
             if key in stored:
                 r = stored[key]
                 y[j] = r["median_ms"] if r["status"] == "ok" else np.nan
@@ -354,20 +374,36 @@ class DeviceOracle(Oracle):
                 self.run_id, arch=arch, key=key, genome=g, batch_size=self.batch_size,
                 input_shape=shape, measurement=m))
             y[j] = m.median_ms
+            measured.append(j)
             quality.append({"cv": m.cv, "rel_ci": m.rel_ci, "unstable": bool(m.unstable),
                             "outliers": int(m.outliers)})
             if self.progress is not None:
                 self.progress(f"{self._count:4d} measured: {m.median_ms:8.3f} ms "
                               f"(CI +-{100 * m.rel_ci:.1f}%, {m.total_s:.2f} s)")
             self._count += 1
-        if rows:
+            if self.reference_every and len(rows) >= self.reference_every \
+                    and j < idx.size - 1:
+                self._check_reference(rows)
+                rows = []
+        if measured:
             self._check_reference(rows)
+        ratio = np.ones(idx.size)
+        if self.drift_correction:
+            f = factors(self.store, self.run_id)
+            ratio = np.asarray([f.get(k, 1.0) for k in keys])
+            y = y / ratio
+        for q, j in zip(quality, measured, strict=True):
+            q["speed_ratio"] = float(ratio[j])
         return OracleResult(y=y, seconds=time.monotonic() - t0, quality=quality)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "device", "device": self.device, "store": str(self.store.path),
                 "run_id": self.run_id, "batch_size": self.batch_size, "threads": self.threads,
-                "pool": len(self.pool), "settings": self.settings.to_dict()}
+                "pool": len(self.pool), "settings": self.settings.to_dict(),
+                "drift_correction": self.drift_correction,
+                "reference": {"arch": self.space.to_str(self._ref),
+                              "median_ms": None if self._ref_base is None
+                              else self._ref_base["median_ms"]}}
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -384,6 +420,7 @@ class BuildConfig:
     budget_seconds: float | None = None
     validation: str = "holdout"
     val_size: int = 50
+    val_parts: int = 3
     cv_folds: int = 5
     seed: int = 0
     trainer: str = "ridge"
@@ -402,6 +439,8 @@ class BuildConfig:
             raise InputError(f"validation must be holdout, cv or none, got {self.validation!r}")
         if self.validation == "holdout" and self.val_size < 2:
             raise InputError(f"validation size must be >= 2, got {self.val_size}")
+        if self.val_parts < 1:
+            raise InputError(f"validation parts must be >= 1, got {self.val_parts}")
         if self.validation == "cv" and self.cv_folds < 2:
             raise InputError(f"cv folds must be >= 2, got {self.cv_folds}")
         if (self.target_mape is None and self.budget_samples is None
@@ -470,21 +509,15 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     def n_used() -> int:
         return int(measured.size)
 
+    val_todo = np.zeros(0, np.int64)  # validation networks not measured yet
     if cfg.validation == "holdout":
         k = min(cfg.val_size, len(pool) - 1)
         if cfg.budget_samples is not None:
             k = min(k, cfg.budget_samples // 3)
         if k < 2:
             raise InputError("pool or sample budget too small for a validation set")
-        t = time.monotonic()
-        val = rng.choice(len(pool), size=k, replace=False).astype(np.int64)
-        secs["select"] += time.monotonic() - t
-        r = oracle.measure(val)
-        secs["measure"] += r.seconds
-        account(val, r)
-        ok = np.isfinite(r.y)
-        val, y_val = val[ok], r.y[ok]
-        say(f"validation set: {val.size} networks measured in {r.seconds:.1f} s")
+        val_todo = rng.choice(len(pool), size=k, replace=False).astype(np.int64)
+    val_part = -(-val_todo.size // cfg.val_parts)
 
     history: list[dict[str, Any]] = []
     stop_reason = ""
@@ -492,27 +525,41 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     estimate = math.nan
     k = cfg.initial
     while True:
+        v = val_todo[:val_part]
         if cfg.budget_samples is not None:
-            k = min(k, cfg.budget_samples - n_used())
+            k = min(k, cfg.budget_samples - n_used() - v.size)
         if cfg.budget_seconds is not None:
             left = cfg.budget_seconds - device_s
             if measured.size and left > 0:
-                k = min(k, int(left / (device_s / measured.size)))
+                k = min(k, int(left / (device_s / measured.size)) - v.size)
             elif left <= 0:
                 k = 0
         if k <= 0:
             stop_reason = "budget"
             break
         t = time.monotonic()
-        pick = strategy.select(pool, k, seed=rng, measured=measured,
+        # validation networks still to measure are not candidates: pick extra, drop them
+        pick = strategy.select(pool, k + val_todo.size, seed=rng, measured=measured,
                                y=_fill(y_meas) if measured.size else None)
+        pick = pick[~np.isin(pick, val_todo)][:k]
         secs["select"] += time.monotonic() - t
         if pick.size == 0:
             stop_reason = "pool"
             break
-        r = oracle.measure(pick)
+        # validation and training networks measured in one shuffled call: both see the same
+        # device conditions, so drift cannot make the estimate look better or worse
+        both = rng.permutation(np.concatenate([v, pick]))
+        r = oracle.measure(both)
         secs["measure"] += r.seconds
-        account(pick, r)
+        account(both, r)
+        val_todo = val_todo[v.size:]
+        is_val = np.isin(both, v)
+        ok = np.isfinite(r.y)
+        val = np.concatenate([val, both[is_val & ok]])
+        y_val = np.concatenate([y_val, r.y[is_val & ok]])
+        if v.size:
+            say(f"validation: {val.size} networks measured")
+        pick, r.y = both[~is_val], r.y[~is_val]
         ok = np.isfinite(r.y)
         train = np.concatenate([train, pick[ok]])
         y_train = np.concatenate([y_train, r.y[ok]])
@@ -540,6 +587,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
                     true_tau = kendall_tau(oracle.truth[rest], pred)
         secs["evaluate"] += time.monotonic() - t
         step = {"step": len(history), "train_samples": int(train.size),
+                "val_samples": int(val.size),
                 "features": getattr(model_obj, "feature_set_", None),
                 "samples_used": n_used(), "device_seconds": device_s,
                 "mape_estimate": estimate, "mape_true": true_mape, "tau_true": true_tau,
@@ -549,7 +597,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
             f"MAPE estimate {estimate:.2f}%"
             + ("" if math.isnan(true_mape) else f", on unmeasured rows {true_mape:.2f}%"))
         if cfg.target_mape is not None and math.isfinite(estimate) \
-                and estimate <= cfg.target_mape:
+                and estimate <= cfg.target_mape and val_todo.size == 0:
             stop_reason = "target"
             break
         if cfg.target_mape is not None and cfg.validation == "none" \
@@ -585,7 +633,8 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
         "quality": quality,
     }
     result["predictions"] = _predictions(oracle, model_obj, measured, val, y_val)
-    result["measured"] = {"train": train.tolist(), "validation": val.tolist()}
+    result["measured"] = {"train": train.tolist(), "validation": val.tolist(),
+                          "y_train": y_train.tolist(), "y_validation": y_val.tolist()}
     return result, model_obj
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ def register(sub: Any) -> None:
                    help="device seconds for measuring (default 150)")
     p.add_argument("--target-mape", type=float, default=5.0, help="percent (default 5)")
     p.add_argument("--seed", type=int, default=0)
+    _device_opts(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_demo)
 
@@ -78,6 +80,16 @@ def _common(p: argparse.ArgumentParser, strategies: list[str], default: str) -> 
                    help="measurement settings preset (device; default quick)")
     p.add_argument("--pool-size", type=int, default=5000,
                    help="candidates sampled uniformly from the space (device)")
+    _device_opts(p)
+
+
+def _device_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
+                   help="CPU timer clock (device): wall = latency (default); thread_cpu = the "
+                   "timing thread's CPU time, for --threads 1 on a machine shared with others")
+    p.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
+                   help="keep raw latencies (default: normalise every measurement to the "
+                   "run's first reference-network check, see esm.drift)")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -90,47 +102,69 @@ def _config(args: argparse.Namespace) -> Any:
         val_size=args.val_size, seed=args.seed, trainer=args.trainer)
 
 
+def _warn_if_busy(device: str, clock: str) -> None:
+    """A CPU build on a machine that other work keeps busy measures the other work too."""
+    if not device.startswith("cpu") or clock != "wall" or not hasattr(os, "getloadavg"):
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.75 * cores:
+        print(f"esm: warning: load average {load:.1f} on {cores} cores: other work shares "
+              "the CPU, so latencies will drift (the build corrects uniform drift by a "
+              "reference network; --clock thread_cpu times CPU time instead)", file=sys.stderr)
+
+
 def _say(quiet: bool) -> Any:
     return (lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr))
 
 
 def _save_model(result: dict[str, Any], model: Any, oracle: Any, out: str, args: Any) -> None:
-    """Fit the final esm.surrogate on the training set and save it to ``out``."""
+    """Fit the final esm.surrogate on the training set, state its error, save it to ``out``.
+
+    The error is measured on the validation set (device builds) or on every row not measured
+    (dataset builds) and stored as ``metrics["validation"]`` in the file, which is the error
+    ``esm search --verify`` holds the model to.
+    """
     import numpy as np
 
     from esm.build import surrogate_available
 
     if model.kind == "surrogate":
-        model.save(out)
+        s = model.model_
     else:
         if not surrogate_available():
             raise InputError("--out needs esm.surrogate to write a model file (not installed)")
         from esm.surrogate import Surrogate
 
-        train = np.asarray(result["measured"]["train"], np.int64)
-        y = oracle.truth[train] if oracle.truth is not None else None
-        if y is None:
-            g, lat, _ = oracle.store.dataset(oracle.run_id)
-            keys = {oracle.space.to_str(r): v for r, v in zip(g, lat, strict=True)}
-            y = np.asarray([keys[oracle.space.to_str(oracle.pool.genomes[i])] for i in train])
+        m = result["measured"]
+        train = np.asarray(m["train"], np.int64)
         t = time.monotonic()
-        s = Surrogate.fit(oracle.space, oracle.pool.genomes[train], y,
+        s = Surrogate.fit(oracle.space, oracle.pool.genomes[train],
+                          np.asarray(m["y_train"], np.float64),
                           encoding=args.encoding, model=args.model, seed=args.seed)
         result["seconds"]["train"] += time.monotonic() - t
-        s.save(out)
-        if oracle.truth is not None:  # lookup: every row not measured
-            rest = np.ones(len(oracle.pool), bool)
-            rest[np.asarray(result["measured"]["train"] + result["measured"]["validation"],
-                            np.int64)] = False
-            pv = np.asarray(s.predict(oracle.pool.genomes[rest]), np.float64)
-            result["model_mape"] = float(100 * np.mean(np.abs(pv / oracle.truth[rest] - 1)))
-            result["model_mape_on"] = "unmeasured rows"
-        elif result["measured"]["validation"]:
-            val = np.asarray(result["measured"]["validation"], np.int64)
-            yv = np.asarray(result["predictions"]["measured"])
-            pv = np.asarray(s.predict(oracle.pool.genomes[val]), np.float64)
-            result["model_mape"] = float(100 * np.mean(np.abs(pv / yv - 1)))
-            result["model_mape_on"] = "validation set"
+    if oracle.truth is not None:  # lookup: every row not measured
+        rest = np.ones(len(oracle.pool), bool)
+        rest[np.asarray(result["measured"]["train"] + result["measured"]["validation"],
+                        np.int64)] = False
+        on, idx, y = "unmeasured rows", np.flatnonzero(rest), oracle.truth[rest]
+    else:
+        idx = np.asarray(result["measured"]["validation"], np.int64)
+        on, y = "validation set", np.asarray(result["measured"]["y_validation"], np.float64)
+    if idx.size:
+        from esm.surrogate.metrics import evaluate
+
+        pred = np.asarray(s.predict(oracle.pool.genomes[idx]), np.float64)
+        metrics = evaluate(y, pred)
+        ape95 = float(np.percentile(100 * np.abs(pred / y - 1), 95))
+        s.info["metrics"]["validation"] = {**metrics, "ape95": ape95, "on": on}
+        result["model_mape"], result["model_mape_on"] = metrics["mape"], on
+    d = oracle.describe()
+    if d["kind"] == "device":  # how to measure it again (esm search --verify)
+        s.info["target"]["measurement"] = {k: d[k] for k in ("device", "batch_size",
+                                                               "threads", "settings")}
+        if d["drift_correction"]:
+            s.info["target"]["drift_reference"] = d["reference"]
+    s.save(out)
     result["model_file"] = str(out)
     result["model_kind"] = f"esm.surrogate {args.encoding}/{args.model}" \
         if model.kind != "surrogate" else "esm.surrogate (step model)"
@@ -159,10 +193,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         from esm.measure import Settings
         from esm.store import Store
 
+        _warn_if_busy(args.device, args.clock)
         store = Store(args.store)
+        settings = Settings.preset(args.settings).replace(clock=args.clock)
         oracle = DeviceOracle(space, args.device, store, pool_size=args.pool_size,
                               seed=args.seed, batch_size=args.batch_size, threads=args.threads,
-                              settings=Settings.preset(args.settings))
+                              settings=settings, drift_correction=args.drift_correction)
     try:
         result, model = build(oracle, cfg, encoding=args.encoding, model=args.model, log=say)
         if args.out:
@@ -234,10 +270,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say(f"esm demo: ofa-mbv3 surrogate for {device}, ~{args.budget_seconds:.0f} device seconds")
     cfg = BuildConfig(initial=20, batch=20, target_mape=args.target_mape,
                       budget_seconds=args.budget_seconds, val_size=30, seed=args.seed)
+    _warn_if_busy(device, args.clock)
     with Store(out / "store.sqlite") as store:
         oracle = DeviceOracle(space, device, store, pool_size=2000, seed=args.seed,
                               threads=threads if device.startswith("cpu") else None,
-                              settings=Settings.quick(),
+                              settings=Settings.quick().replace(clock=args.clock),
+                              drift_correction=args.drift_correction,
                               progress=None if args.json else _progress_line)
         result, model = build(oracle, cfg, log=say)
         if surrogate_available():

@@ -61,9 +61,11 @@ def register(sub: Any) -> None:
     p.add_argument("--verify", type=int, default=0, metavar="K",
                    help="build and measure the best K on the local device")
     p.add_argument("--device", default="cpu", help="device for --verify (cpu, cuda:0)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for --verify")
-    p.add_argument("--measure-preset", choices=("default", "quick"), default="default",
-                   help="measurement settings for --verify")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for --verify (default: the model file's, else torch's)")
+    p.add_argument("--measure-preset", choices=("default", "quick"), default=None,
+                   help="measurement settings for --verify (default: those the model file "
+                   "was built with, else default)")
     p.add_argument("--clock", choices=("wall", "thread_cpu"), default=None,
                    help="CPU timer clock for --verify (thread_cpu: single-threaded work on an "
                         "oversubscribed machine; use the surrogate's own clock)")
@@ -115,11 +117,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if res.found and args.verify:
         from esm.measure import Settings
 
-        settings = Settings.preset(args.measure_preset)
-        if args.clock is not None:
-            settings = settings.replace(clock=args.clock)
+        settings = None if args.measure_preset is None else Settings.preset(args.measure_preset)
         data["verify"] = verify(res, k=args.verify, device=args.device, settings=settings,
-                                threads=args.threads)
+                                threads=args.threads, clock=args.clock)
     if args.out:
         import json
         from pathlib import Path

@@ -212,6 +212,10 @@ class LoadedModel:
     def metrics(self) -> Any:
         return getattr(self.surrogate, "metrics", None)
 
+    @property
+    def info(self) -> Any:
+        return getattr(self.surrogate, "info", None)
+
     def predict(self, genomes: Any) -> np.ndarray:
         """Predicted values of a genome batch (compiled predictor when available)."""
         if self.predictor is not None:

@@ -20,14 +20,7 @@ def stated_error(model: Any) -> tuple[float, str] | None:
     Looks in ``model.metrics`` (or ``model.info["metrics"]``) for a section with a ``mape``,
     preferring held-out sections (validation, test, cross-validation) over ``train``.
     """
-    metrics: Any = getattr(model, "metrics", None)
-    if callable(metrics):
-        metrics = metrics()
-    if metrics is None:
-        info = getattr(model, "info", None)
-        metrics = info.get("metrics") if isinstance(info, dict) else None
-    if not isinstance(metrics, dict):
-        return None
+    metrics = _metrics(model)
     if "mape" in metrics and isinstance(metrics["mape"], (int, float)):
         return float(metrics["mape"]), "metrics"
     for section in _ERROR_SECTIONS:
@@ -38,6 +31,17 @@ def stated_error(model: Any) -> tuple[float, str] | None:
         if isinstance(sec, dict) and isinstance(sec.get("mape"), (int, float)):
             return float(sec["mape"]), str(section)
     return None
+
+
+def _metrics(model: Any) -> dict[str, Any]:
+    """``model.metrics`` (attribute or method) or ``model.info["metrics"]``; {} if none."""
+    metrics: Any = getattr(model, "metrics", None)
+    if callable(metrics):
+        metrics = metrics()
+    if metrics is None:
+        info = getattr(model, "info", None)
+        metrics = info.get("metrics") if isinstance(info, dict) else None
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def _default_measure(device: str, settings: Any, threads: int | None) -> Callable[..., float]:
@@ -62,6 +66,7 @@ def verify(
     threads: int | None = None,
     batch_size: int = 1,
     measure: Callable[[Any, tuple[int, ...]], float] | None = None,
+    clock: str | None = None,
 ) -> dict[str, Any]:
     """Build the ``k`` best found networks, measure them and compare with the prediction.
 
@@ -74,14 +79,17 @@ def verify(
     device : str
         ``"cpu"`` or ``"cuda[:i]"`` (the device the surrogate was built for).
     settings : esm.measure.Settings, optional
-        Measurement methodology (default settings).
+        Measurement methodology (default: the settings the surrogate's file says it was
+        measured with, else the default settings).
     threads : int, optional
-        CPU threads for the measurement.
+        CPU threads for the measurement (default: the surrogate file's, else torch's).
     batch_size : int
         Input batch size (the surrogate's, normally 1).
     measure : callable, optional
         ``measure(module, input_shape) -> ms``; default :func:`esm.measure.measure_module`'s
         median.
+    clock : str, optional
+        CPU timer clock (``"wall"`` or ``"thread_cpu"``) replacing the settings' one.
 
     Returns
     -------
@@ -90,6 +98,13 @@ def verify(
         ``max_abs_rel_error`` (percent), ``stated_mape`` and ``stated_from`` (the surrogate's
         own error, if stored), ``within_stated`` (rows whose error is within the stated
         MAPE) and ``mape_within_stated`` (the verification MAPE is at most the stated MAPE).
+        With a drift reference in the surrogate's file (``info["target"]["drift_reference"]``,
+        written by ``esm build``): ``speed_ratio`` (the reference network measured now, before
+        and after the others, over its latency when the surrogate was built; geometric mean)
+        and per row ``measured_raw_ms``; ``measured_ms`` is then normalised to the build's
+        device speed (``raw / speed_ratio``), as the training latencies were. With an error
+        bound in the file (``ape95``: 95% of the validation networks were within it),
+        ``error_bound`` and ``within_bound`` (rows within it).
     """
     if k < 1:
         raise InputError(f"--verify needs k >= 1, got {k}")
@@ -102,17 +117,42 @@ def verify(
         raise InputError(result.infeasible_message())
     order = ok[np.argsort(result.values[problem.objective.name][ok] * problem.objective.sign,
                           kind="stable")][:k]
+    target = _target_info(lat.model)
+    built = target.get("measurement") or {}
+    if threads is None and device.startswith("cpu"):
+        threads = built.get("threads")
+    if settings is None and built.get("settings"):
+        from esm.measure import Settings
+
+        settings = Settings.from_dict(built["settings"])
+    if clock is not None:
+        from esm.measure import Settings
+
+        settings = (settings or Settings()).replace(clock=clock)
     run = measure if measure is not None else _default_measure(device, settings, threads)
     space = problem.space
+
+    def time_one(g: np.ndarray) -> float:
+        return float(run(space.build(g), tuple(space.input_shape(g, batch_size))))
+
+    ref = target.get("drift_reference") or {}
+    ref_g = space.from_str(ref["arch"]) if ref.get("arch") and ref.get("median_ms") else None
+    ref_ms = [time_one(ref_g)] if ref_g is not None else []
+    raw = [time_one(result.genomes[i]) for i in order]
+    ratio = 1.0
+    if ref_g is not None:
+        ref_ms.append(time_one(ref_g))
+        ratio = float(np.exp(np.mean(np.log(np.asarray(ref_ms) / float(ref["median_ms"])))))
     rows: list[dict[str, Any]] = []
-    for i in order:
-        g = result.genomes[i]
-        module = space.build(g)
-        measured = float(run(module, tuple(space.input_shape(g, batch_size))))
+    for i, m_raw in zip(order, raw, strict=True):
         predicted = float(result.values[lat.name][i])
-        rows.append({"arch": space.to_str(g), "predicted_ms": predicted,
-                     "measured_ms": measured,
-                     "rel_error": (predicted - measured) / measured * 100.0})
+        measured = m_raw / ratio
+        row = {"arch": space.to_str(result.genomes[i]), "predicted_ms": predicted,
+               "measured_ms": measured,
+               "rel_error": (predicted - measured) / measured * 100.0}
+        if ref_g is not None:
+            row["measured_raw_ms"] = m_raw
+        rows.append(row)
     errs = np.abs(np.array([float(r["rel_error"]) for r in rows]))
     stated = stated_error(lat.model)
     out: dict[str, Any] = {
@@ -124,7 +164,21 @@ def verify(
         "stated_mape": None if stated is None else stated[0],
         "stated_from": None if stated is None else stated[1],
     }
+    if ref_g is not None:
+        out["speed_ratio"] = ratio
+        out["reference"] = {"arch": ref["arch"], "built_ms": float(ref["median_ms"]),
+                            "now_ms": ref_ms}
     if stated is not None:
         out["within_stated"] = int((errs <= stated[0]).sum())
         out["mape_within_stated"] = bool(errs.mean() <= stated[0])
+        bound = _metrics(lat.model).get(stated[1], {}).get("ape95")
+        if isinstance(bound, (int, float)):
+            out["error_bound"] = float(bound)
+            out["within_bound"] = int((errs <= bound).sum())
     return out
+
+
+def _target_info(model: Any) -> dict[str, Any]:
+    info = getattr(model, "info", None)
+    target = info.get("target") if isinstance(info, dict) else None
+    return target if isinstance(target, dict) else {}
