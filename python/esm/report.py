@@ -243,11 +243,16 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
                     f"({len(q['reference_checks'])} reference checks)."]
                 rc = [abs(c["rel_change"]) for c in q["reference_checks"]
                       if c["rel_change"] is not None]
+                corrected = bool(result.get("oracle", {}).get("drift_correction"))
                 if rc:
                     lines += [f"The reference network moved by up to {100 * max(rc):.1f}% "
                               f"(median {100 * float(np.median(rc)):.1f}%) against its first "
-                              "measurement" + (": the device was not quiet during the build, "
-                              "and errors of this size dominate the surrogate's MAPE."
+                              "measurement" + (": the device was not quiet during the build"
+                              + ("; the latencies were normalised by the reference (drift "
+                                 "correction), which removes a slowdown that scales every "
+                                 "network alike, not one that changes within a few networks."
+                                 if corrected else
+                                 ", and errors of this size dominate the surrogate's MAPE.")
                               if max(rc) > 0.1 else ".")]
                 lines += [""]
     if "quality" not in plots:
