@@ -18,13 +18,12 @@ removes good members from the population, not from the result).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from esm.errors import InputError
 from esm.search.problem import Problem
-from esm.search.result import Archive, Budget, SearchResult
+from esm.search.result import Archive, Budget, Run, SearchResult
 
 
 def tournament_winners(
@@ -96,14 +95,10 @@ def regularized_evolution(
         raise InputError(f"batch must be in [1, population], got {batch}")
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
-    budget = Budget(generations, seconds, max_evaluations)
+    run = Run(problem, Budget(generations, seconds, max_evaluations))
     space = problem.space
     rng = np.random.default_rng(seed)
     archive = Archive(problem, top)
-    counters = problem.counters
-    start_eval = counters.evaluated
-    t_pred, t_obj = counters.predict_s, counters.objective_s
-    started = time.perf_counter()
 
     n0 = population if max_evaluations is None else min(population, max_evaluations)
     pop = space.sample(n0, rng)
@@ -114,7 +109,7 @@ def regularized_evolution(
     oldest = 0
     gen = 0
     while pop.shape[0] == population:
-        n = budget.batch(gen, counters.evaluated - start_eval, started, b)
+        n = run.batch(gen, b)
         if n == 0:
             break
         parents = tournament_winners(rng, violation, score, n, sample_size)
@@ -132,20 +127,7 @@ def regularized_evolution(
         gen += 1
         history.append(_history(archive, problem))
 
-    return SearchResult(
-        algorithm="evolution",
-        problem=problem,
-        genomes=archive.genomes,
-        values=archive.values,
-        feasible=archive.violation <= 0,
-        evaluated=counters.evaluated - start_eval,
-        generations=gen,
-        wall_s=time.perf_counter() - started,
-        predict_s=counters.predict_s - t_pred,
-        objective_s=counters.objective_s - t_obj,
-        history=history,
-        seed=seed,
+    return run.archive_result(
+        "evolution", archive, generations=gen, history=history, seed=seed,
         settings={"population": population, "sample_size": sample_size, "batch": b,
-                  "mutation_rate": mutation_rate, "generations": generations,
-                  "seconds": seconds, "max_evaluations": max_evaluations},
-    )
+                  "mutation_rate": mutation_rate})

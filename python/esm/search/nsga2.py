@@ -15,14 +15,12 @@ operations on whole populations.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from esm.errors import InputError
 from esm.search.pareto import constrained_sort, crowding_distance
 from esm.search.problem import Evaluation, Problem
-from esm.search.result import Budget, SearchResult
+from esm.search.result import Budget, Run, SearchResult
 
 #: Largest population accepted.
 MAX_POPULATION = 10_000_000
@@ -81,13 +79,9 @@ def nsga2(
         raise InputError(f"crossover_rate must be in [0, 1], got {crossover_rate}")
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
-    budget = Budget(generations, seconds, max_evaluations)
+    run = Run(problem, Budget(generations, seconds, max_evaluations))
     space = problem.space
     rng = np.random.default_rng(seed)
-    counters = problem.counters
-    start_eval = counters.evaluated
-    t_pred, t_obj = counters.predict_s, counters.objective_s
-    started = time.perf_counter()
 
     n0 = population if max_evaluations is None else min(population, max_evaluations)
     pop = space.sample(n0, rng)
@@ -98,7 +92,7 @@ def nsga2(
     gen = 0
     history: list[float] = [_best(problem, ev.score, viol)]
     while pop.shape[0] == population:
-        n = budget.batch(gen, counters.evaluated - start_eval, started, b)
+        n = run.batch(gen, b)
         if n == 0:
             break
         i, j = rng.integers(0, population, size=(2, 2 * n))
@@ -127,24 +121,11 @@ def nsga2(
         history.append(_best(problem, F[:, -1], viol))
 
     genomes, vals, feas, best_index = _front(problem, pop, F, viol, values)
-    return SearchResult(
-        algorithm="nsga2",
-        problem=problem,
-        genomes=genomes,
-        values=vals,
-        feasible=feas,
-        evaluated=counters.evaluated - start_eval,
-        generations=gen,
-        wall_s=time.perf_counter() - started,
-        predict_s=counters.predict_s - t_pred,
-        objective_s=counters.objective_s - t_obj,
-        history=history,
-        seed=seed,
+    return run.result(
+        "nsga2", genomes=genomes, values=vals, feasible=feas, generations=gen, history=history,
+        seed=seed, best_index=best_index,
         settings={"population": population, "batch": b, "crossover_rate": crossover_rate,
-                  "mutation_rate": mutation_rate, "generations": generations,
-                  "seconds": seconds, "max_evaluations": max_evaluations},
-        best_index=best_index,
-    )
+                  "mutation_rate": mutation_rate})
 
 
 def _best(problem: Problem, score: np.ndarray, viol: np.ndarray) -> float:

@@ -7,13 +7,12 @@ call; the best feasible networks are kept (same archive and constraint rule as e
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from esm.errors import InputError
 from esm.search.problem import Problem
-from esm.search.result import Archive, Budget, SearchResult
+from esm.search.result import Archive, Budget, Run, SearchResult
 
 
 def random_search(
@@ -30,17 +29,13 @@ def random_search(
         raise InputError(f"batch must be >= 1, got {batch}")
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
-    budget = Budget(generations, seconds, max_evaluations)
+    run = Run(problem, Budget(generations, seconds, max_evaluations))
     rng = np.random.default_rng(seed)
     archive = Archive(problem, top)
-    counters = problem.counters
-    start_eval = counters.evaluated
-    t_pred, t_obj = counters.predict_s, counters.objective_s
-    started = time.perf_counter()
     history: list[float] = []
     gen = 0
     while True:
-        n = budget.batch(gen, counters.evaluated - start_eval, started, batch)
+        n = run.batch(gen, batch)
         if n == 0:
             break
         g = problem.space.sample(n, rng)
@@ -48,19 +43,5 @@ def random_search(
         gen += 1
         best = archive.best_score
         history.append(best * problem.objective.sign if math.isfinite(best) else math.nan)
-    return SearchResult(
-        algorithm="random",
-        problem=problem,
-        genomes=archive.genomes,
-        values=archive.values,
-        feasible=archive.violation <= 0,
-        evaluated=counters.evaluated - start_eval,
-        generations=gen,
-        wall_s=time.perf_counter() - started,
-        predict_s=counters.predict_s - t_pred,
-        objective_s=counters.objective_s - t_obj,
-        history=history,
-        seed=seed,
-        settings={"batch": batch, "generations": generations, "seconds": seconds,
-                  "max_evaluations": max_evaluations},
-    )
+    return run.archive_result("random", archive, generations=gen, history=history, seed=seed,
+                              settings={"batch": batch})

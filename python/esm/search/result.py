@@ -48,6 +48,48 @@ class Budget:
         return size
 
 
+class Run:
+    """One search run: its stopping rule and the problem's counters at its start.
+
+    The algorithms ask :meth:`batch` how many candidates the next generation may evaluate and
+    end with :meth:`result`, which accounts evaluations and time since the start.
+    """
+
+    def __init__(self, problem: Problem, budget: Budget) -> None:
+        self.problem, self.budget = problem, budget
+        c = problem.counters
+        self.start_eval, self.t_pred, self.t_obj = c.evaluated, c.predict_s, c.objective_s
+        self.started = time.perf_counter()
+
+    def batch(self, generation: int, size: int) -> int:
+        """How many candidates the next generation may evaluate (0: stop)."""
+        evaluated = self.problem.counters.evaluated - self.start_eval
+        return self.budget.batch(generation, evaluated, self.started, size)
+
+    def result(self, algorithm: str, *, genomes: np.ndarray, values: dict[str, np.ndarray],
+               feasible: np.ndarray, generations: int, history: list[float], seed: int | None,
+               settings: dict[str, Any], best_index: int = 0) -> SearchResult:
+        """The run's :class:`SearchResult`; ``settings`` gains the budget's fields."""
+        c = self.problem.counters
+        b = self.budget
+        return SearchResult(
+            algorithm=algorithm, problem=self.problem, genomes=genomes, values=values,
+            feasible=feasible, evaluated=c.evaluated - self.start_eval, generations=generations,
+            wall_s=time.perf_counter() - self.started, predict_s=c.predict_s - self.t_pred,
+            objective_s=c.objective_s - self.t_obj, history=history, seed=seed,
+            settings={**settings, "generations": b.generations, "seconds": b.seconds,
+                      "max_evaluations": b.max_evaluations},
+            best_index=best_index)
+
+    def archive_result(self, algorithm: str, archive: Archive, *, generations: int,
+                       history: list[float], seed: int | None,
+                       settings: dict[str, Any]) -> SearchResult:
+        """:meth:`result` for the archive's best distinct networks."""
+        return self.result(algorithm, genomes=archive.genomes, values=archive.values,
+                           feasible=archive.violation <= 0, generations=generations,
+                           history=history, seed=seed, settings=settings)
+
+
 class Archive:
     """The ``k`` best distinct networks seen so far, by ``(violation, score)``.
 
