@@ -400,3 +400,26 @@ def test_single_objective_nsga2_minimises_latency(model: CostModel) -> None:
     assert res.best_index == 0 and lat[0] == lat.min()
     rnd = model.predict(model.space.sample(400, seed=0))
     assert lat[0] < np.quantile(rnd, 0.05)
+
+
+@pytest.mark.parametrize("size", [2, 3, 25])
+def test_tournament_winner_ranks_follow_the_exact_distribution(size: int) -> None:
+    """Winners of size-k tournaments with replacement: rank r (0 = best by violation, then
+    score) wins with probability ((P - r) / P) ** k - ((P - r - 1) / P) ** k."""
+    from esm.search.evolution import tournament_winners
+
+    rng = np.random.default_rng(1)
+    pop = 40
+    violation = np.where(rng.random(pop) < 0.4, rng.random(pop), 0.0)
+    score = rng.permutation(pop).astype(np.float64)
+    rank = np.empty(pop, np.int64)
+    rank[np.lexsort((score, violation))] = np.arange(pop)
+    n = 200_000
+    won = rank[tournament_winners(np.random.default_rng(2), violation, score, n, size)]
+    freq = np.bincount(won, minlength=pop) / n
+    r = np.arange(pop)
+    exact = ((pop - r) / pop) ** size - ((pop - r - 1) / pop) ** size
+    assert np.abs(freq - exact).max() < 0.006
+    # a feasible member always beats an infeasible one
+    best_bad = rank[violation > 0].min()
+    assert (won < best_bad).mean() == pytest.approx(exact[:best_bad].sum(), abs=0.006)
