@@ -403,11 +403,14 @@ def test_single_objective_nsga2_minimises_latency(model: CostModel) -> None:
 
 
 @pytest.mark.parametrize("size", [2, 3, 25])
-def test_tournament_winner_ranks_follow_the_exact_distribution(size: int) -> None:
+@pytest.mark.parametrize("impl", ["compiled", "numpy"])
+def test_tournament_winner_ranks_follow_the_exact_distribution(size: int, impl: str) -> None:
     """Winners of size-k tournaments with replacement: rank r (0 = best by violation, then
     score) wins with probability ((P - r) / P) ** k - ((P - r - 1) / P) ** k."""
-    from esm.search.evolution import tournament_winners
+    from esm.search import evolution
 
+    tournament_winners = (evolution.tournament_winners if impl == "compiled"
+                          else evolution.tournament_winners_numpy)
     rng = np.random.default_rng(1)
     pop = 40
     violation = np.where(rng.random(pop) < 0.4, rng.random(pop), 0.0)
@@ -423,3 +426,21 @@ def test_tournament_winner_ranks_follow_the_exact_distribution(size: int) -> Non
     # a feasible member always beats an infeasible one
     best_bad = rank[violation > 0].min()
     assert (won < best_bad).mean() == pytest.approx(exact[:best_bad].sum(), abs=0.006)
+
+
+def test_compiled_tournament_is_seeded_thread_independent_and_checked() -> None:
+    from esm._native import core
+
+    rng = np.random.default_rng(0)
+    v, s = np.where(rng.random(1000) < 0.5, rng.random(1000), 0.0), rng.random(1000)
+    one = core.tournament_winners(v, s, 50_000, 7, 123, threads=1)
+    assert np.array_equal(one, core.tournament_winners(v, s, 50_000, 7, 123, threads=2))
+    assert not np.array_equal(one, core.tournament_winners(v, s, 50_000, 7, 124))
+    assert one.min() >= 0 and one.max() < 1000
+    # ties in violation and score: the first drawn wins, so every tied member can win
+    tied = core.tournament_winners(np.zeros(5), np.zeros(5), 10_000, 3, 1)
+    assert set(np.unique(tied)) == set(range(5))
+    for bad in [(v[:10], s, 5, 2), (v, s, 5, 0), (v, s, -1, 2), (v[:0], s[:0], 5, 2),
+                (np.full(1000, np.nan), s, 5, 2), (v.reshape(10, 100), s.reshape(10, 100), 5, 2)]:
+        with pytest.raises(ValueError):
+            core.tournament_winners(*bad, 0)

@@ -14,3 +14,15 @@ namespace esm {
 void pareto_ranks_2d(const double* f, int64_t n, int64_t* rank);
 
 }  // namespace esm
+
+namespace esm {
+
+// Winners of n tournaments of `size` members drawn uniformly with replacement from a population
+// of `pop`: the member with the smallest violation and, among those, the smallest score (the
+// first drawn on ties). Tournament i draws from its own counter-based stream (splitmix64 of
+// seed and i), so the result does not depend on the number of threads. Values must not be NaN
+// (checked by the caller).
+void tournament_winners(const double* violation, const double* score, int64_t pop, int64_t n,
+                        int64_t size, uint64_t seed, int threads, int64_t* winners);
+
+}  // namespace esm

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from esm._native import core
 from esm.errors import InputError
 from esm.search.problem import Problem
 from esm.search.result import Archive, Budget, Run, SearchResult
@@ -31,9 +32,18 @@ def tournament_winners(
 ) -> np.ndarray:
     """Indices of the winners of ``n`` tournaments of ``size`` members (with replacement).
 
-    The winner has the smallest violation and, among those, the smallest score (first one on
-    ties).
+    The winner has the smallest violation and, among those, the smallest score (the first one
+    drawn on ties). Played by the compiled core on all cores, from a seed drawn from ``rng``;
+    :func:`tournament_winners_numpy` is its NumPy twin (same distribution, other stream).
     """
+    seed = int(rng.integers(0, 2**63))
+    return core.tournament_winners(violation, score, int(n), int(size), seed)
+
+
+def tournament_winners_numpy(
+    rng: np.random.Generator, violation: np.ndarray, score: np.ndarray, n: int, size: int
+) -> np.ndarray:
+    """NumPy reference of :func:`tournament_winners`."""
     pop = violation.shape[0]
     if size == 2:  # binary tournament: two gathers and a comparison
         a, b = rng.integers(0, pop, size=(2, n))
