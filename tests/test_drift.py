@@ -83,6 +83,11 @@ def test_device_oracle_corrects_a_slowing_device(tmp_path: Path,
         r3 = again.measure(np.arange(40, 45))
         want3 = np.array([true_ms(g) for g in again.pool.genomes[40:45]])
         assert np.abs(r3.y / want3 - 1).max() < 0.006
+        # the export can apply the same correction
+        _, rows = store.export_table(oracle.run_id, drift_corrected=True)
+        got = {r[0]: r[1] for r in rows}
+        first = [got[space.to_str(g)] for g in oracle.pool.genomes[:30]]
+        np.testing.assert_allclose(first, r.y, rtol=1e-12)
         # without correction the raw latencies come back
         raw_oracle = DeviceOracle(space, "cpu", store, pool_size=60, seed=0, threads=1,
                                   settings=settings, drift_correction=False)

@@ -476,11 +476,14 @@ class Store:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     # ------------------------------------------------------------------ export / import
-    def export_table(self, run: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    def export_table(self, run: int | None = None, *,
+                     drift_corrected: bool = False) -> tuple[list[str], list[list[Any]]]:
         """The Dataset table: header ``["arch", <latency columns>]`` and rows.
 
         With ``run=None`` every run of the store is a column (all must share one space);
-        an architecture missing from a run has an empty cell (``None``).
+        an architecture missing from a run has an empty cell (``None``). With
+        ``drift_corrected`` the latencies are normalised to each run's first reference check
+        (:func:`esm.drift.factors`; 1.0 for a run without checks).
         """
         runs = self.runs() if run is None else [self.run(run)]
         if not runs:
@@ -498,20 +501,27 @@ class Store:
         arch_of: dict[str, str] = {}
         values: dict[str, dict[int, float]] = {}
         for i, r in enumerate(runs):
+            speed: dict[str, float] = {}
+            if drift_corrected:
+                from esm.drift import factors
+
+                speed = factors(self, r["id"])
             for key, arch, med in self._db.execute(
                 "SELECT key, arch, median_ms FROM measurements WHERE run_id=? AND status='ok' "
                 "ORDER BY id", (r["id"],)):
                 arch_of.setdefault(key, arch)
-                values.setdefault(key, {})[i] = float(med)
+                values.setdefault(key, {})[i] = float(med) / speed.get(key, 1.0)
         rows = [[arch_of[k], *(values[k].get(i) for i in range(len(runs)))] for k in arch_of]
         return ["arch", *names], rows
 
-    def export_csv(self, path: str | os.PathLike[str], run: int | None = None) -> dict[str, Any]:
+    def export_csv(self, path: str | os.PathLike[str], run: int | None = None, *,
+                   drift_corrected: bool = False) -> dict[str, Any]:
         """Write the Dataset CSV (or Parquet, for a ``.parquet`` path; needs pyarrow).
 
-        Returns ``{"path", "rows", "columns"}``. Values are written with full float precision.
+        Returns ``{"path", "rows", "columns"}``. Values are written with full float precision;
+        ``drift_corrected`` as in :meth:`export_table`.
         """
-        header, rows = self.export_table(run)
+        header, rows = self.export_table(run, drift_corrected=drift_corrected)
         out = Path(path)
         if not out.parent.is_dir():
             raise InputError(f"cannot write {out}: directory {out.parent} does not exist")

@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
     p.add_argument("--store", required=True, help="SQLite store path")
     p.add_argument("--out", required=True, help="output .csv (or .parquet, needs pyarrow)")
     p.add_argument("--run", type=int, default=None, help="only this run (default: all runs)")
+    p.add_argument("--drift-corrected", action="store_true",
+                   help="normalise latencies to each run's first reference-network check")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
@@ -166,7 +168,7 @@ def _collect_ray(args: argparse.Namespace, space: Any, settings: Any) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _existing_store(args.store) as store:
-        res = store.export_csv(args.out, run=args.run)
+        res = store.export_csv(args.out, run=args.run, drift_corrected=args.drift_corrected)
     if args.json:
         emit_json(res)
     else:
