@@ -72,6 +72,8 @@ __all__ = [
 ]
 
 STAGES = ("measure", "train", "select", "evaluate")
+#: Error estimates of :class:`BuildConfig` ``validation`` (see the module docs).
+VALIDATIONS = ("holdout", "cv", "holdout+cv", "none")
 
 
 def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -398,11 +400,12 @@ class BuildConfig:
             raise InputError(f"sample budget must be >= 1, got {self.budget_samples}")
         if self.budget_seconds is not None and not self.budget_seconds > 0:
             raise InputError(f"seconds budget must be > 0, got {self.budget_seconds}")
-        if self.validation not in ("holdout", "cv", "none"):
-            raise InputError(f"validation must be holdout, cv or none, got {self.validation!r}")
-        if self.validation == "holdout" and self.val_size < 2:
+        if self.validation not in VALIDATIONS:
+            raise InputError(f"validation must be one of {', '.join(VALIDATIONS)}, got "
+                             f"{self.validation!r}")
+        if self.validation in ("holdout", "holdout+cv") and self.val_size < 2:
             raise InputError(f"validation size must be >= 2, got {self.val_size}")
-        if self.validation == "cv" and self.cv_folds < 2:
+        if self.validation in ("cv", "holdout+cv") and self.cv_folds < 2:
             raise InputError(f"cv folds must be >= 2, got {self.cv_folds}")
         if (self.target_mape is None and self.budget_samples is None
                 and self.budget_seconds is None):
@@ -414,18 +417,45 @@ class BuildConfig:
                              f"{', '.join(names())}")
 
 
-def _cv_mape(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
-             seed: int) -> float:
+def _cv_errors(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
+               seed: int) -> np.ndarray:
+    """Out-of-fold absolute relative errors of every training network (empty when too few)."""
     n = y.size
     if n < 2 * folds:
-        return math.nan
+        return np.zeros(0)
     perm = np.random.default_rng(seed).permutation(n)
     errs = np.empty(n)
     for f in range(folds):
         te = perm[f::folds]
         tr = np.setdiff1d(perm, te)
         errs[te] = np.abs(make().fit(genomes[tr], y[tr]).predict(genomes[te]) / y[te] - 1.0)
-    return float(100.0 * errs.mean())
+    return errs
+
+
+def _cv_mape(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
+             seed: int) -> float:
+    e = _cv_errors(make, genomes, y, folds, seed)
+    return float(100.0 * e.mean()) if e.size else math.nan
+
+
+def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np.ndarray,
+              train: np.ndarray, y_train: np.ndarray, val: np.ndarray,
+              y_val: np.ndarray) -> float:
+    """The step's MAPE estimate (percent) by ``cfg.validation``; NaN when there is none yet.
+
+    ``holdout+cv`` pools the absolute relative errors of the holdout networks and the
+    out-of-fold errors of the training networks into one mean: more networks behind the
+    figure than either alone, at no extra measurement.
+    """
+    if cfg.validation == "none":
+        return math.nan
+    errs: list[np.ndarray] = []
+    if cfg.validation in ("holdout", "holdout+cv") and val.size:
+        errs.append(np.abs(model.predict(genomes[val]) / y_val - 1.0))
+    if cfg.validation in ("cv", "holdout+cv"):
+        errs.append(_cv_errors(make, genomes[train], y_train, cfg.cv_folds, cfg.seed))
+    e = np.concatenate(errs) if errs else np.zeros(0)
+    return float(100.0 * e.mean()) if e.size else math.nan
 
 
 def build(oracle: Oracle, config: BuildConfig | None = None, *,
@@ -470,7 +500,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     def n_used() -> int:
         return int(measured.size)
 
-    if cfg.validation == "holdout":
+    if cfg.validation in ("holdout", "holdout+cv"):
         k = min(cfg.val_size, len(pool) - 1)
         if cfg.budget_samples is not None:
             k = min(k, cfg.budget_samples // 3)
@@ -525,10 +555,7 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
             pool.set_feature_set(model_obj.feature_set_)
         secs["train"] += time.monotonic() - t
         t = time.monotonic()
-        if cfg.validation == "holdout":
-            estimate = mape(y_val, model_obj.predict(pool.genomes[val]))
-        elif cfg.validation == "cv":
-            estimate = _cv_mape(make, pool.genomes[train], y_train, cfg.cv_folds, cfg.seed)
+        estimate = _estimate(cfg, make, model_obj, pool.genomes, train, y_train, val, y_val)
         true_mape = true_tau = math.nan
         if oracle.truth is not None:
             rest = np.ones(len(pool), bool)

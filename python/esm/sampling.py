@@ -464,51 +464,116 @@ class VarianceStrategy(Strategy):
         relative = bool(self.params.get("relative", True))
         cost_weight = float(self.params.get("cost_weight", 0.0))
         z = pool.standardized
-        z = np.concatenate([z, np.ones((len(pool), 1))], axis=1)  # intercept column
+        f_lin = z.shape[1]
+        parts = [z, np.ones((len(pool), 1))]  # intercept column
+        rho = float(self.params.get("kernel", 0.0))
+        if rho > 0:  # residual GP: RBF kernel through random Fourier features
+            parts.append(np.sqrt(rho * f_lin) * _rff(z, int(self.params.get("rff", 128)),
+                                                     np.random.default_rng(12345)))
+        z = np.concatenate(parts, axis=1)
         f = z.shape[1]
         alpha = float(self.params.get("alpha", 1.0))
         if y is not None and measured.size >= min_fit:
             rm = RidgeModel().fit(pool.features[measured], y)
-            alpha = rm.alpha_
+            alpha = rm.alpha_ * float(self.params.get("alpha_scale", 1.0))
             pred = rm.predict(pool.features)
         else:
             pred = pool.macs
         pos = np.maximum(pred, max(float(np.median(np.abs(pred))) * 0.05, 1e-12))
-        w = (1.0 / pos**2) if relative else np.ones(len(pool))
+        w = (pos ** -float(self.params.get("weight_power", 2.0)) if relative
+             else np.ones(len(pool)))
         w = w / w.mean()
         reg = np.full(f, alpha)
-        reg[-1] = 1e-6  # the intercept is not penalized
+        reg[f_lin] = 1e-6  # the intercept is not penalized
         a = z[measured].T @ z[measured] + np.diag(reg)
         ainv = np.linalg.inv(a)
-        s_mat = (z * w[:, None]).T @ z
+        s_mat = (z * w[:, None]).T @ z / len(pool)
+        ev, evec = np.linalg.eigh(s_mat)
+        root = evec * np.sqrt(np.maximum(ev, 0.0))  # s_mat = root @ root.T
         cand = np.flatnonzero(free)
         zc = z[cand]
+        g = zc @ ainv  # rows: A^-1 z_i
+        h = g @ root  # rows: root' A^-1 z_i; |h_i|^2 = z_i' A^-1 S A^-1 z_i
         cost = (pos[cand] / float(np.median(pos))) ** cost_weight
         out: list[int] = []
         taken = np.zeros(cand.size, bool)
+
+        def add(j: int) -> None:
+            nonlocal g, h
+            u = g[j].copy()  # A^-1 z_j
+            c = 1.0 + float(zc[j] @ u)
+            zu = zc @ u
+            g -= np.outer(zu, u / c)
+            h -= np.outer(zu, (root.T @ u) / c)
+            taken[j] = True
+            out.append(int(cand[j]))
+
         mix = self.params.get("mix", "auto")
         if mix == "auto":  # design first, then more and more uniform coverage
             mix = min(0.75, measured.size / float(self.params.get("ramp", 200)))
         n_random = round(float(mix) * k)
         if n_random:
-            r = rng.choice(cand.size, size=n_random, replace=False)
-            taken[r] = True
-            out.extend(int(cand[j]) for j in r)
+            mp = float(self.params.get("mix_power", 0.0))
+            if self.params.get("fill", "uniform") == "herding":
+                r = _herding(pool, measured, cand, n_random, pos ** -mp, rng,
+                             int(self.params.get("rff", 512)))
+            else:
+                pr = None
+                if mp:
+                    q = pos[cand] ** -mp
+                    pr = q / q.sum()
+                r = rng.choice(cand.size, size=n_random, replace=False, p=pr)
             for j in r:
-                u = ainv @ zc[j]
-                ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+                add(int(j))
         for _ in range(k - n_random):
-            b = ainv @ s_mat @ ainv
-            num = ((zc @ b) * zc).sum(axis=1)
-            den = 1.0 + ((zc @ ainv) * zc).sum(axis=1)
+            num = (h * h).sum(axis=1)
+            den = 1.0 + (g * zc).sum(axis=1)
             score = num / den / cost
             score[taken] = -np.inf
-            j = int(np.argmax(score))
-            taken[j] = True
-            out.append(int(cand[j]))
-            u = ainv @ zc[j]
-            ainv = ainv - np.outer(u, u) / (1.0 + float(zc[j] @ u))
+            add(int(np.argmax(score)))
         return np.asarray(out)
+
+
+def _rff(z: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Random Fourier features of an RBF kernel (bandwidth: median pairwise distance)."""
+    sub = z[rng.choice(z.shape[0], size=min(z.shape[0], 400), replace=False)]
+    d2 = ((sub[:, None, :] - sub[None, :, :]) ** 2).sum(-1)
+    bw = float(np.sqrt(np.median(d2[d2 > 0]))) if (d2 > 0).any() else 1.0
+    w_mat = rng.normal(size=(z.shape[1], dim)) / bw
+    b = rng.uniform(0, 2 * np.pi, size=dim)
+    return np.asarray(np.sqrt(2.0 / dim) * np.cos(z @ w_mat + b))
+
+
+def _herding(pool: Pool, measured: np.ndarray, cand: np.ndarray, k: int, weight: np.ndarray,
+             rng: np.random.Generator, dim: int) -> np.ndarray:
+    """Kernel herding: ``k`` positions into ``cand`` whose addition to ``measured`` brings the
+    sample's kernel mean embedding closest to the (``weight``-ed) pool's.
+
+    RBF kernel on the standardized features (bandwidth: median pairwise distance), through
+    ``dim`` random Fourier features so each pick is one matrix-vector product.
+    """
+    z = pool.standardized
+    sub = rng.choice(len(pool), size=min(len(pool), 400), replace=False)
+    d2 = ((z[sub, None, :] - z[None, sub, :]) ** 2).sum(-1)
+    bw = float(np.sqrt(np.median(d2[d2 > 0]))) if (d2 > 0).any() else 1.0
+    w_mat = rng.normal(size=(z.shape[1], dim)) / bw
+    b = rng.uniform(0, 2 * np.pi, size=dim)
+    phi = np.sqrt(2.0 / dim) * np.cos(z @ w_mat + b)
+    w = weight / weight.sum()
+    mu = w @ phi
+    acc = phi[measured].sum(axis=0)
+    m = measured.size
+    pc = phi[cand]
+    taken = np.zeros(cand.size, bool)
+    out: list[int] = []
+    for t in range(k):
+        score = pc @ mu - pc @ acc / (m + t + 1)
+        score[taken] = -np.inf
+        j = int(np.argmax(score))
+        taken[j] = True
+        out.append(j)
+        acc += pc[j]
+    return np.asarray(out)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {
