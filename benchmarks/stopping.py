@@ -35,7 +35,8 @@ DATA = HERE.parent.parent / "shared" / "data" / "ofa_mbv3_gpu.csv"
 COLUMNS = ["lat_2080ti_64", "lat_titan_xp_32", "lat_titan_xp_64"]
 #: (label, validation, val_size)
 ESTIMATES = [("holdout 50", "holdout", 50), ("holdout 100", "holdout", 100),
-             ("5-fold CV", "cv", 50), ("holdout 50 + CV", "holdout+cv", 50)]
+             ("5-fold CV", "cv", 50), ("holdout 25 + CV", "holdout+cv", 25),
+             ("holdout 50 + CV", "holdout+cv", 50)]
 
 
 def main(argv: list[str] | None = None) -> int:

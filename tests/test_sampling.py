@@ -147,18 +147,20 @@ def test_variance_design_matches_naive_twin() -> None:
     """The rank-one-updated greedy design picks what recomputing from scratch picks."""
     pl = sampling.Pool(SPACE, SPACE.sample(150, seed=9))
     measured = np.arange(5, dtype=np.int64)
-    got = sampling.get_strategy("variance", SPACE, mix=0, relative=False, alpha=0.5).select(
+    got = sampling.get_strategy("variance", SPACE, mix=0, kernel=0, relative=False,
+                                 alpha=0.5).select(
         pl, 8, seed=0, measured=measured)
     assert got.tolist() == _naive_variance_picks(pl, 8, measured, 0.5, np.ones(len(pl)))
     # relative weighting (1 / MACs^2 before a model exists) changes the target and the picks
     w = pl.macs ** -2.0
-    got_rel = sampling.get_strategy("variance", SPACE, mix=0, alpha=0.5).select(
+    got_rel = sampling.get_strategy("variance", SPACE, mix=0, kernel=0, alpha=0.5).select(
         pl, 8, seed=0, measured=measured)
     assert got_rel.tolist() == _naive_variance_picks(pl, 8, measured, 0.5, w)
 
 
 @pytest.mark.parametrize("params", [{}, {"mix": 0.5}, {"kernel": 0.2}, {"mix": 0.5,
-                                                                          "fill": "herding"}])
+                                                                          "mix_power": 1.0},
+                                    {"mix": 0, "features": "costs+genes"}])
 def test_variance_options_valid_and_seeded(params: dict, pool: sampling.Pool,
                                            labels: np.ndarray) -> None:
     st = sampling.get_strategy("variance", SPACE, **params)

@@ -23,14 +23,19 @@ a dataset file), never one already measured, and is a deterministic function of 
                networks are preferred at equal uncertainty; the top ``shortlist * k`` are
                thinned by k-center so one batch does not pile into one corner. Before
                ``min_fit`` networks are measured it falls back to ``balanced``.
-``variance``   (default) greedy I-optimal design for the linear surrogate: each pick is the
-               candidate whose measurement most reduces the average predictive variance of a
-               ridge model over the whole pool (weighted by ``1 / predicted latency ** 2``
-               so it targets relative error; the ridge's own regularisation is the prior),
-               with rank-one updates between picks. A share ``mix`` of every batch is drawn
-               uniformly instead (``"auto"``: ``measured / ramp``, at most 0.75): the design
-               picks informative, often extreme networks first, and uniform picks later keep
-               the dataset representative where the linear model's bias dominates.
+``variance``   (default) greedy I-optimal (integrated-variance) Bayesian design: each pick is
+               the candidate whose measurement most reduces the average predictive variance
+               over the whole pool, weighted by ``1 / predicted latency ** 2`` so it targets
+               relative error (MAPE), of a ridge model on the features the step model uses
+               (the ridge's own leave-one-out alpha is the prior) plus a smooth residual: an
+               RBF kernel through ``rff`` random Fourier features with ``kernel`` (0.2) times
+               the linear part's prior variance. The linear part drives the first picks to
+               informative, often extreme networks; the residual part makes later picks cover
+               the dense regions of the pool, where a linear model's bias would otherwise stay
+               unmeasured. Greedy with rank-one updates: O(pool x features) per pick. A share
+               ``mix`` of every batch is drawn uniformly (``"auto"``: ``measured / ramp``,
+               ``ramp=200``, at most 0.75) so seeds differ and the dataset stays
+               representative; ``mix=0`` is the pure (deterministic) design.
 =============  ==============================================================================
 
 The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch GPU columns:
@@ -454,7 +459,16 @@ class ActiveStrategy(Strategy):
 
 
 class VarianceStrategy(Strategy):
-    """Greedy I-optimal design for the linear surrogate (expected variance reduction)."""
+    """Greedy I-optimal design for the ridge surrogate plus a smooth residual (module docs).
+
+    Parameters (``get_strategy("variance", space, **params)``): ``kernel`` (0.2; 0 = linear
+    model only), ``rff`` (64 random Fourier features), ``mix`` (``"auto"`` or a share in
+    [0, 1]) and ``ramp`` (200), ``mix_power`` (uniform picks drawn with probability
+    proportional to ``predicted latency ** -mix_power``; 0), ``relative`` (True) and
+    ``weight_power`` (2: the pool weight ``predicted latency ** -weight_power``),
+    ``features`` (``"pool"``: the step model's set, or a name from :data:`FEATURE_SETS`),
+    ``alpha`` (prior before ``min_fit`` = 10 networks are measured), ``cost_weight`` (0).
+    """
 
     name = "variance"
 
@@ -463,19 +477,20 @@ class VarianceStrategy(Strategy):
         min_fit = int(self.params.get("min_fit", 10))
         relative = bool(self.params.get("relative", True))
         cost_weight = float(self.params.get("cost_weight", 0.0))
-        z = pool.standardized
+        fs = self.params.get("features", "pool")
+        z = pool.standardized if fs == "pool" else _standardized(pool, str(fs))
         f_lin = z.shape[1]
         parts = [z, np.ones((len(pool), 1))]  # intercept column
-        rho = float(self.params.get("kernel", 0.0))
+        rho = float(self.params.get("kernel", 0.2))
         if rho > 0:  # residual GP: RBF kernel through random Fourier features
-            parts.append(np.sqrt(rho * f_lin) * _rff(z, int(self.params.get("rff", 128)),
+            parts.append(np.sqrt(rho * f_lin) * _rff(z, int(self.params.get("rff", 64)),
                                                      np.random.default_rng(12345)))
         z = np.concatenate(parts, axis=1)
         f = z.shape[1]
         alpha = float(self.params.get("alpha", 1.0))
         if y is not None and measured.size >= min_fit:
             rm = RidgeModel().fit(pool.features[measured], y)
-            alpha = rm.alpha_ * float(self.params.get("alpha_scale", 1.0))
+            alpha = rm.alpha_
             pred = rm.predict(pool.features)
         else:
             pred = pool.macs
@@ -514,15 +529,11 @@ class VarianceStrategy(Strategy):
         n_random = round(float(mix) * k)
         if n_random:
             mp = float(self.params.get("mix_power", 0.0))
-            if self.params.get("fill", "uniform") == "herding":
-                r = _herding(pool, measured, cand, n_random, pos ** -mp, rng,
-                             int(self.params.get("rff", 512)))
-            else:
-                pr = None
-                if mp:
-                    q = pos[cand] ** -mp
-                    pr = q / q.sum()
-                r = rng.choice(cand.size, size=n_random, replace=False, p=pr)
+            pr = None
+            if mp:  # uniform picks weighted towards small networks: importance for MAPE
+                q = pos[cand] ** -mp
+                pr = q / q.sum()
+            r = rng.choice(cand.size, size=n_random, replace=False, p=pr)
             for j in r:
                 add(int(j))
         for _ in range(k - n_random):
@@ -534,6 +545,19 @@ class VarianceStrategy(Strategy):
         return np.asarray(out)
 
 
+def _standardized(pool: Pool, feature_set: str) -> np.ndarray:
+    """``pool.standardized`` in ``feature_set`` whatever the pool's current set (cached)."""
+    cache: dict[str, np.ndarray] = pool.__dict__.setdefault("_zcache", {})
+    if feature_set not in cache:
+        f = features(pool.space, pool.genomes, feature_set) if feature_set != "costs" \
+            else pool.costs
+        sd = f.std(axis=0)
+        keep = sd > 0
+        cache[feature_set] = np.ascontiguousarray((f[:, keep] - f[:, keep].mean(axis=0))
+                                                  / sd[keep])
+    return cache[feature_set]
+
+
 def _rff(z: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
     """Random Fourier features of an RBF kernel (bandwidth: median pairwise distance)."""
     sub = z[rng.choice(z.shape[0], size=min(z.shape[0], 400), replace=False)]
@@ -542,38 +566,6 @@ def _rff(z: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
     w_mat = rng.normal(size=(z.shape[1], dim)) / bw
     b = rng.uniform(0, 2 * np.pi, size=dim)
     return np.asarray(np.sqrt(2.0 / dim) * np.cos(z @ w_mat + b))
-
-
-def _herding(pool: Pool, measured: np.ndarray, cand: np.ndarray, k: int, weight: np.ndarray,
-             rng: np.random.Generator, dim: int) -> np.ndarray:
-    """Kernel herding: ``k`` positions into ``cand`` whose addition to ``measured`` brings the
-    sample's kernel mean embedding closest to the (``weight``-ed) pool's.
-
-    RBF kernel on the standardized features (bandwidth: median pairwise distance), through
-    ``dim`` random Fourier features so each pick is one matrix-vector product.
-    """
-    z = pool.standardized
-    sub = rng.choice(len(pool), size=min(len(pool), 400), replace=False)
-    d2 = ((z[sub, None, :] - z[None, sub, :]) ** 2).sum(-1)
-    bw = float(np.sqrt(np.median(d2[d2 > 0]))) if (d2 > 0).any() else 1.0
-    w_mat = rng.normal(size=(z.shape[1], dim)) / bw
-    b = rng.uniform(0, 2 * np.pi, size=dim)
-    phi = np.sqrt(2.0 / dim) * np.cos(z @ w_mat + b)
-    w = weight / weight.sum()
-    mu = w @ phi
-    acc = phi[measured].sum(axis=0)
-    m = measured.size
-    pc = phi[cand]
-    taken = np.zeros(cand.size, bool)
-    out: list[int] = []
-    for t in range(k):
-        score = pc @ mu - pc @ acc / (m + t + 1)
-        score[taken] = -np.inf
-        j = int(np.argmax(score))
-        taken[j] = True
-        out.append(j)
-        acc += pc[j]
-    return np.asarray(out)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {
