@@ -55,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--target-mape", type=float, default=5.0)
     ap.add_argument("--budget-samples", type=int, default=400)
+    ap.add_argument("--columns", default="", help="comma-separated columns (default: all)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "build_from_csv.md")
     args = ap.parse_args(argv)
     with open(args.data, newline="") as f:
         columns = [c for c in next(csv.reader(f)) if c != "arch"]
+    if args.columns:
+        columns = [c for c in args.columns.split(",") if c]
     from esm.build import BuildConfig
 
     lines = [f"`esm build --from-csv` on {args.data.name}, target MAPE {args.target_mape:g}%, "
@@ -84,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = used[DEFAULT_STRATEGY] / used["random"]
         lines.append(f"| {col} | " + " | ".join(cells) + f" | {ratio:.2f} |")
         print(lines[-1], file=sys.stderr, flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")  # after every column: partial runs count
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     print(text)
     return 0
 

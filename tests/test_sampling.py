@@ -188,3 +188,18 @@ def test_default_strategy_every_space(space_name: str) -> None:
     assert nxt.shape == (15,) and len(set(nxt.tolist())) == 15
     assert not set(nxt.tolist()) & set(first.tolist())
     sp.validate(pl.genomes[nxt])
+
+
+def test_exclude_is_not_training_data(pool: sampling.Pool, labels: np.ndarray) -> None:
+    """``exclude`` rows (a holdout) are never picked but, unlike ``measured``, do not count as
+    the model's data: the design then picks differently."""
+    st = sampling.get_strategy("variance", SPACE, mix=0)
+    measured = np.arange(0, 30, dtype=np.int64)
+    held = np.arange(30, 80, dtype=np.int64)
+    a = st.select(pool, 20, seed=0, measured=measured, y=labels[measured], exclude=held)
+    assert not set(a.tolist()) & (set(measured.tolist()) | set(held.tolist()))
+    both = np.concatenate([measured, held])
+    b = st.select(pool, 20, seed=0, measured=both, y=labels[both])
+    assert a.tolist() != b.tolist()
+    with pytest.raises(InputError):
+        st.select(pool, 2, exclude=np.array([len(pool)]))

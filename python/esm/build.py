@@ -546,8 +546,10 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
             stop_reason = "budget"
             break
         t = time.monotonic()
-        pick = strategy.select(pool, k, seed=rng, measured=measured,
-                               y=_fill(y_meas) if measured.size else None)
+        # the strategy models the training set; the holdout and failed rows are only excluded
+        pick = strategy.select(pool, k, seed=rng, measured=train,
+                               y=y_train if train.size else None,
+                               exclude=np.setdiff1d(measured, train))
         secs["select"] += time.monotonic() - t
         if pick.size == 0:
             stop_reason = "pool"
@@ -626,15 +628,6 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     result["predictions"] = _predictions(oracle, model_obj, measured, val, y_val)
     result["measured"] = {"train": train.tolist(), "validation": val.tolist()}
     return result, model_obj
-
-
-def _fill(y: np.ndarray) -> np.ndarray:
-    """Failed measurements (NaN) replaced by the median so a strategy can still use ``y``."""
-    out = y.copy()
-    bad = ~np.isfinite(out)
-    if bad.any():
-        out[bad] = float(np.nanmedian(out)) if (~bad).any() else 1.0
-    return out
 
 
 def _predictions(oracle: Oracle, model: Any, measured: np.ndarray, val: np.ndarray,

@@ -256,7 +256,7 @@ class Strategy(ABC):
         self.params = params
 
     def select(self, pool: Pool | Any, k: int, *, seed: int | np.random.Generator | None = 0,
-               measured: Any = None, y: Any = None) -> np.ndarray:
+               measured: Any = None, y: Any = None, exclude: Any = None) -> np.ndarray:
         """Indices into ``pool`` of ``k`` unmeasured candidates to measure next.
 
         Parameters
@@ -272,6 +272,10 @@ class Strategy(ABC):
         y : array of float, optional
             Their measured latencies, aligned with ``measured`` (used by model-guided
             strategies).
+        exclude : array of int, optional
+            Further indices never to pick that are not part of the training data (a
+            validation holdout, failed measurements): model-guided strategies must not count
+            them as measured for the model.
 
         Returns
         -------
@@ -289,6 +293,11 @@ class Strategy(ABC):
             raise InputError(f"y has shape {yy.shape}, measured has {m.shape}")
         free = np.ones(len(p), bool)
         free[m] = False
+        if exclude is not None:
+            ex = np.asarray(exclude, np.int64)
+            if ex.size and (ex.min() < 0 or ex.max() >= len(p)):
+                raise InputError("excluded indices out of the pool's range")
+            free[ex] = False
         k = min(int(k), int(free.sum()))
         if k == 0:
             return np.zeros(0, np.int64)
