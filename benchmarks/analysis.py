@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     # ratio to random
     budget = args.max_samples
     others = [s for s in strategies if s not in ("random", default)]
-    lines = [f"| space | column | target | floor | random | {default} | ratio | "
-             + " | ".join(others) + " |",
+    lines = [f"| space | column | target | floor | random | {default} | ratio |"
+             + "".join(f" {o} |" for o in others),
              "|---|---|---|---|---|---|---|" + "---|" * len(others)]
     for space_name, col, t, asked, fl, rank in table_rows:
         sel = {r["strategy"]: r for r in rows

@@ -38,9 +38,13 @@ a dataset file), never one already measured, and is a deterministic function of 
                representative; ``mix=0`` is the pure (deterministic) design.
 =============  ==============================================================================
 
-The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch GPU columns:
-``variance`` needed the fewest samples to reach 5 % and 3 % MAPE of all strategies on average
-(about 0.5-0.75x of uniform random at 5 %; see the results file for the table).
+The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch GPU columns
+(``benchmarks/results/analysis/analysis.md``). It does NOT yet meet the goal of 0.6x the
+samples of uniform random at every target: it is well ahead at loose targets on some columns
+(2080ti_32 at 12 %: 0.19x; titan_xp_32 at 5 %: 0.57x) and level with or behind random at tight
+ones (titan_xp_32 at 3 %, 2080ti_64). Its curve is sensitive to the first batches: when the
+step model's leave-one-out choice flips to the cost + one-hot gene features on a handful of
+networks, the design follows that feature set and the error spikes (see the learning curves).
 
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
