@@ -193,3 +193,24 @@ def test_step_model_picks_features_by_loo(data_dir: Path) -> None:
     g = SPACE.from_strs([r["arch"] for r in rows])
     y = np.asarray([float(r[COLUMN]) for r in rows])
     assert _RidgeSurrogate(SPACE).fit(g[:100], y[:100]).feature_set_ == "costs"
+
+
+def test_holdout_plus_cv_pools_both(oracle: CsvOracle) -> None:
+    """``holdout+cv``: one mean over the holdout errors and the training set's out-of-fold
+    errors; it measures the holdout like ``holdout`` does."""
+    from esm.build import _cv_errors, trainer
+
+    cfg = BuildConfig(strategy="random", target_mape=None, budget_samples=80, initial=20,
+                      batch=10, validation="holdout+cv", val_size=20, seed=3)
+    res, model = build(oracle, cfg)
+    assert res["val_samples"] == 20
+    assert oracle.truth is not None
+    tr = np.asarray(res["measured"]["train"], np.int64)
+    va = np.asarray(res["measured"]["validation"], np.int64)
+    g = oracle.pool.genomes
+    e_val = np.abs(model.predict(g[va]) / oracle.truth[va] - 1.0)
+    e_cv = _cv_errors(trainer("ridge", SPACE), g[tr], oracle.truth[tr], cfg.cv_folds, cfg.seed)
+    assert e_cv.size == tr.size
+    assert res["mape_estimate"] == pytest.approx(100 * np.concatenate([e_val, e_cv]).mean())
+    holdout_only = 100 * e_val.mean()
+    assert res["mape_estimate"] != pytest.approx(holdout_only)

@@ -116,3 +116,90 @@ def test_variance_prefers_informative_points() -> None:
     v = sampling.get_strategy("variance", SPACE, relative=False).select(pl, 40, seed=0)
     r = sampling.get_strategy("random", SPACE).select(pl, 40, seed=0)
     assert avg_var(v) < avg_var(r)
+
+
+def _naive_variance_picks(pl: sampling.Pool, k: int, measured: np.ndarray, alpha: float,
+                          w: np.ndarray) -> list[int]:
+    """Reference twin of the greedy I-optimal design: recompute everything per pick."""
+    z = np.concatenate([pl.standardized, np.ones((len(pl), 1))], axis=1)
+    reg = np.full(z.shape[1], alpha)
+    reg[-1] = 1e-6
+    s_mat = (z * (w / w.mean())[:, None]).T @ z / len(pl)
+    chosen = list(measured)
+    out: list[int] = []
+    for _ in range(k):
+        a_inv = np.linalg.inv(z[chosen].T @ z[chosen] + np.diag(reg))
+        best, arg = -np.inf, -1
+        for i in range(len(pl)):
+            if i in chosen:
+                continue
+            zi = z[i]
+            u = a_inv @ zi
+            gain = float(u @ s_mat @ u) / (1.0 + float(zi @ u))
+            if gain > best:
+                best, arg = gain, i
+        chosen.append(arg)
+        out.append(arg)
+    return out
+
+
+def test_variance_design_matches_naive_twin() -> None:
+    """The rank-one-updated greedy design picks what recomputing from scratch picks."""
+    pl = sampling.Pool(SPACE, SPACE.sample(150, seed=9))
+    measured = np.arange(5, dtype=np.int64)
+    got = sampling.get_strategy("variance", SPACE, mix=0, kernel=0, relative=False,
+                                 alpha=0.5).select(
+        pl, 8, seed=0, measured=measured)
+    assert got.tolist() == _naive_variance_picks(pl, 8, measured, 0.5, np.ones(len(pl)))
+    # relative weighting (1 / MACs^2 before a model exists) changes the target and the picks
+    w = pl.macs ** -2.0
+    got_rel = sampling.get_strategy("variance", SPACE, mix=0, kernel=0, alpha=0.5).select(
+        pl, 8, seed=0, measured=measured)
+    assert got_rel.tolist() == _naive_variance_picks(pl, 8, measured, 0.5, w)
+
+
+@pytest.mark.parametrize("params", [{}, {"mix": 0.5}, {"kernel": 0.2}, {"mix": 0.5,
+                                                                          "mix_power": 1.0},
+                                    {"mix": 0, "features": "costs+genes"}])
+def test_variance_options_valid_and_seeded(params: dict, pool: sampling.Pool,
+                                           labels: np.ndarray) -> None:
+    st = sampling.get_strategy("variance", SPACE, **params)
+    measured = np.arange(0, 60, 2, dtype=np.int64)
+    a = st.select(pool, 17, seed=4, measured=measured, y=labels[measured])
+    b = st.select(pool, 17, seed=4, measured=measured, y=labels[measured])
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (17,) and len(set(a.tolist())) == 17
+    assert not set(a.tolist()) & set(measured.tolist())
+
+
+@pytest.mark.parametrize("space_name", spaces.names())
+def test_default_strategy_every_space(space_name: str) -> None:
+    """The default strategy picks distinct, unmeasured, valid genomes in every space, from
+    nothing and with a fitted model, and is reproducible."""
+    sp = spaces.get(space_name)
+    pl = sampling.Pool(sp, sp.sample(300, seed=1))
+    st = sampling.get_strategy("default", sp)
+    first = st.select(pl, 12, seed=0)
+    assert len(set(first.tolist())) == 12
+    y = 1.0 + pl.features[first].sum(axis=1) / max(float(pl.features.sum(axis=1).max()), 1e-9)
+    nxt = st.select(pl, 15, seed=0, measured=first, y=y)
+    again = st.select(pl, 15, seed=0, measured=first, y=y)
+    np.testing.assert_array_equal(nxt, again)
+    assert nxt.shape == (15,) and len(set(nxt.tolist())) == 15
+    assert not set(nxt.tolist()) & set(first.tolist())
+    sp.validate(pl.genomes[nxt])
+
+
+def test_exclude_is_not_training_data(pool: sampling.Pool, labels: np.ndarray) -> None:
+    """``exclude`` rows (a holdout) are never picked but, unlike ``measured``, do not count as
+    the model's data: the design then picks differently."""
+    st = sampling.get_strategy("variance", SPACE, mix=0)
+    measured = np.arange(0, 30, dtype=np.int64)
+    held = np.arange(30, 80, dtype=np.int64)
+    a = st.select(pool, 20, seed=0, measured=measured, y=labels[measured], exclude=held)
+    assert not set(a.tolist()) & (set(measured.tolist()) | set(held.tolist()))
+    both = np.concatenate([measured, held])
+    b = st.select(pool, 20, seed=0, measured=both, y=labels[both])
+    assert a.tolist() != b.tolist()
+    with pytest.raises(InputError):
+        st.select(pool, 2, exclude=np.array([len(pool)]))

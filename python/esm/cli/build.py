@@ -63,10 +63,11 @@ def _common(p: argparse.ArgumentParser, strategies: list[str], default: str) -> 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--initial", type=int, default=20, help="initial batch (default 20)")
     p.add_argument("--batch", type=int, default=20, help="networks per step (default 20)")
-    p.add_argument("--validation", default="holdout", choices=["holdout", "cv", "none"],
-                   help="error estimate: a separately measured uniform set (default) or "
-                   "cross-validation on the training set")
-    p.add_argument("--val-size", type=int, default=50, help="holdout size (default 50)")
+    p.add_argument("--validation", default=None, choices=["holdout", "cv", "holdout+cv", "none"],
+                   help="error estimate: a separately measured uniform set, cross-validation "
+                   "on the training set, or both pooled (default: the BuildConfig default)")
+    p.add_argument("--val-size", type=int, default=None,
+                   help="holdout size (default: the BuildConfig default)")
     p.add_argument("--trainer", default="ridge", choices=["ridge", "surrogate"],
                    help="model trained at every step (default: fast ridge on cost features)")
     p.add_argument("--model", default="auto", help="esm.surrogate model of the saved file")
@@ -98,8 +99,10 @@ def _config(args: argparse.Namespace) -> Any:
     return BuildConfig(
         strategy=args.strategy, initial=args.initial, batch=args.batch,
         target_mape=args.target_mape, budget_samples=args.budget_samples,
-        budget_seconds=args.budget_seconds, validation=args.validation,
-        val_size=args.val_size, seed=args.seed, trainer=args.trainer)
+        budget_seconds=args.budget_seconds,
+        validation=args.validation or BuildConfig.validation,
+        val_size=args.val_size if args.val_size is not None else BuildConfig.val_size,
+        seed=args.seed, trainer=args.trainer)
 
 
 def _warn_if_busy(device: str, clock: str) -> None:
