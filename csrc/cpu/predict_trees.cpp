@@ -366,11 +366,11 @@ class DenseBinsT final : public DenseBins {
       const int64_t m = std::min(kBlock, n - b);
       const int64_t groups = (m + kGroup - 1) / kGroup;
       for (int64_t q = 0; q < groups; ++q) {
-        B* dst = xt.data() + q * stride;
+        const double* rows[kGroup];
         for (int r = 0; r < kGroup; ++r) {
-          const double* row = xs + (b + std::min<int64_t>(q * kGroup + r, m - 1)) * F;
-          for (int64_t u = 0; u < U; ++u) dst[u * kGroup + r] = bin(u, row[feature_[u]]);
+          rows[r] = xs + (b + std::min<int64_t>(q * kGroup + r, m - 1)) * F;
         }
+        bin_group(rows, xt.data() + q * stride);
       }
       layout_.walk(xt.data(), m, stride, acc);
       for (int64_t r = 0; r < m; ++r) y[b + r] = base + acc[r];
@@ -378,18 +378,32 @@ class DenseBinsT final : public DenseBins {
   }
 
  private:
-  // Number of thresholds of used feature u below v (branch-free lower bound; NaN gives 0).
-  B bin(int64_t u, double v) const {
-    if (f32_) v = static_cast<double>(static_cast<float>(v));
-    const double* t = thr_.data() + offset_[u];
-    int64_t n = offset_[u + 1] - offset_[u];
-    const double* p = t;
-    while (n > 1) {
-      const int64_t half = n / 2;
-      p = (p[half] < v) ? p + half : p;
-      n -= half;
+  // Bins of a group's rows, column-major: for every used feature, the number of its
+  // thresholds below each row's value, by a branch-free lower bound that the kGroup rows run in
+  // lock-step (the step count depends only on the feature). NaN gives 0.
+  void bin_group(const double* const* rows, B* dst) const {
+    const int64_t U = static_cast<int64_t>(feature_.size());
+    for (int64_t u = 0; u < U; ++u, dst += kGroup) {
+      const int32_t f = feature_[u];
+      const double* t = thr_.data() + offset_[u];
+      const int64_t n = offset_[u + 1] - offset_[u];
+      double v[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        v[r] = f32_ ? static_cast<double>(static_cast<float>(rows[r][f])) : rows[r][f];
+      }
+      if (n == 1) {
+        for (int r = 0; r < kGroup; ++r) dst[r] = static_cast<B>(t[0] < v[r]);
+        continue;
+      }
+      int64_t pos[kGroup] = {};
+      for (int64_t len = n; len > 1;) {
+        const int64_t half = len / 2;
+#pragma GCC unroll 16
+        for (int r = 0; r < kGroup; ++r) pos[r] = (t[pos[r] + half] < v[r]) ? pos[r] + half : pos[r];
+        len -= half;
+      }
+      for (int r = 0; r < kGroup; ++r) dst[r] = static_cast<B>(pos[r] + (t[pos[r]] < v[r] ? 1 : 0));
     }
-    return static_cast<B>((p - t) + (*p < v ? 1 : 0));
   }
 
   bool f32_ = false;
