@@ -1,11 +1,10 @@
 // Tree ensembles (random forest, extra trees, gradient boosting, LightGBM/XGBoost converted).
 //
-// Layout for speed: every tree is renumbered breadth-first into one compact node array where
-// the two children of a node are adjacent, so a step is `i = child[i] + (x[feature[i]] > t[i])`
-// with no branch. Leaves point to themselves with threshold +inf, so each tree is walked a
-// fixed number of steps (its depth) and a group of rows walks it in lock-step, which keeps
-// several independent loads in flight. Rows are processed in blocks that stay in cache while
-// all trees are applied to them.
+// compact_trees validates the arrays and renumbers every tree breadth-first (children of a
+// node adjacent, leaves pointing to themselves) with thresholds rewritten to one rule below;
+// the CUDA kernel walks that layout. On the CPU the ensemble is then re-laid out for the walk:
+// binned inputs, 32-bit (dense) or 16-bit (one-hot) nodes, complete trees up to depth 8 (see
+// "binned walk" below); a float walk of the compact layout is the fallback.
 //
 // Exactness: both rules are reduced to "go right when x > t'":
 //   float64 inputs: "le" t' = t; "lt" t' = the largest double below t.
@@ -88,7 +87,10 @@ bool f32_boundary(double t, float* f_out) {
 constexpr int kGroup = ESM_TREES_GROUP;
 constexpr int64_t kGroups = 256 / kGroup;
 constexpr int64_t kBlock = kGroup * kGroups;
-constexpr int kCompleteDepth = 8;
+#ifndef ESM_COMPLETE_DEPTH
+#define ESM_COMPLETE_DEPTH 8
+#endif
+constexpr int kCompleteDepth = ESM_COMPLETE_DEPTH;
 
 // A tree before layout: node 0 is the root; leaves have left = right = -1. `word` is the
 // packed split (its meaning is the walk policy's).
@@ -106,8 +108,7 @@ struct BfsNode {
 };
 
 struct TreeRef {
-  int32_t depth;   // steps: to the last level (complete) or to the deepest leaf (breadth-first)
-  int32_t settle;  // breadth-first: depth of the shallowest leaf
+  int32_t depth;  // steps: to the last level (complete) or to the deepest leaf (breadth-first)
   bool complete;
   int64_t node;    // first node in cnodes / bnodes
   int64_t leaf;    // complete: first leaf in cleaves; breadth-first: first value in bvalue
@@ -156,7 +157,7 @@ class Layout {
       stack.push_back(t[i].left);
       stack.push_back(t[i].right);
     }
-    TreeRef ref{depth, 0, depth <= kCompleteDepth, 0, 0};
+    TreeRef ref{depth, depth <= kCompleteDepth, 0, 0};
     if (ref.complete) {
       ref.node = static_cast<int64_t>(cnodes_.size());
       ref.leaf = static_cast<int64_t>(cleaves_.size());
@@ -192,19 +193,16 @@ class Layout {
         pos[nd.right] = static_cast<int32_t>(order.size());
         order.push_back(nd.right);
       }
-      int32_t settle = depth;
       for (size_t q = 0; q < order.size(); ++q) {
         const INode& nd = t[order[q]];
         const int32_t me = static_cast<int32_t>(q);
         if (nd.left < 0) {
-          settle = std::min(settle, level[order[q]]);
           bnodes_.push_back({pass, me});
         } else {
           bnodes_.push_back({static_cast<W>(nd.word), pos[nd.left]});
         }
         bvalue_.push_back(nd.left < 0 ? nd.value : 0.0);
       }
-      ref.settle = settle;
     }
     trees_.push_back(ref);
   }
@@ -225,7 +223,7 @@ class Layout {
         const BfsNode<W>* nodes = bnodes_.data() + t.node;
         const double* values = bvalue_.data() + t.leaf;
         for (int64_t q = 0; q < groups; ++q) {
-          bfs(nodes, values, t.depth, t.settle, xt + q * stride, acc + q * kGroup);
+          bfs(nodes, values, t.depth, xt + q * stride, acc + q * kGroup);
         }
       }
     }
@@ -246,29 +244,17 @@ class Layout {
     for (int r = 0; r < kGroup; ++r) acc[r] += leaves[idx[r] - first];
   }
 
-  static void bfs(const BfsNode<W>* nodes, const double* values, int32_t depth, int32_t settle,
-                  const X* xg, double* acc) {
+  static void bfs(const BfsNode<W>* nodes, const double* values, int32_t depth, const X* xg,
+                  double* acc) {
     int32_t idx[kGroup];
 #pragma GCC unroll 16
     for (int r = 0; r < kGroup; ++r) idx[r] = 0;
-    int32_t d = 0;
-    for (; d < settle; ++d) {
+    for (int32_t d = 0; d < depth; ++d) {
 #pragma GCC unroll 16
       for (int r = 0; r < kGroup; ++r) {
         const BfsNode<W> nd = nodes[idx[r]];
         idx[r] = nd.child + static_cast<int32_t>(P::right(nd.word, xg, r));
       }
-    }
-    for (; d < depth; ++d) {
-      int32_t moved = 0;
-#pragma GCC unroll 16
-      for (int r = 0; r < kGroup; ++r) {
-        const BfsNode<W> nd = nodes[idx[r]];
-        const int32_t nx = nd.child + static_cast<int32_t>(P::right(nd.word, xg, r));
-        moved |= nx ^ idx[r];
-        idx[r] = nx;
-      }
-      if (moved == 0) break;
     }
 #pragma GCC unroll 16
     for (int r = 0; r < kGroup; ++r) acc[r] += values[idx[r]];
