@@ -20,13 +20,13 @@ from esm.predictor.convert import from_estimator
 
 pytest.importorskip("sklearn")
 
-from sklearn.ensemble import (  # noqa: E402
+from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingRegressor,
     HistGradientBoostingRegressor,
     RandomForestRegressor,
 )
-from sklearn.tree import DecisionTreeRegressor  # noqa: E402
+from sklearn.tree import DecisionTreeRegressor
 
 HAVE_ENCODERS = importlib.util.find_spec("esm.surrogate.encoders") is not None
 needs_encoders = pytest.mark.skipif(not HAVE_ENCODERS, reason="esm.surrogate.encoders missing")
@@ -127,7 +127,7 @@ def test_single_leaf_and_mixed_depths() -> None:
         me = len(feat)
         feat += [i % 3, 0]
         thr += [i / 10 - 0.5, 0.0]
-        left += [me + 2 if i + 1 < depth else me + 2, -1]
+        left += [me + 2, -1]  # the next split, or the final leaf
         right += [me + 1, -1]
         val += [0.0, float(i)]
     feat.append(0)
