@@ -40,22 +40,30 @@ void Model::predict_rows(const double* X, int64_t n, double* x, double* out) con
     for (int64_t j = 0; j < F; ++j) dst[j] = (src[j] - mean[j]) / scale[j];
   }
   eval(x, n, out);
+  finish(out, n);
+}
+
+void Model::finish(double* out, int64_t n) const {
   if (common_.target == Target::kLog) {
     for (int64_t i = 0; i < n; ++i) out[i] = std::exp(out[i]);
   }
 }
 
-int64_t piece_rows(int64_t n, int threads, int64_t chunk) {
+void Model::predict_hot(const int32_t*, int64_t, int64_t, double*) const {
+  throw std::logic_error(std::string(kind()) + ": no one-hot path");
+}
+
+int64_t piece_rows(int64_t n, int threads, int64_t chunk, int64_t min_rows) {
   if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
   const int64_t t = resolve_threads(threads);
-  const int64_t per = (n + t - 1) / std::max<int64_t>(1, t);
+  const int64_t per = std::max((n + t - 1) / std::max<int64_t>(1, t), min_rows);
   return std::max<int64_t>(1, std::min(chunk, per));
 }
 
 void Model::predict(const double* X, int64_t n, double* out, int threads, int64_t chunk) const {
   if (n <= 0) return;
   const int64_t F = common_.n_features;
-  const int64_t piece = piece_rows(n, threads, chunk);
+  const int64_t piece = piece_rows(n, threads, chunk, min_piece());
   const int64_t pieces = (n + piece - 1) / piece;
   // Sub-blocks of kSub rows keep the scratch small and in cache whatever the chunk size.
   constexpr int64_t kSub = 512;

@@ -249,17 +249,22 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
   }
   if (n <= 0) return;
   const int64_t F = plan.n_features(), S = plan.n_slots;
-  const int64_t piece = piece_rows(n, threads, chunk);
-  const int64_t pieces = (n + piece - 1) / piece;
 
   // A linear model over one-hot features: one table entry per (gene, choice).
   std::vector<double> w;
   const bool lut =
       plan.ops.size() == 1 && plan.ops[0].kind == OpKind::kOnehot && model.affine(&w);
+  // Other models with a one-hot path (trees) over one-hot-only plans: per row, the column of
+  // every (op, gene)'s hot value (-1 when its slot is inactive), no dense feature matrix.
+  const bool hot = !lut && plan.onehot_only() && model.accepts_hot();
+  const int64_t n_hot = hot ? g * static_cast<int64_t>(plan.ops.size()) : 0;
+  // A thread start is worth it only for a few thousand LUT rows or the model's min_piece.
+  const int64_t piece = piece_rows(n, threads, chunk, lut ? 8192 : model.min_piece());
+  const int64_t pieces = (n + piece - 1) / piece;
   std::vector<double> table;
   std::vector<int64_t> offset(static_cast<size_t>(g) + 1, 0);
+  for (int64_t j = 0; j < g; ++j) offset[j + 1] = offset[j] + plan.choices[j];
   if (lut) {
-    for (int64_t j = 0; j < g; ++j) offset[j + 1] = offset[j] + plan.choices[j];
     table.assign(static_cast<size_t>(offset[g]), 0.0);
     for (int64_t k = 0; k < offset[g]; ++k) table[k] = w[k];
   }
@@ -273,12 +278,15 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     const int64_t rows = std::min({piece, n, kSub});
     std::vector<int64_t> totals, slots;
     std::vector<double> X, scratch;
+    std::vector<int32_t> hot_cols;
     std::vector<uint8_t> active(static_cast<size_t>(S));
     if (need_costs) {
       totals.resize(static_cast<size_t>(rows * Accumulator::kFields));
       slots.resize(static_cast<size_t>(rows * S * Accumulator::kFields));
     }
-    if (!lut) {
+    if (hot) {
+      hot_cols.resize(static_cast<size_t>(rows * n_hot));
+    } else if (!lut) {
       X.resize(static_cast<size_t>(rows * F));
       scratch.resize(X.size());
     }
@@ -310,6 +318,26 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
             if (s < 0 || active[s]) y += table[offset[j] + row[j]];
           }
           out[r0 + i] = log_target ? std::exp(y) : y;
+        }
+        continue;
+      }
+      if (hot) {
+        for (int64_t s0 = 0; s0 < m; s0 += rows) {
+          const int64_t k = std::min(rows, m - s0);
+          for (int64_t i = 0; i < k; ++i) {
+            const int32_t* row = gp + (s0 + i) * g;
+            int32_t* h = hot_cols.data() + i * n_hot;
+            for (int64_t s = 0; s < S; ++s) active[s] = slot_active(plan, row, static_cast<int32_t>(s));
+            int32_t base = 0;
+            for (const Op& op : plan.ops) {
+              for (int64_t j = 0; j < g; ++j) {
+                const int32_t s = op.ints[j];
+                *h++ = (s < 0 || active[s]) ? base + static_cast<int32_t>(offset[j]) + row[j] : -1;
+              }
+              base += static_cast<int32_t>(offset[g]);
+            }
+          }
+          model.predict_hot(hot_cols.data(), k, n_hot, out + r0 + s0);
         }
         continue;
       }

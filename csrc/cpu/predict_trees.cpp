@@ -1,11 +1,10 @@
 // Tree ensembles (random forest, extra trees, gradient boosting, LightGBM/XGBoost converted).
 //
-// Layout for speed: every tree is renumbered breadth-first into one compact node array where
-// the two children of a node are adjacent, so a step is `i = child[i] + (x[feature[i]] > t[i])`
-// with no branch. Leaves point to themselves with threshold +inf, so each tree is walked a
-// fixed number of steps (its depth) and a group of rows walks it in lock-step, which keeps
-// several independent loads in flight. Rows are processed in blocks that stay in cache while
-// all trees are applied to them.
+// compact_trees validates the arrays and renumbers every tree breadth-first (children of a
+// node adjacent, leaves pointing to themselves) with thresholds rewritten to one rule below;
+// the CUDA kernel walks that layout. On the CPU the ensemble is then re-laid out for the walk:
+// binned inputs, 32-bit (dense) or 16-bit (one-hot) nodes, complete trees up to depth 8 (see
+// "binned walk" below); a float walk of the compact layout is the fallback.
 //
 // Exactness: both rules are reduced to "go right when x > t'":
 //   float64 inputs: "le" t' = t; "lt" t' = the largest double below t.
@@ -13,9 +12,12 @@
 //   largest float32 <= t; "lt" t' = the largest float32 < t. For a float32 x these give exactly
 //   the same decisions as comparing x with the float64 threshold t, so float32 thresholds are
 //   only used where they are exact.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,18 +26,6 @@
 
 namespace esm::predict {
 namespace {
-
-template <class T>
-struct Node {
-  T thr;
-  int32_t feature;
-  int32_t child;
-};
-
-struct TreeInfo {
-  int32_t root;
-  int32_t depth;
-};
 
 float below_or_equal_f32(double t) {
   float f = static_cast<float>(t);
@@ -68,14 +58,476 @@ bool f32_boundary(double t, float* f_out) {
   return boundary == t;
 }
 
-constexpr int kGroup = 16;       // rows walking one tree in lock-step (indices in registers)
-constexpr int64_t kGroups = 8;   // groups per block: a tree's hot nodes are reused by 128 rows
+// ------------------------------------------------------------------ binned walk
+//
+// Dense rows (predict on features, encodings with continuous columns): every feature that a
+// split uses is replaced by its bin, the number of the feature's distinct thresholds (over the
+// whole ensemble, in the comparison domain above) that lie below the value. With the sorted
+// thresholds t_0 < t_1 < ... of a feature, "x > t_k" holds exactly when "bin(x) > k", so the
+// walk compares small integers (uint8 when no feature has more than 254 thresholds, else
+// uint16), a group's inputs take 1-2 bytes per used feature and stay in L1, and a node packs
+// into 32 bits: (used feature * kGroup) << bits | k. NaN gets bin 0 and goes left everywhere,
+// as "NaN > t" is false.
+//
+// One-hot rows (Model::predict_hot; genomes through a one-hot encoder): a raw column is 0 or
+// 1, so a split on it is decided in advance for both values. Splits that send 0 and 1 the same
+// way are removed (the tree gets shallower), the others become "right when the column is hot"
+// (children swapped where 1 goes left), and a row is a byte per used column; a node is then
+// just (used column * kGroup) in 16 bits and a step is i = 2 i + 1 + hot[node].
+//
+// Layouts: trees of depth <= kCompleteDepth are complete binary trees without child pointers
+// (a step is i = 2 i + 1 + right); a leaf above the last level is continued by pass-through
+// nodes that always go left. Deeper trees keep the breadth-first layout with a child index per
+// node; a group walks them until no row moved (all reached leaves), from the depth of the
+// shallowest leaf on. A group of kGroup rows walks one tree in lock-step (their indices stay in
+// registers), blocks of kBlock rows stay in cache while every tree is applied to them.
+#ifndef ESM_TREES_GROUP
+#define ESM_TREES_GROUP 16
+#endif
+constexpr int kGroup = ESM_TREES_GROUP;
+constexpr int64_t kGroups = 256 / kGroup;
+constexpr int64_t kBlock = kGroup * kGroups;
+#ifndef ESM_COMPLETE_DEPTH
+#define ESM_COMPLETE_DEPTH 8
+#endif
+constexpr int kCompleteDepth = ESM_COMPLETE_DEPTH;
 
-// Walks all trees for one block of m <= kGroup * kGroups standardised rows xs [m, F]. The rows
-// are first transposed per group (feature-major, xt[f * kGroup + r], in T), so that a step's
-// load address is feature * kGroup + r with r a compile-time constant after unrolling.
+// A tree before layout: node 0 is the root; leaves have left = right = -1. `word` is the
+// packed split (its meaning is the walk policy's).
+struct INode {
+  uint32_t word;
+  int32_t left, right;
+  double value;
+};
+using ITree = std::vector<INode>;
+
+template <class W>
+struct BfsNode {
+  W word;
+  int32_t child;  // tree-local index of the left child (right = child + 1); self at leaves
+};
+
+struct TreeRef {
+  int32_t depth;  // steps: to the last level (complete) or to the deepest leaf (breadth-first)
+  bool complete;
+  int64_t node;    // first node in cnodes / bnodes
+  int64_t leaf;    // complete: first leaf in cleaves; breadth-first: first value in bvalue
+};
+
+// Dense rows: bins of type B compared with the threshold index in the low bits of the word.
+template <class B>
+struct DenseWalk {
+  using X = B;
+  using W = uint32_t;
+  static constexpr int kBits = static_cast<int>(8 * sizeof(B));
+  static constexpr uint32_t kMask = (uint32_t{1} << kBits) - 1;
+  static uint32_t pass(int64_t) { return kMask; }  // column 0, never right
+  static uint32_t right(W w, const X* xg, int r) {
+    return static_cast<uint32_t>(xg[(w >> kBits) + r] > (w & kMask));
+  }
+};
+
+// One-hot rows: a byte per used column (1 = hot); the word is the column's offset in a group.
+// Column U (one past the used ones) is always 0: pass-through and leaf nodes read it.
+template <class Wt>
+struct HotWalk {
+  using X = uint8_t;
+  using W = Wt;
+  static W pass(int64_t n_used) { return static_cast<W>(n_used * kGroup); }
+  static uint32_t right(W w, const X* xg, int r) { return xg[w + r]; }
+};
+
+template <class P>
+class Layout {
+ public:
+  using W = typename P::W;
+  using X = typename P::X;
+
+  void add(const ITree& t, W pass) {
+    // Depth of every node (children come after their parent in any order we build).
+    std::vector<int32_t> level(t.size(), 0);
+    std::vector<int32_t> stack{0};
+    int32_t depth = 0;
+    while (!stack.empty()) {
+      const int32_t i = stack.back();
+      stack.pop_back();
+      depth = std::max(depth, level[i]);
+      if (t[i].left < 0) continue;
+      level[t[i].left] = level[t[i].right] = level[i] + 1;
+      stack.push_back(t[i].left);
+      stack.push_back(t[i].right);
+    }
+    TreeRef ref{depth, depth <= kCompleteDepth, 0, 0};
+    if (ref.complete) {
+      ref.node = static_cast<int64_t>(cnodes_.size());
+      ref.leaf = static_cast<int64_t>(cleaves_.size());
+      const int64_t inner = (int64_t{1} << depth) - 1;
+      cnodes_.resize(static_cast<size_t>(ref.node + inner), pass);
+      cleaves_.resize(static_cast<size_t>(ref.leaf + inner + 1), 0.0);
+      std::vector<std::array<int64_t, 3>> todo{{0, 0, 0}};  // (node, position, level)
+      while (!todo.empty()) {
+        const auto [i, pos, lev] = todo.back();
+        todo.pop_back();
+        const INode& nd = t[i];
+        if (lev == depth) {
+          cleaves_[ref.leaf + pos - inner] = nd.value;
+          continue;
+        }
+        const bool leaf = nd.left < 0;
+        cnodes_[ref.node + pos] = leaf ? pass : static_cast<W>(nd.word);
+        todo.push_back({leaf ? i : nd.left, 2 * pos + 1, lev + 1});
+        todo.push_back({leaf ? i : nd.right, 2 * pos + 2, lev + 1});
+      }
+    } else {
+      // Breadth-first renumbering: the two children of a node are adjacent.
+      ref.node = static_cast<int64_t>(bnodes_.size());
+      ref.leaf = static_cast<int64_t>(bvalue_.size());
+      std::vector<int32_t> order{0};
+      std::vector<int32_t> pos(t.size(), -1);
+      pos[0] = 0;
+      for (size_t q = 0; q < order.size(); ++q) {
+        const INode& nd = t[order[q]];
+        if (nd.left < 0) continue;
+        pos[nd.left] = static_cast<int32_t>(order.size());
+        order.push_back(nd.left);
+        pos[nd.right] = static_cast<int32_t>(order.size());
+        order.push_back(nd.right);
+      }
+      for (size_t q = 0; q < order.size(); ++q) {
+        const INode& nd = t[order[q]];
+        const int32_t me = static_cast<int32_t>(q);
+        if (nd.left < 0) {
+          bnodes_.push_back({pass, me});
+        } else {
+          bnodes_.push_back({static_cast<W>(nd.word), pos[nd.left]});
+        }
+        bvalue_.push_back(nd.left < 0 ? nd.value : 0.0);
+      }
+    }
+    trees_.push_back(ref);
+  }
+
+  // acc[r] = sum over the trees of the leaf values of the m <= kBlock rows in xt: whole groups
+  // of kGroup rows, column-major within a group (xt[(q * stride) + c * kGroup + r]).
+  void walk(const X* xt, int64_t m, int64_t stride, double* acc) const {
+    const int64_t groups = (m + kGroup - 1) / kGroup;
+    for (int64_t r = 0; r < groups * kGroup; ++r) acc[r] = 0.0;
+    for (const TreeRef& t : trees_) {
+      if (t.complete) {
+        const W* nodes = cnodes_.data() + t.node;
+        const double* leaves = cleaves_.data() + t.leaf;
+        for (int64_t q = 0; q < groups; ++q) {
+          complete(nodes, leaves, t.depth, xt + q * stride, acc + q * kGroup);
+        }
+      } else {
+        const BfsNode<W>* nodes = bnodes_.data() + t.node;
+        const double* values = bvalue_.data() + t.leaf;
+        for (int64_t q = 0; q < groups; ++q) {
+          bfs(nodes, values, t.depth, xt + q * stride, acc + q * kGroup);
+        }
+      }
+    }
+  }
+
+ private:
+  static void complete(const W* nodes, const double* leaves, int32_t depth, const X* xg,
+                       double* acc) {
+    uint32_t idx[kGroup];
+#pragma GCC unroll 16
+    for (int r = 0; r < kGroup; ++r) idx[r] = 0;
+    for (int32_t d = 0; d < depth; ++d) {
+#pragma GCC unroll 16
+      for (int r = 0; r < kGroup; ++r) idx[r] = 2 * idx[r] + 1 + P::right(nodes[idx[r]], xg, r);
+    }
+    const uint32_t first = (uint32_t{1} << depth) - 1;
+#pragma GCC unroll 16
+    for (int r = 0; r < kGroup; ++r) acc[r] += leaves[idx[r] - first];
+  }
+
+  static void bfs(const BfsNode<W>* nodes, const double* values, int32_t depth, const X* xg,
+                  double* acc) {
+    int32_t idx[kGroup];
+#pragma GCC unroll 16
+    for (int r = 0; r < kGroup; ++r) idx[r] = 0;
+    for (int32_t d = 0; d < depth; ++d) {
+#pragma GCC unroll 16
+      for (int r = 0; r < kGroup; ++r) {
+        const BfsNode<W> nd = nodes[idx[r]];
+        idx[r] = nd.child + static_cast<int32_t>(P::right(nd.word, xg, r));
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < kGroup; ++r) acc[r] += values[idx[r]];
+  }
+
+  std::vector<W> cnodes_;
+  std::vector<double> cleaves_;
+  std::vector<BfsNode<W>> bnodes_;
+  std::vector<double> bvalue_;
+  std::vector<TreeRef> trees_;
+};
+
+// Thread-local scratch for a block's inputs (reused across calls, bounded by kBlock rows).
+template <class X>
+std::vector<X>& block_scratch(size_t n) {
+  thread_local std::vector<X> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf;
+}
+
+// Threshold of node i in the comparison domain ("right when v > t").
+double node_threshold(const CompactTrees& t, size_t i) {
+  return t.float32_inputs ? static_cast<double>(t.thr32[i]) : t.thr64[i];
+}
+
+int32_t tree_end(const CompactTrees& t, size_t k) {
+  return k + 1 < t.root.size() ? t.root[k + 1] : static_cast<int32_t>(t.feature.size());
+}
+
+// Dense rows -> bins -> binned walk.
+class DenseBins {
+ public:
+  virtual ~DenseBins() = default;
+  // y[i] = base + sum of leaf values for standardised rows xs [n, F].
+  virtual void eval(const double* xs, int64_t n, int64_t F, double base, double* y) const = 0;
+};
+
+template <class B>
+class DenseBinsT final : public DenseBins {
+ public:
+  using P = DenseWalk<B>;
+
+  // Returns null when some feature has more thresholds than B can index.
+  static std::unique_ptr<DenseBinsT> make(const CompactTrees& t, int64_t F) {
+    auto d = std::make_unique<DenseBinsT>();
+    d->f32_ = t.float32_inputs;
+    std::vector<std::vector<double>> per(static_cast<size_t>(F));
+    for (size_t i = 0; i < t.feature.size(); ++i) {
+      if (t.child[i] != static_cast<int32_t>(i)) per[t.feature[i]].push_back(node_threshold(t, i));
+    }
+    std::vector<int32_t> used(static_cast<size_t>(F), -1);
+    d->offset_.push_back(0);
+    for (int64_t f = 0; f < F; ++f) {
+      std::vector<double>& v = per[f];
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      if (static_cast<int64_t>(v.size()) > static_cast<int64_t>(P::kMask) - 1) return nullptr;
+      used[f] = static_cast<int32_t>(d->feature_.size());
+      d->feature_.push_back(static_cast<int32_t>(f));
+      d->thr_.insert(d->thr_.end(), v.begin(), v.end());
+      d->offset_.push_back(static_cast<int64_t>(d->thr_.size()));
+    }
+    const int64_t U = static_cast<int64_t>(d->feature_.size());
+    if (U * kGroup >= (int64_t{1} << (32 - P::kBits))) return nullptr;
+    for (size_t k = 0; k < t.root.size(); ++k) {
+      const int32_t root = t.root[k], end = tree_end(t, k);
+      ITree tree(static_cast<size_t>(end - root));
+      for (int32_t i = root; i < end; ++i) {
+        INode& nd = tree[i - root];
+        nd.value = t.value[i];
+        if (t.child[i] == i) {
+          nd.word = P::pass(U);
+          nd.left = nd.right = -1;
+          continue;
+        }
+        const int32_t u = used[t.feature[i]];
+        const double* lo = d->thr_.data() + d->offset_[u];
+        const double* hi = d->thr_.data() + d->offset_[u + 1];
+        const auto k_thr = static_cast<uint32_t>(std::lower_bound(lo, hi, node_threshold(t, i)) - lo);
+        nd.word = static_cast<uint32_t>(u * kGroup) << P::kBits | k_thr;
+        nd.left = t.child[i] - root;
+        nd.right = nd.left + 1;
+      }
+      d->layout_.add(tree, P::pass(U));
+    }
+    return d;
+  }
+
+  void eval(const double* xs, int64_t n, int64_t F, double base, double* y) const override {
+    const int64_t U = static_cast<int64_t>(feature_.size()), stride = U * kGroup;
+    std::vector<B>& xt = block_scratch<B>(static_cast<size_t>(std::max<int64_t>(1, kBlock * U)));
+    double acc[kBlock];
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t m = std::min(kBlock, n - b);
+      const int64_t groups = (m + kGroup - 1) / kGroup;
+      for (int64_t q = 0; q < groups; ++q) {
+        const double* rows[kGroup];
+        for (int r = 0; r < kGroup; ++r) {
+          rows[r] = xs + (b + std::min<int64_t>(q * kGroup + r, m - 1)) * F;
+        }
+        bin_group(rows, xt.data() + q * stride);
+      }
+      layout_.walk(xt.data(), m, stride, acc);
+      for (int64_t r = 0; r < m; ++r) y[b + r] = base + acc[r];
+    }
+  }
+
+ private:
+  // Bins of a group's rows, column-major: for every used feature, the number of its
+  // thresholds below each row's value, by a branch-free lower bound that the kGroup rows run in
+  // lock-step (the step count depends only on the feature). NaN gives 0.
+  void bin_group(const double* const* rows, B* dst) const {
+    const int64_t U = static_cast<int64_t>(feature_.size());
+    for (int64_t u = 0; u < U; ++u, dst += kGroup) {
+      const int32_t f = feature_[u];
+      const double* t = thr_.data() + offset_[u];
+      const int64_t n = offset_[u + 1] - offset_[u];
+      double v[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        v[r] = f32_ ? static_cast<double>(static_cast<float>(rows[r][f])) : rows[r][f];
+      }
+      if (n == 1) {
+        for (int r = 0; r < kGroup; ++r) dst[r] = static_cast<B>(t[0] < v[r]);
+        continue;
+      }
+      int64_t pos[kGroup] = {};
+      for (int64_t len = n; len > 1;) {
+        const int64_t half = len / 2;
+#pragma GCC unroll 16
+        for (int r = 0; r < kGroup; ++r) pos[r] = (t[pos[r] + half] < v[r]) ? pos[r] + half : pos[r];
+        len -= half;
+      }
+      for (int r = 0; r < kGroup; ++r) dst[r] = static_cast<B>(pos[r] + (t[pos[r]] < v[r] ? 1 : 0));
+    }
+  }
+
+  bool f32_ = false;
+  std::vector<int32_t> feature_;  // [U] raw feature of used feature u
+  std::vector<int64_t> offset_;   // [U + 1] into thr_
+  std::vector<double> thr_;       // sorted distinct thresholds of every used feature
+  Layout<P> layout_;
+};
+
+// One-hot rows -> pre-decided splits -> hot walk.
+class HotBins {
+ public:
+  virtual ~HotBins() = default;
+  virtual void eval(const int32_t* hot, int64_t n, int64_t k, double base, double* y) const = 0;
+};
+
+template <class W>
+class HotBinsT final : public HotBins {
+ public:
+  using P = HotWalk<W>;
+
+  // Returns null when the used columns do not fit W.
+  static std::unique_ptr<HotBinsT> make(const CompactTrees& t, const Common& c) {
+    const int64_t F = c.n_features;
+    auto h = std::make_unique<HotBinsT>();
+    // Decisions of node i for raw values 0 and 1 (standardised as Model::predict_rows does).
+    auto decide = [&](size_t i, double raw) {
+      const int32_t f = t.feature[i];
+      double v = (raw - c.x_mean[f]) / c.x_scale[f];
+      if (t.float32_inputs) v = static_cast<double>(static_cast<float>(v));
+      return v > node_threshold(t, i);
+    };
+    // Follows constant splits from node i to the first leaf or deciding split.
+    auto skip = [&](int32_t i) {
+      while (t.child[i] != i) {
+        const bool d0 = decide(i, 0.0), d1 = decide(i, 1.0);
+        if (d0 != d1) break;
+        i = t.child[i] + (d0 ? 1 : 0);
+      }
+      return i;
+    };
+    std::vector<ITree> trees;
+    h->used_.assign(static_cast<size_t>(F), -1);
+    int32_t U = 0;
+    for (size_t k = 0; k < t.root.size(); ++k) {
+      ITree tree;
+      std::vector<std::pair<int32_t, int32_t>> todo{{skip(t.root[k]), 0}};  // (old, new)
+      tree.push_back({});
+      while (!todo.empty()) {
+        const auto [i, me] = todo.back();
+        todo.pop_back();
+        if (t.child[i] == i) {
+          tree[me] = {0, -1, -1, t.value[i]};
+          continue;
+        }
+        const int32_t f = t.feature[i];
+        if (h->used_[f] < 0) h->used_[f] = U++;
+        // Children: "cold" (column 0) first, "hot" second.
+        const bool hot_right = decide(i, 1.0);
+        const int32_t cold = skip(t.child[i] + (hot_right ? 0 : 1));
+        const int32_t warm = skip(t.child[i] + (hot_right ? 1 : 0));
+        const auto l = static_cast<int32_t>(tree.size());
+        tree.push_back({});
+        tree.push_back({});
+        tree[me] = {static_cast<uint32_t>(f), l, l + 1, 0.0};  // word: raw column for now
+        todo.push_back({cold, l});
+        todo.push_back({warm, l + 1});
+      }
+      trees.push_back(std::move(tree));
+    }
+    if ((static_cast<int64_t>(U) + 1) * kGroup > static_cast<int64_t>(std::numeric_limits<W>::max())) {
+      return nullptr;
+    }
+    h->n_used_ = U;
+    for (ITree& tree : trees) {
+      for (INode& nd : tree) {
+        if (nd.left >= 0) nd.word = static_cast<uint32_t>(h->used_[nd.word] * kGroup);
+      }
+      h->layout_.add(tree, P::pass(U));
+    }
+    return h;
+  }
+
+  void eval(const int32_t* hot, int64_t n, int64_t k, double base, double* y) const override {
+    const int64_t stride = (n_used_ + 1) * kGroup;
+    const int64_t F = static_cast<int64_t>(used_.size());
+    std::vector<uint8_t>& xt = block_scratch<uint8_t>(static_cast<size_t>(kBlock / kGroup * stride));
+    const int32_t* used = used_.data();
+    double acc[kBlock];
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t m = std::min(kBlock, n - b);
+      const int64_t groups = (m + kGroup - 1) / kGroup;
+      std::memset(xt.data(), 0, static_cast<size_t>(groups * stride));
+      for (int64_t q = 0; q < groups; ++q) {
+        uint8_t* dst = xt.data() + q * stride;
+        const int64_t rows = std::min<int64_t>(kGroup, m - q * kGroup);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int32_t* h = hot + (b + q * kGroup + r) * k;
+          for (int64_t j = 0; j < k; ++j) {
+            const int32_t f = h[j];
+            if (f < 0 || f >= F) continue;
+            const int32_t u = used[f];
+            if (u >= 0) dst[u * kGroup + r] = 1;
+          }
+        }
+      }
+      layout_.walk(xt.data(), m, stride, acc);
+      for (int64_t r = 0; r < m; ++r) y[b + r] = base + acc[r];
+    }
+  }
+
+ private:
+  std::vector<int32_t> used_;  // [F] used column of a raw column, -1 when no split decides on it
+  int64_t n_used_ = 0;
+  Layout<P> layout_;
+};
+
+// ------------------------------------------------------------------ float walk (fallback)
+//
+// Used when the bins do not fit 16 bits (a feature with more than 65534 distinct thresholds):
+// a group of rows walks every tree in lock-step for its full depth, comparing float32 or
+// float64 values with the thresholds of the compact breadth-first layout.
 template <class T>
-void walk_block(const Node<T>* nodes, const double* values, const std::vector<TreeInfo>& trees,
+struct Node {
+  T thr;
+  int32_t feature;
+  int32_t child;
+};
+
+struct FloatTreeInfo {
+  int32_t root;
+  int32_t depth;
+};
+
+constexpr int64_t kFloatGroups = 8;
+
+template <class T>
+void walk_block(const Node<T>* nodes, const double* values, const std::vector<FloatTreeInfo>& trees,
                 const double* xs, int64_t m, int64_t F, T* xt, double* y) {
   const int64_t groups = (m + kGroup - 1) / kGroup;
   for (int64_t q = 0; q < groups; ++q) {
@@ -86,8 +538,8 @@ void walk_block(const Node<T>* nodes, const double* values, const std::vector<Tr
       for (int64_t f = 0; f < F; ++f) dst[f * kGroup + r] = static_cast<T>(src[f]);
     }
   }
-  double acc[kGroup * kGroups] = {};
-  for (const TreeInfo& t : trees) {
+  double acc[kGroup * kFloatGroups] = {};
+  for (const FloatTreeInfo& t : trees) {
     for (int64_t q = 0; q < groups; ++q) {
       const T* x = xt + q * F * kGroup;
       int32_t idx[kGroup];
@@ -113,43 +565,61 @@ class Trees final : public Model {
   Trees(Common c, const TreesParams& p) : Model(std::move(c)) {
     CompactTrees t = compact_trees(p, n_features());
     base_ = t.base;
+    int64_t steps = 0;
+    for (int32_t d : t.depth) steps += std::max(1, d);
+    min_piece_ = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(1, steps), 64, 4096);
+    if (!(hot_ = HotBinsT<uint16_t>::make(t, common_))) hot_ = HotBinsT<uint32_t>::make(t, common_);
+    if ((dense_ = DenseBinsT<uint8_t>::make(t, n_features()))) return;
+    if ((dense_ = DenseBinsT<uint16_t>::make(t, n_features()))) return;
     f32_ = t.float32_inputs;
     values_ = std::move(t.value);
     for (size_t i = 0; i < t.feature.size(); ++i) {
       if (f32_) n32_.push_back({t.thr32[i], t.feature[i], t.child[i]});
       else n64_.push_back({t.thr64[i], t.feature[i], t.child[i]});
     }
-    for (size_t k = 0; k < t.root.size(); ++k) trees_.push_back({t.root[k], t.depth[k]});
+    for (size_t k = 0; k < t.root.size(); ++k) float_trees_.push_back({t.root[k], t.depth[k]});
   }
   const char* kind() const override { return "trees"; }
+  bool accepts_hot() const override { return hot_ != nullptr; }
+  int64_t min_piece() const override { return min_piece_; }
+
+  void predict_hot(const int32_t* hot, int64_t n, int64_t k, double* out) const override {
+    if (!hot_) throw std::logic_error("trees: no one-hot path");
+    hot_->eval(hot, n, k, base_, out);
+    finish(out, n);
+  }
 
  protected:
   void eval(double* xs, int64_t n, double* y) const override {
     const int64_t F = n_features();
-    constexpr int64_t kBlock = kGroup * kGroups;
+    if (dense_) return dense_->eval(xs, n, F, base_, y);
+    constexpr int64_t kFloatBlock = kGroup * kFloatGroups;
     for (int64_t i = 0; i < n; ++i) y[i] = base_;
     if (f32_) {
-      std::vector<float> xt(static_cast<size_t>(kBlock * F));
-      for (int64_t b = 0; b < n; b += kBlock) {
-        walk_block(n32_.data(), values_.data(), trees_, xs + b * F, std::min(kBlock, n - b), F,
-                   xt.data(), y + b);
+      std::vector<float> xt(static_cast<size_t>(kFloatBlock * F));
+      for (int64_t b = 0; b < n; b += kFloatBlock) {
+        walk_block(n32_.data(), values_.data(), float_trees_, xs + b * F,
+                   std::min(kFloatBlock, n - b), F, xt.data(), y + b);
       }
     } else {
-      std::vector<double> xt(static_cast<size_t>(kBlock * F));
-      for (int64_t b = 0; b < n; b += kBlock) {
-        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, std::min(kBlock, n - b), F,
-                   xt.data(), y + b);
+      std::vector<double> xt(static_cast<size_t>(kFloatBlock * F));
+      for (int64_t b = 0; b < n; b += kFloatBlock) {
+        walk_block(n64_.data(), values_.data(), float_trees_, xs + b * F,
+                   std::min(kFloatBlock, n - b), F, xt.data(), y + b);
       }
     }
   }
 
  private:
   double base_ = 0.0;
+  int64_t min_piece_ = 64;
+  std::unique_ptr<HotBins> hot_;
+  std::unique_ptr<DenseBins> dense_;
   bool f32_ = false;
   std::vector<Node<double>> n64_;
   std::vector<Node<float>> n32_;
   std::vector<double> values_;
-  std::vector<TreeInfo> trees_;
+  std::vector<FloatTreeInfo> float_trees_;
 };
 
 }  // namespace

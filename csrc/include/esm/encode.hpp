@@ -66,7 +66,8 @@ void encode(const EncodePlan& plan, const int32_t* genomes, int64_t n, const int
 
 // The whole pipeline: validates the genomes, then per piece of at most `chunk` rows computes
 // costs (when needed), features and predictions. Memory: threads * chunk * (F + 4 S + 4).
-// A linear model over one-hot features skips the feature matrix (per-gene tables).
+// A linear model over one-hot features skips the feature matrix (per-gene tables); so does a
+// model with a one-hot path (Model::accepts_hot, trees) over a one-hot-only plan.
 void predict_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,
                      const Model& model, const int32_t* genomes, int64_t n, int64_t g,
                      double* out, int threads, int64_t chunk);

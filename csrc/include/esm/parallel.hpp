@@ -13,7 +13,8 @@ namespace esm {
 // Number of worker threads to use: `requested` if positive, else the hardware concurrency.
 inline int resolve_threads(int requested) {
   if (requested > 0) return requested;
-  unsigned hw = std::thread::hardware_concurrency();
+  // Read once: hardware_concurrency() reads /sys on every call (tens of microseconds).
+  static const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 

@@ -122,7 +122,21 @@ class Model {
   // then `affine` receives [F + 1] weights (bias last) with standardisation folded in.
   virtual bool affine(std::vector<double>* weights) const;
 
+  // One-hot rows without a dense feature matrix: row i has raw value 1 in the columns
+  // hot[i * k + j] (j < k; entries outside [0, F) are skipped) and 0 in every other column.
+  // Models with such a path (trees) return true from accepts_hot and then predict_hot gives
+  // the same n predictions as predict_rows on the dense rows (target map applied).
+  virtual bool accepts_hot() const { return false; }
+  virtual void predict_hot(const int32_t* hot, int64_t n, int64_t k, double* out) const;
+
+  // Fewest rows worth a worker thread of their own (a thread start costs more than a few
+  // hundred rows of a cheap model).
+  virtual int64_t min_piece() const { return 64; }
+
  protected:
+  // Applies the target transform to n standardised predictions in place.
+  void finish(double* out, int64_t n) const;
+
   // y = f(x') for n standardised rows xs [n, F] (may be overwritten), before the target map.
   virtual void eval(double* xs, int64_t n, double* y) const = 0;
 
@@ -136,8 +150,9 @@ std::unique_ptr<Model> make_knn(Common common, KnnParams p);
 std::unique_ptr<Model> make_gp(Common common, GpParams p);
 std::unique_ptr<Model> make_gcn(Common common, GcnParams p);
 
-// Picks the piece size for n rows over `threads` workers, at most `chunk` rows.
-int64_t piece_rows(int64_t n, int threads, int64_t chunk);
+// Picks the piece size for n rows over `threads` workers: at most `chunk` rows, and at least
+// `min_rows` (when n and chunk allow), so that small batches do not start idle threads.
+int64_t piece_rows(int64_t n, int threads, int64_t chunk, int64_t min_rows = 1);
 
 // Throws std::invalid_argument when any value is NaN or infinite (names the row and column).
 void check_finite(const double* X, int64_t n, int64_t F);
