@@ -8,8 +8,9 @@ worker threads; extra memory is bounded by ``threads * chunk * (F + 4 S)`` value
 model over one-hot features (the LUT family) is evaluated from per-gene tables without a
 feature matrix; so is a tree ensemble over one-hot features, whose splits are decided in advance
 for the values 0 and 1 (each genome becomes the list of its hot columns). Small batches run on
-the calling thread (a thread start costs more than a few hundred rows). When an encoder has no compiled twin, the Python encoder computes the features
-chunk by chunk and the compiled model evaluates them.
+the calling thread (a thread start costs more than a few hundred rows). When an encoder has no
+compiled twin, the Python encoder computes the features chunk by chunk and the compiled model
+evaluates them.
 
 Results equal the regressor's own predict: 1e-6 relative in float64 for every family (in
 practice ~1e-12); XGBoost sums its trees in float32, so it agrees with its own predict to about
