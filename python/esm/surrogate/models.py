@@ -260,6 +260,7 @@ class HuberRegressor(LatencyRegressor):
             if scale <= 0:
                 break
             w = np.minimum(1.0, float(self.epsilon) * scale / np.maximum(r, 1e-300))
+        self.n_iter_ = it
         return _LinearModel(beta, b0, it)
 
     def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
