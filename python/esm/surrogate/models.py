@@ -214,8 +214,9 @@ class HuberRegressor(LatencyRegressor):
     epsilon : float
         Huber threshold in units of the robust residual scale.
     alpha : float or None
-        L2 penalty on standardised features; None: the one efficient leave-one-out CV picks
-        for plain ridge on the same rows (from ``10**[-4 .. 3]``).
+        L2 penalty on standardised features; None: chosen from ``10**[-4 .. 3]`` by efficient
+        leave-one-out CV, first for plain ridge, then twice more on the Huber-weighted rows
+        (``alpha_`` is the final choice).
     max_iter : int
         Reweighting steps at most (stops when the coefficients change by < 1e-8 relative).
     target : {"auto", "log", "identity"}
@@ -234,12 +235,30 @@ class HuberRegressor(LatencyRegressor):
 
         if float(self.epsilon) <= 0:
             raise ValueError(f"epsilon must be positive, got {self.epsilon}")
+        grid = np.logspace(-4, 3, 15)
+        n = len(yt)
+        w = np.ones(n)
         if self.alpha is None:
-            alpha = float(RidgeCV(alphas=np.logspace(-4, 3, 15)).fit(Xs, yt).alpha_)
+            alpha = float(RidgeCV(alphas=grid).fit(Xs, yt).alpha_)
         else:
             alpha = float(self.alpha)
-        n, F = Xs.shape
-        w = np.ones(n)
+        beta, b0, w, it = self._irls(Xs, yt, alpha, w)
+        total = it
+        if self.alpha is None:
+            # the squared-loss LOO choice is inflated by the very outliers that the Huber loss
+            # down-weights: choose alpha again by efficient LOO on the reweighted problem,
+            # twice, refitting from the current weights
+            for _ in range(2):
+                alpha = float(RidgeCV(alphas=grid).fit(Xs, yt, sample_weight=w).alpha_)
+                beta, b0, w, it = self._irls(Xs, yt, alpha, w)
+                total += it
+        self.alpha_ = alpha
+        self.n_iter_ = total
+        return _LinearModel(beta, b0, total)
+
+    def _irls(self, Xs: np.ndarray, yt: np.ndarray, alpha: float, w: np.ndarray
+              ) -> tuple[np.ndarray, float, np.ndarray, int]:
+        F = Xs.shape[1]
         beta, b0 = np.zeros(F), float(np.mean(yt))
         it = 0
         while it < int(self.max_iter):
@@ -260,8 +279,7 @@ class HuberRegressor(LatencyRegressor):
             if scale <= 0:
                 break
             w = np.minimum(1.0, float(self.epsilon) * scale / np.maximum(r, 1e-300))
-        self.n_iter_ = it
-        return _LinearModel(beta, b0, it)
+        return beta, b0, w, it
 
     def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
         e = self.estimator_
