@@ -15,6 +15,9 @@ Usage::
     python benchmarks/bench_accuracy.py               # default grid, 5 seeds
     python benchmarks/bench_accuracy.py --quick       # 2 seeds, small grid, ofa-mbv3 only
     python benchmarks/bench_accuracy.py --grid full   # every encoding x regressor (slow)
+    python benchmarks/bench_accuracy.py --markdown out.md   # also write the tables as Markdown
+
+``gcn`` (the BRP-NAS graph network on the onehot encoding) runs on cell spaces (nb201) only.
 
 Credit for the data: HELP (Lee et al., NeurIPS 2021) and HW-NAS-Bench (Li et al., ICLR 2021).
 """
@@ -23,12 +26,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+# thousands of small linear-algebra fits: a multi-threaded BLAS only oversubscribes the cores
+# (60x slower on a loaded 2-core machine); run one thread per process
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
@@ -52,6 +62,11 @@ GRIDS = {
                 ("roofline", "ridge"), ("roofline", "gbt"), ("layerwise", "ridge"),
                 ("layerwise", "gbt"), ("onehot", "ridge"), ("lut", "lut"), ("fcc", "ridge"),
                 ("fcc", "gbt"), ("fcc", "forest"), ("fcc", "mlp")],
+    # the issue's table: every encoding family, each regressor family, in the time of 2 cores
+    "issue": [("stats", "ridge"), ("stats", "gbt"), ("stats", "gp"), ("roofline", "ridge"),
+              ("roofline", "knn"), ("layerwise", "ridge"), ("onehot", "ridge"), ("lut", "lut"),
+              ("fcc", "ridge"), ("fcc", "huber"), ("fcc", "gbt"), ("fcc", "mlp"),
+              ("onehot", "gcn")],
 }
 GRIDS["full"] = [(e, m) for e in ("onehot", "stats", "layerwise", "roofline", "fcc")
                  for m in ("ridge", "forest", "gbt", "mlp", "knn", "gp")] + [("lut", "lut")]
@@ -90,6 +105,7 @@ def main() -> None:
     ap.add_argument("--columns", nargs="*", default=None, help="only these columns")
     ap.add_argument("--files", nargs="*", default=None, help="only these data files")
     ap.add_argument("--max-rows", type=int, default=None, help="read at most this many rows")
+    ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
     grid_seeds = args.grid_seeds or seeds
@@ -98,6 +114,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     t_start = time.perf_counter()
     summary = []
+    tables: list[tuple] = []
     for fname, space_name, keep in FILES:
         if fname not in files:
             continue
@@ -131,7 +148,8 @@ def main() -> None:
             chosen: dict[int, list[str]] = {n: [] for n in args.sizes}
             fcc_X, fcc_enc = features("fcc")
             configs = [("baseline", None, None, seeds), ("default fcc+auto", "fcc", "auto", seeds)]
-            configs += [(f"{e} + {m}", e, m, grid_seeds) for e, m in grid]
+            configs += [(f"{e} + {m}", e, m, grid_seeds) for e, m in grid
+                        if m != "gcn" or space.name == "nb201"]
             for label, enc_name, model, n_seeds in configs:
                 rows[label] = {}
                 t0 = time.perf_counter()
@@ -149,6 +167,11 @@ def main() -> None:
                             if model == "auto":
                                 est = make_regressor("auto", seed=seed,
                                                      column_sets=default_column_sets(enc))
+                            elif model == "gcn":
+                                from esm.surrogate.gcn import graph_for_space
+
+                                est = make_regressor("gcn", seed=seed,
+                                                     graph=graph_for_space(space))
                             else:
                                 est = make_regressor(model, seed=seed)
                         est.fit(X[tr], y[tr])
@@ -162,6 +185,9 @@ def main() -> None:
                     f"tau {np.mean([r[2] for r in rows[label][n]]):.3f}" for n in args.sizes)
                     + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
             del fcc_X, fcc_enc
+            tables.append((space.name, col, dev, batch, int(ok.sum()),
+                           {k: {n: np.mean(v[n], axis=0) for n in v} for k, v in rows.items()},
+                           {k: len(v[args.sizes[0]]) for k, v in rows.items()}))
             for n in args.sizes:
                 b = np.mean(rows["baseline"][n], axis=0)
                 d = np.mean(rows["default fcc+auto"][n], axis=0)
@@ -169,6 +195,9 @@ def main() -> None:
                 summary.append((space.name, col, n, b, d, best,
                                 np.mean([r[0] for r in rows[best][n]]),
                                 sorted(set(chosen[n]))))
+            if args.markdown:  # after every column, so that a cut-short run keeps its tables
+                write_markdown(args.markdown, summary, tables, args.sizes, seeds, grid_seeds,
+                               time.perf_counter() - t_start, " ".join(sys.argv[1:]))
     print("\n## Summary: default (fcc + auto) vs baseline (ridge on MACs, params, bytes)\n")
     print(f"seeds: {seeds} (baseline, default), {grid_seeds} (grid); evaluation on every row "
           "not used for training or model selection\n")
@@ -184,6 +213,45 @@ def main() -> None:
     for sp, col, n, *_, ch in summary:
         print(f"  {sp} {col} n={n}: {', '.join(ch)}")
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+    if args.markdown:
+        write_markdown(args.markdown, summary, tables, args.sizes, seeds, grid_seeds,
+                       time.perf_counter() - t_start, " ".join(sys.argv[1:]))
+
+
+def write_markdown(path: str, summary: list, tables: list, sizes: list[int], seeds: int,
+                   grid_seeds: int, seconds: float, argv: str) -> None:
+    """The summary and every column's table of configurations, as Markdown."""
+    out = ["## Default (fcc + auto) vs baseline (ridge on total MACs, params, bytes)", "",
+           f"Mean over {seeds} seeds (baseline, default) / {grid_seeds} seeds (grid); every "
+           "metric on all rows not used for training or model selection. MAPE and acc10 "
+           "(share within +-10 %) in percent, tau = Kendall tau.", "",
+           "| space | column | n | baseline MAPE | default MAPE | baseline acc10 | "
+           "default acc10 | baseline tau | default tau | beats baseline |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for sp, col, n, b, d, *_ in summary:
+        out.append(f"| {sp} | {col} | {n} | {b[0]:.2f} | {d[0]:.2f} | {b[1]:.1f} | "
+                   f"{d[1]:.1f} | {b[2]:.3f} | {d[2]:.3f} | {'yes' if d[0] < b[0] else 'NO'} |")
+    out += ["", "Models chosen by auto (one-standard-error rule over 5-fold CV on the training "
+            "rows):", ""]
+    for sp, col, n, *_, ch in summary:
+        out.append(f"- {sp} {col} n={n}: {', '.join(ch)}")
+    out += ["", "## Every configuration, per column", ""]
+    for sp, col, dev, batch, n_rows, res, n_seeds in tables:
+        out += [f"### {sp} {col} (device spec {dev}, batch {batch}, {n_rows} rows)", "",
+                "| config | seeds | " + " | ".join(f"MAPE n={n} | acc10 n={n} | tau n={n}"
+                                                  for n in sizes) + " |",
+                "|---|---|" + "---|---|---|" * len(sizes)]
+        best = {n: min(res, key=lambda k, n=n: res[k][n][0]) for n in sizes}
+        for label, by_n in res.items():
+            cells = []
+            for n in sizes:
+                m, a, t = by_n[n]
+                mark = "**" if label == best[n] else ""
+                cells.append(f"{mark}{m:.2f}{mark} | {a:.1f} | {t:.3f}")
+            out.append(f"| {label} | {n_seeds[label]} | " + " | ".join(cells) + " |")
+        out.append("")
+    out.append(f"Command: `python benchmarks/bench_accuracy.py {argv}` ({seconds:.0f} s).")
+    Path(path).write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

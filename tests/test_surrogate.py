@@ -163,6 +163,7 @@ MODELS = [
     ("knn", {"columns": list(range(18))}), ("knn", {"weights": "uniform", "columns": [0, 2, 9]}),
     ("gp", {"columns": list(range(8))}), ("ridge", {"columns": [0, 1, 2]}),
     ("gbt", {"n_estimators": 20, "columns": list(range(10, 40))}),
+    ("huber", {}), ("huber", {"target": "identity", "alpha": 0.1, "columns": [0, 2, 4, 9]}),
 ]
 
 
@@ -195,12 +196,53 @@ def test_auto_picks_by_cv_and_exports(space: spaces.SearchSpace) -> None:
     X, y = _features(space, 120, seed=7)
     auto = AutoRegressor(candidates=[("ridge", {"target": "log"}), ("knn", {})],
                          column_sets=[("all", None), ("first", [0, 1, 2])],
-                         random_state=0).fit(X, y)
+                         random_state=0, rule="min").fit(X, y)
     assert len(auto.cv_scores_) == 4
-    assert auto.chosen_ == min(auto.cv_scores_, key=auto.cv_scores_.get)
+    assert auto.chosen_ == min(auto.cv_scores_, key=auto.cv_scores_.get) == auto.cv_best_
     kind, meta, arrays = auto.export()
     np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, X), auto.predict(X),
                                rtol=1e-9)
+
+
+def test_auto_one_standard_error_rule_prefers_the_simpler_model() -> None:
+    from esm.surrogate.models import AutoRegressor
+
+    # the latency depends on the first two columns only; 30 more columns are noise that a
+    # fit on all columns can only overfit (a little)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 32))
+    y = 10.0 + 2.0 * X[:, 0] + X[:, 1] + rng.normal(0, 0.3, 120)
+    sets = [("all", None), ("two", [0, 1])]
+    cands = [("ridge", {"target": "identity"}), ("knn", {})]
+    best = AutoRegressor(candidates=cands, column_sets=sets, random_state=0, rule="min").fit(X, y)
+    one = AutoRegressor(candidates=cands, column_sets=sets, random_state=0).fit(X, y)
+    assert one.rule == "1se" and one.cv_scores_ == best.cv_scores_
+    # the chosen one is within the noise of the best, and no more complex than it
+    assert one.chosen_ == "ridge[columns=two][target=identity]"
+    assert one.cv_scores_[one.chosen_] <= 1.5 * one.cv_scores_[one.cv_best_]
+    with pytest.raises(ValueError, match="rule"):
+        AutoRegressor(candidates=cands, rule="best").fit(X, y)
+
+
+def test_huber_resists_slow_outliers() -> None:
+    from esm.surrogate.models import HuberRegressor, RidgeRegressor
+
+    # latency = 5 + 2 x0 + x1 with small noise; one row in ten measured 30-80 % slower
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, size=(400, 3))
+    clean = 5.0 + 2.0 * X[:, 0] + X[:, 1]
+    slow = rng.random(400) < 0.1
+    y = clean * (1 + rng.normal(0, 0.005, 400)) * np.where(slow, rng.uniform(1.3, 1.8, 400), 1)
+    hub = HuberRegressor(target="identity").fit(X, y)
+    rid = RidgeRegressor(target="identity").fit(X, y)
+    err_h = np.abs(hub.predict(X) / clean - 1)[~slow]
+    err_r = np.abs(rid.predict(X) / clean - 1)[~slow]
+    assert np.median(err_h) < 0.01 < np.median(err_r)
+    kind, meta, arrays = hub.export()
+    assert kind == "linear"
+    np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, X), hub.predict(X),
+                               rtol=1e-12)
+    assert hub.estimator_.n_iter_ >= 2
 
 
 def test_lut_table_is_additive(space: spaces.SearchSpace) -> None:
@@ -232,7 +274,7 @@ def test_f32_threshold_matches_float32_rounding() -> None:
 _CHECK = [
     ("ridge", {}), ("lut", {}), ("forest", {"n_estimators": 10}),
     ("gbt", {"n_estimators": 30}), ("mlp", {"hidden_layer_sizes": (8,), "max_iter": 40}),
-    ("knn", {}), ("gp", {"ard": False}),
+    ("knn", {}), ("gp", {"ard": False}), ("huber", {}),
 ]
 
 

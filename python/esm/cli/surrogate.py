@@ -24,8 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--encoding", default="fcc",
                    help="onehot, stats, layerwise, lut, roofline or fcc (default)")
     p.add_argument("--model", default="auto",
-                   help="ridge, lut, forest, gbt, mlp, knn, gp, ... or auto (default: picked "
-                        "by cross-validation on the training rows)")
+                   help="ridge, huber, lut, forest, gbt, mlp, knn, gp, ... or auto (default: "
+                        "picked by cross-validation on the training rows)")
     p.add_argument("--train-size", type=int, default=None,
                    help="number of training rows (default: all usable rows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the row draw and the model")
