@@ -89,19 +89,25 @@ def _existing_store(path: str) -> Any:
     return Store(path)
 
 
+def _json_object(text: str | None, flag: str, what: str) -> dict[str, Any] | None:
+    """The JSON object given to ``flag`` (None when not given); InputError otherwise."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{flag} is not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{flag} must be {what}")
+    return value
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from esm import spaces
     from esm.collect import check_device, collect
     from esm.store import Store
 
-    params: dict[str, Any] = {}
-    if args.space_params:
-        try:
-            params = json.loads(args.space_params)
-        except json.JSONDecodeError as err:
-            raise InputError(f"--space-params is not JSON: {err}") from None
-        if not isinstance(params, dict):
-            raise InputError("--space-params must be a JSON object")
+    params = _json_object(args.space_params, "--space-params", "a JSON object") or {}
     # validate everything before the store is created, so bad input writes nothing
     space = spaces.get(args.space, **params)
     settings = _settings(args.settings)
@@ -133,14 +139,7 @@ def _collect_ray(args: argparse.Namespace, space: Any, settings: Any) -> int:
     from esm.distributed._ray import import_ray
     from esm.store import Store
 
-    resources = None
-    if args.resources:
-        try:
-            resources = json.loads(args.resources)
-        except json.JSONDecodeError as err:
-            raise InputError(f"--resources is not JSON: {err}") from None
-        if not isinstance(resources, dict):
-            raise InputError("--resources must be a JSON object of name: amount")
+    resources = _json_object(args.resources, "--resources", "a JSON object of name: amount")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.shard_size < 1:

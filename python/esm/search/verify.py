@@ -121,14 +121,14 @@ def verify(
     built = target.get("measurement") or {}
     if threads is None and device.startswith("cpu"):
         threads = built.get("threads")
-    if settings is None and built.get("settings"):
+    if (settings is None and built.get("settings")) or clock is not None:
         from esm.measure import Settings
 
-        settings = Settings.from_dict(built["settings"])
-    if clock is not None:
-        from esm.measure import Settings
-
-        settings = (settings or Settings()).replace(clock=clock)
+        if settings is None:
+            settings = Settings.from_dict(built["settings"]) if built.get("settings") \
+                else Settings()
+        if clock is not None:
+            settings = settings.replace(clock=clock)
     run = measure if measure is not None else _default_measure(device, settings, threads)
     space = problem.space
 
