@@ -203,3 +203,22 @@ def test_exclude_is_not_training_data(pool: sampling.Pool, labels: np.ndarray) -
     assert a.tolist() != b.tolist()
     with pytest.raises(InputError):
         st.select(pool, 2, exclude=np.array([len(pool)]))
+
+
+@pytest.mark.parametrize("n_measured", [0, 100, 200, 400])
+def test_variance_auto_mix_ramp(n_measured: int, pool: sampling.Pool,
+                                labels: np.ndarray) -> None:
+    """``mix="auto"`` (the default) draws a share ``min(0.75, measured / 400)`` of each batch
+    uniformly: the same picks as that share given explicitly, and the pure design on nothing."""
+    measured = np.arange(n_measured, dtype=np.int64)
+    y = labels[measured] if n_measured else None
+    auto = sampling.get_strategy("default", SPACE).select(pool, 20, seed=7, measured=measured,
+                                                          y=y)
+    share = min(0.75, n_measured / 400)
+    explicit = sampling.get_strategy("variance", SPACE, mix=share).select(
+        pool, 20, seed=7, measured=measured, y=y)
+    np.testing.assert_array_equal(auto, explicit)
+    if n_measured:
+        other = sampling.get_strategy("variance", SPACE, mix=0).select(
+            pool, 20, seed=7, measured=measured, y=y)
+        assert auto.tolist() != other.tolist()

@@ -34,7 +34,7 @@ a dataset file), never one already measured, and is a deterministic function of 
                the dense regions of the pool, where a linear model's bias would otherwise stay
                unmeasured. Greedy with rank-one updates: O(pool x features) per pick. A share
                ``mix`` of every batch is drawn uniformly (``"auto"``: ``measured / ramp``,
-               ``ramp=200``, at most 0.75) so seeds differ and the dataset stays
+               ``ramp=400``, at most 0.75) so seeds differ and the dataset stays
                representative; ``mix=0`` is the pure (deterministic) design.
 =============  ==============================================================================
 
@@ -476,7 +476,7 @@ class VarianceStrategy(Strategy):
 
     Parameters (``get_strategy("variance", space, **params)``): ``kernel`` (0.2; 0 = linear
     model only), ``rff`` (64 random Fourier features), ``mix`` (``"auto"`` or a share in
-    [0, 1]) and ``ramp`` (200), ``mix_power`` (uniform picks drawn with probability
+    [0, 1]) and ``ramp`` (400), ``mix_power`` (uniform picks drawn with probability
     proportional to ``predicted latency ** -mix_power``; 0), ``relative`` (True) and
     ``weight_power`` (2: the pool weight ``predicted latency ** -weight_power``),
     ``features`` (``"pool"``: the step model's set, or a name from :data:`FEATURE_SETS`),
@@ -538,7 +538,7 @@ class VarianceStrategy(Strategy):
 
         mix = self.params.get("mix", "auto")
         if mix == "auto":  # design first, then more and more uniform coverage
-            mix = min(0.75, measured.size / float(self.params.get("ramp", 200)))
+            mix = min(0.75, measured.size / float(self.params.get("ramp", 400)))
         n_random = round(float(mix) * k)
         if n_random:
             mp = float(self.params.get("mix_power", 0.0))
