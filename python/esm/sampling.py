@@ -39,12 +39,14 @@ a dataset file), never one already measured, and is a deterministic function of 
 =============  ==============================================================================
 
 The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch GPU columns
-(``benchmarks/results/analysis/analysis.md``). It does NOT yet meet the goal of 0.6x the
-samples of uniform random at every target: it is well ahead at loose targets on some columns
-(2080ti_32 at 12 %: 0.19x; titan_xp_32 at 5 %: 0.57x) and level with or behind random at tight
-ones (titan_xp_32 at 3 %, 2080ti_64). Its curve is sensitive to the first batches: when the
-step model's leave-one-out choice flips to the cost + one-hot gene features on a handful of
-networks, the design follows that feature set and the error spikes (see the learning curves).
+(``benchmarks/results/analysis/analysis.md``: 8 seeds, initial batch and steps of 5 for both
+strategies, the same step model). It does NOT yet meet the goal of 0.6x the samples of uniform
+random at every target: it does at loose targets on some columns (2080ti_64 at 5 %: 0.26x;
+titan_xp_32 at 5 %: 0.46x), is close on 2080ti_32 at 12 % (0.63x) and titan_xp_64 at 5 %
+(0.67x), and saves only 16-23 % at the tight targets (3-4 %), where both learning curves are in
+their flat tail; on nb201 (Kendall tau) both need about as many networks as the step model has
+features (0.69-1.12x). Designing on a fixed feature set instead of following the step model's
+choice was measured and is worse; the uniform share (``ramp``) matters less than the seeds.
 
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
