@@ -119,6 +119,7 @@ struct TreeRef {
                    // sliced: first value in svalue
   bool sliced = false;
   int32_t n_inner = 0, n_leaves = 0, bits = 0;  // sliced trees only
+  bool level_coded = false;  // sliced: leaf number = path bits by level (depth <= 8)
 };
 
 // ------------------------------------------------------------------ bit-sliced trees
@@ -142,6 +143,7 @@ struct SliceNode {
   uint16_t me;    // reach slot of this node
   uint16_t cold;  // reach slots of the children
   uint16_t hot;
+  uint16_t level;  // depth of the node (level-coded trees)
 };
 
 inline uint64_t transpose8(uint64_t x) {
@@ -248,10 +250,10 @@ class Layout {
   }
 
   // Estimated nanoseconds per row of walking tree `t` as add() lays it out, and of its
-  // bit-sliced evaluation (< 0 when it cannot be sliced); fitted on one-hot ensembles of
-  // LightGBM (leaf-wise, 63 leaves, depth 10-23: walk 13, sliced 3) and XGBoost (depth 8,
-  // 100-400 nodes: about even) on one core.
-  static double walk_cost(const ITree& t) {
+  // bit-sliced evaluation (< 0 when it cannot be sliced); fitted on one core on one-hot
+  // ensembles of LightGBM (leaf-wise, 63 leaves, depth 10-23: walk about 13, sliced 3) and
+  // XGBoost (depth 8, 100-200 inner nodes: walk about 8.5, sliced 5.5-9.5).
+  static int32_t depth_of(const ITree& t) {
     int32_t depth = 0;
     std::vector<std::pair<int32_t, int32_t>> stack{{0, 0}};
     while (!stack.empty()) {
@@ -263,53 +265,77 @@ class Layout {
         stack.push_back({t[i].right, d + 1});
       }
     }
-    return depth <= kCompleteDepth ? 1.0 * depth : 0.85 * depth + 0.5;
+    return depth;
+  }
+
+  static double walk_cost(const ITree& t) {
+    const int32_t depth = depth_of(t);
+    return depth <= kCompleteDepth ? 1.04 * depth : 0.85 * depth + 0.5;
   }
 
   static double slice_cost(const ITree& t) {
     const int64_t n = static_cast<int64_t>(t.size());
-    const int64_t leaves = (n + 1) / 2;
+    const int64_t leaves = (n + 1) / 2, inner = n - leaves;
     if (leaves > kSliceMaxLeaves || n < 3) return -1.0;
+    if (depth_of(t) <= 8) return 1.0 + 0.05 * static_cast<double>(inner);  // level-coded
     int bits = 0;
     while ((int64_t{1} << bits) < leaves) ++bits;
-    return 1.0 + 0.012 * static_cast<double>((n - leaves) + leaves * bits / 2);
+    return 1.0 + 0.01 * static_cast<double>(inner + leaves * bits / 2);
   }
 
   // Adds tree t for bit-sliced evaluation (slice_cost(t) >= 0). Columns: word / kGroup.
+  // Leaf numbers: trees of depth <= 8 use the path (bit l set when the row went hot at level
+  // l; the value table has 2^depth entries, zero where no leaf is), so that the planes come
+  // from the inner nodes directly; deeper trees number their leaves 0..L-1 and OR the leaves'
+  // masks into the planes of their set bits.
   void add_sliced(const ITree& t) {
     TreeRef ref{0, false, static_cast<int64_t>(snodes_.size()), static_cast<int64_t>(svalue_.size())};
     ref.sliced = true;
     // Pre-order, cold child first: leaves get numbers 0..L-1 in that order, inner nodes the
     // reach slots L, L + 1, ... (parents before children), the root L.
-    std::vector<int32_t> order, stack{0};
-    int32_t n_leaves = 0, n_inner = 0;
+    std::vector<int32_t> order, stack{0}, level(t.size(), 0), code(t.size(), 0);
+    int32_t n_leaves = 0, n_inner = 0, depth = 0;
     while (!stack.empty()) {
       const int32_t i = stack.back();
       stack.pop_back();
       order.push_back(i);
+      depth = std::max(depth, level[i]);
       if (t[i].left < 0) {
         ++n_leaves;
       } else {
         ++n_inner;
+        for (int32_t c : {t[i].left, t[i].right}) level[c] = level[i] + 1;
+        code[t[i].left] = code[i];
+        code[t[i].right] = level[i] < 31 ? code[i] | (int32_t{1} << level[i]) : 0;
         stack.push_back(t[i].right);
         stack.push_back(t[i].left);
       }
     }
+    ref.level_coded = depth <= 8;
     std::vector<int32_t> slot(t.size(), -1);
     int32_t nl = 0, ni = n_leaves;
     for (int32_t i : order) slot[i] = t[i].left < 0 ? nl++ : ni++;
+    if (ref.level_coded) svalue_.resize(svalue_.size() + (size_t{1} << depth), 0.0);
     for (int32_t i : order) {
       if (t[i].left < 0) {
-        svalue_.push_back(t[i].value);
+        if (ref.level_coded) {
+          svalue_[static_cast<size_t>(ref.leaf + code[i])] = t[i].value;
+        } else {
+          svalue_.push_back(t[i].value);
+        }
         continue;
       }
       snodes_.push_back({static_cast<uint16_t>(t[i].word / kGroup * kWords),
                          static_cast<uint16_t>(slot[i]), static_cast<uint16_t>(slot[t[i].left]),
-                         static_cast<uint16_t>(slot[t[i].right])});
+                         static_cast<uint16_t>(slot[t[i].right]), static_cast<uint16_t>(level[i])});
     }
     ref.n_inner = n_inner;
     ref.n_leaves = n_leaves;
-    while ((int32_t{1} << ref.bits) < n_leaves) ++ref.bits;
+    if (ref.level_coded) {
+      ref.bits = depth;
+    } else {
+      while ((int32_t{1} << ref.bits) < n_leaves) ++ref.bits;
+    }
     trees_.push_back(ref);
   }
 
@@ -368,18 +394,33 @@ class Layout {
     uint64_t reach[2 * kSliceMaxLeaves][kWords];
     const int32_t L = t.n_leaves;
     for (int64_t w = 0; w < kWords; ++w) reach[L][w] = ~uint64_t{0};
-    for (int32_t k = 0; k < t.n_inner; ++k) {
-      const SliceNode nd = nodes[k];
-      const uint64_t* h = planes + nd.col;
+    uint64_t pl[8][kWords] = {};
+    if (t.level_coded) {
+      for (int32_t k = 0; k < t.n_inner; ++k) {
+        const SliceNode nd = nodes[k];
+        const uint64_t* h = planes + nd.col;
+        uint64_t* p = pl[nd.level];
 #pragma GCC unroll 4
-      for (int64_t w = 0; w < kWords; ++w) {
-        const uint64_t x = reach[nd.me][w];
-        reach[nd.hot][w] = x & h[w];
-        reach[nd.cold][w] = x & ~h[w];
+        for (int64_t w = 0; w < kWords; ++w) {
+          const uint64_t x = reach[nd.me][w], hot = x & h[w];
+          reach[nd.hot][w] = hot;
+          reach[nd.cold][w] = x & ~h[w];
+          p[w] |= hot;
+        }
+      }
+    } else {
+      for (int32_t k = 0; k < t.n_inner; ++k) {
+        const SliceNode nd = nodes[k];
+        const uint64_t* h = planes + nd.col;
+#pragma GCC unroll 4
+        for (int64_t w = 0; w < kWords; ++w) {
+          const uint64_t x = reach[nd.me][w];
+          reach[nd.hot][w] = x & h[w];
+          reach[nd.cold][w] = x & ~h[w];
+        }
       }
     }
-    uint64_t pl[8][kWords] = {};
-    for (int b = 0; b < t.bits; ++b) {
+    for (int b = 0; b < (t.level_coded ? 0 : t.bits); ++b) {
       const int32_t run = int32_t{1} << b;
       uint64_t p[kWords] = {0, 0, 0, 0};
       for (int32_t start = run; start < L; start += 2 * run) {
