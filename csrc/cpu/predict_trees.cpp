@@ -4,7 +4,9 @@
 // node adjacent, leaves pointing to themselves) with thresholds rewritten to one rule below;
 // the CUDA kernel walks that layout. On the CPU the ensemble is then re-laid out for the walk:
 // binned inputs, 32-bit (dense) or 16-bit (one-hot) nodes, complete trees up to depth 8 (see
-// "binned walk" below); a float walk of the compact layout is the fallback.
+// "binned walk" below); a float walk of the compact layout is the fallback. On one-hot rows a
+// tree of at most 256 leaves may instead be evaluated bit-sliced, 64 rows per machine word
+// (see "bit-sliced trees"), chosen per tree by an estimated cost.
 //
 // Exactness: both rules are reduced to "go right when x > t'":
 //   float64 inputs: "le" t' = t; "lt" t' = the largest double below t.
