@@ -323,7 +323,7 @@ def test_hot_slice_edge_trees(ofa: spaces.SearchSpace) -> None:
     trees = [_tree([0], [0.0], [-1], [-1], [0.75])]
     for side in (0, 1):  # a chain of depth 40: the leaf hangs on the cold or the hot side
         feat, thr, left, right, val = [], [], [], [], []
-        for i in range(40):
+        for _ in range(40):
             me = len(feat)
             feat += [int(rng.integers(0, F)), 0]
             thr += [0.5, 0.0]
