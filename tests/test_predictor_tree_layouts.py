@@ -3,8 +3,9 @@
 The compiled trees run on bins (uint8 / uint16 threshold indices, float fallback beyond 65534
 thresholds of one feature), complete-tree layout up to depth 8 and breadth-first layout with
 early exit deeper; genomes through a one-hot encoder take the one-hot path, where splits are
-decided in advance for 0 and 1 (constant splits removed, inverted ones swapped). These tests
-drive each of those paths and compare with scikit-learn / the twin.
+decided in advance for 0 and 1 (constant splits removed, inverted ones swapped) and each tree
+is either walked or evaluated bit-sliced (64 rows per word). These tests drive each of those
+paths and compare with scikit-learn / LightGBM / XGBoost / the twin.
 """
 
 from __future__ import annotations
@@ -256,3 +257,132 @@ def test_onehot_path_constant_and_inverted_splits(ofa: spaces.SearchSpace) -> No
     got = p.predict(g)
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
     np.testing.assert_array_equal(p.predict_features(X), got)
+
+
+# ------------------------------------------------------------------ one-hot: walk vs bit-sliced
+# The one-hot path evaluates every tree either by walking it or bit-sliced (64 rows per word,
+# trees with at most 256 leaves); meta "hot_layout" forces one ("walk", "slice") or lets the
+# cost model pick per tree ("auto"). All three must give identical sums.
+_HOT_ROWS = (1, 7, 63, 64, 65, 255, 256, 257)
+
+
+def _hot_modes(m: ModelArrays, enc: object, g: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for mode in ("walk", "slice", "auto"):
+        mm = ModelArrays(m.kind, m.n_features, dict(m.arrays), dict(m.meta, hot_layout=mode),
+                         m.target)
+        p = Predictor(mm, enc)
+        assert p.fused, p.fused_reason
+        out[mode] = p.predict(g)
+        for rows in _HOT_ROWS:
+            np.testing.assert_array_equal(p.predict(g[:rows]), out[mode][:rows])
+        np.testing.assert_array_equal(p.predict(g, threads=2, chunk=100), out[mode])
+    np.testing.assert_array_equal(out["slice"], out["walk"])
+    np.testing.assert_array_equal(out["auto"], out["walk"])
+    return out
+
+
+@needs_encoders
+@pytest.mark.parametrize(
+    "make",
+    [lambda: GradientBoostingRegressor(n_estimators=15, max_depth=8, random_state=0),
+     lambda: DecisionTreeRegressor(max_leaf_nodes=200, random_state=0),  # deep, unbalanced
+     lambda: HistGradientBoostingRegressor(max_iter=15, max_leaf_nodes=63, random_state=0),
+     lambda: RandomForestRegressor(n_estimators=4, random_state=0)],  # > 256 leaves: walk
+)
+def test_hot_layouts_equal_estimator(ofa: spaces.SearchSpace, make) -> None:  # type: ignore[no-untyped-def]
+    est = make()
+    enc, m, mean, scale = _onehot_fit(ofa, est)
+    g = ofa.sample(1500, seed=11)
+    want = np.exp(est.predict((enc.transform(g) - mean) / scale))  # type: ignore[attr-defined]
+    got = _hot_modes(m, enc, g)
+    assert _rel(got["auto"], want) < 1e-12
+
+
+def _full_tree(rng: np.random.Generator, depth: int, F: int) -> tuple[np.ndarray, ...]:
+    n_inner = 2**depth - 1
+    n = 2 * n_inner + 1
+    left = np.full(n, -1)
+    right = np.full(n, -1)
+    left[:n_inner] = 2 * np.arange(n_inner) + 1
+    right[:n_inner] = 2 * np.arange(n_inner) + 2
+    val = np.where(left < 0, rng.normal(size=n), 0.0)
+    return _tree(list(rng.integers(0, F, size=n)), [0.5] * n, list(left), list(right), list(val))
+
+
+@needs_encoders
+def test_hot_slice_edge_trees(ofa: spaces.SearchSpace) -> None:
+    """Chains far deeper than 8 (leaves on either side), exactly 256 leaves (8 bits), 512
+    leaves (not sliceable: walked), single leaves, stumps, repeated columns on a path, and
+    inverted / switched-off columns, all against the NumPy twin."""
+    from esm.surrogate import encoders
+
+    enc = encoders.get_encoder("onehot", ofa)
+    F = enc.n_features
+    rng = np.random.default_rng(5)
+    trees = [_tree([0], [0.0], [-1], [-1], [0.75])]
+    for side in (0, 1):  # a chain of depth 40: the leaf hangs on the cold or the hot side
+        feat, thr, left, right, val = [], [], [], [], []
+        for _ in range(40):
+            me = len(feat)
+            feat += [int(rng.integers(0, F)), 0]
+            thr += [0.5, 0.0]
+            nxt, leaf = me + 2, me + 1
+            left += [nxt if side else leaf, -1]
+            right += [leaf if side else nxt, -1]
+            val += [0.0, float(rng.normal())]
+        feat.append(0)
+        thr.append(0.0)
+        left.append(-1)
+        right.append(-1)
+        val.append(-3.0)
+        trees.append(_tree(feat, thr, left, right, val))
+    trees += [_full_tree(rng, 8, F), _full_tree(rng, 9, F), _full_tree(rng, 1, F),
+              _full_tree(rng, 3, F)]
+    trees.append(_tree([5, 5, 0, 0, 0], [0.5, 0.5, 0, 0, 0], [1, 3, -1, -1, -1],
+                       [2, 4, -1, -1, -1], [0, 0, 1.0, 2.0, 3.0]))  # column 5 twice on a path
+    m = _ensemble(trees, F, base=-0.2)
+    scale = np.ones(F)
+    scale[::5] = -1.0
+    scale[2::11] = np.inf
+    m.arrays["x_scale"] = scale
+    g = ofa.sample(2000, seed=12)
+    got = _hot_modes(m, enc, g)
+    np.testing.assert_allclose(got["walk"], reference.predict(m, enc.transform(g)),
+                               rtol=1e-14, atol=1e-14)
+
+
+def test_hot_layout_meta_checked() -> None:
+    m = _ensemble([_tree([0], [0.0], [-1], [-1], [1.0])], 2)
+    m.meta["hot_layout"] = "fast"
+    with pytest.raises(ValueError, match="hot_layout"):
+        m.compile()
+
+
+HAVE_LGB = importlib.util.find_spec("lightgbm") is not None
+HAVE_XGB = importlib.util.find_spec("xgboost") is not None
+
+
+@needs_encoders
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
+def test_hot_layouts_lightgbm_xgboost(ofa: spaces.SearchSpace, lib: str) -> None:
+    if lib == "lightgbm" and not HAVE_LGB:
+        pytest.skip("lightgbm is not installed (optional)")
+    if lib == "xgboost" and not HAVE_XGB:
+        pytest.skip("xgboost is not installed (optional)")
+    if lib == "lightgbm":
+        import lightgbm
+
+        est = lightgbm.LGBMRegressor(n_estimators=30, num_leaves=63, min_child_samples=5,
+                                     verbose=-1)
+        tol = 1e-9
+    else:
+        import xgboost
+
+        est = xgboost.XGBRegressor(n_estimators=30, max_depth=8, n_jobs=1)
+        tol = 1e-4  # XGBoost sums float32 leaves
+    enc, m, mean, scale = _onehot_fit(ofa, est)
+    g = ofa.sample(1500, seed=13)
+    want = np.exp(est.predict((enc.transform(g) - mean) / scale))
+    got = _hot_modes(m, enc, g)
+    assert _rel(got["auto"], want) < tol

@@ -444,3 +444,30 @@ def test_compiled_tournament_is_seeded_thread_independent_and_checked() -> None:
                 (np.full(1000, np.nan), s, 5, 2), (v.reshape(10, 100), s.reshape(10, 100), 5, 2)]:
         with pytest.raises(ValueError):
             core.tournament_winners(*bad, 0)
+
+
+def test_archive_keeps_best_distinct_in_order() -> None:
+    """Archive.offer keeps the first (best by violation, then score) of each canonical genome,
+    at most k, best first, across batches; the values stay aligned with the genomes."""
+    from esm.search.problem import Evaluation
+    from esm.search.result import Archive
+
+    space = spaces.get("ofa-mbv3")
+    problem = make_problem(space, objective="macs", maximize=False)
+    arch = Archive(problem, 4)
+    g = space.sample(6, seed=3)
+    dup = g.copy()  # the same genomes again, worse scores: must not displace the originals
+    rng = np.random.default_rng(0)
+    score = rng.permutation(6).astype(np.float64)
+    arch.offer(g, Evaluation(values={"x": score * 10}, score=score, violation=np.zeros(6)))
+    arch.offer(dup, Evaluation(values={"x": score * 100}, score=score + 0.5,
+                               violation=np.zeros(6)))
+    best = np.argsort(score)[:4]
+    np.testing.assert_array_equal(arch.genomes, g[best])
+    np.testing.assert_array_equal(arch.score, score[best])
+    np.testing.assert_array_equal(arch.values["x"], score[best] * 10)
+    # an infeasible candidate ranks after every feasible one
+    bad = space.sample(1, seed=99)
+    arch.offer(bad, Evaluation(values={"x": np.zeros(1)}, score=np.array([-1e9]),
+                               violation=np.array([1.0])))
+    assert not any((arch.genomes == bad[0]).all(1))

@@ -132,6 +132,11 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
       throw std::invalid_argument("trees: input_dtype must be 'float32' or 'float64'");
     }
     p.float32_inputs = dt == "float32";
+    const std::string hl = meta_get<std::string>(meta, "hot_layout", "auto");
+    if (hl != "auto" && hl != "walk" && hl != "slice") {
+      throw std::invalid_argument("trees: hot_layout must be 'auto', 'walk' or 'slice', got '" + hl + "'");
+    }
+    p.hot_layout = hl == "walk" ? ep::HotLayout::kWalk : hl == "slice" ? ep::HotLayout::kSlice : ep::HotLayout::kAuto;
     py::gil_scoped_release release;
     return ep::make_trees(std::move(c), std::move(p));
   }

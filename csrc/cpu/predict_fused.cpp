@@ -268,6 +268,28 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     table.assign(static_cast<size_t>(offset[g]), 0.0);
     for (int64_t k = 0; k < offset[g]; ++k) table[k] = w[k];
   }
+  // One-hot tables: per slot the gene deciding its activity (a gene whose table row is all
+  // ones when none does) and per hot entry its gene, first column and slot (S = always).
+  std::vector<int32_t> slot_gene_ext, hot_gene, hot_base, hot_slot;
+  std::vector<uint8_t> slot_table;
+  if (hot) {
+    slot_table = plan.slot_active;
+    slot_gene_ext.assign(static_cast<size_t>(S), 0);
+    for (int64_t s = 0; s < S; ++s) {
+      const int32_t sg = plan.slot_gene[s];
+      slot_gene_ext[s] = sg < 0 ? 0 : sg;
+      if (sg < 0) std::fill_n(slot_table.begin() + s * plan.max_choice, plan.max_choice, uint8_t{1});
+    }
+    int32_t base = 0;
+    for (const Op& op : plan.ops) {
+      for (int64_t j = 0; j < g; ++j) {
+        hot_gene.push_back(static_cast<int32_t>(j));
+        hot_base.push_back(base + static_cast<int32_t>(offset[j]));
+        hot_slot.push_back(op.ints[j] < 0 ? static_cast<int32_t>(S) : op.ints[j]);
+      }
+      base += static_cast<int32_t>(offset[g]);
+    }
+  }
   const bool log_target = model.common().target == Target::kLog;
   const bool need_costs = plan.needs_costs();
 
@@ -280,6 +302,7 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     std::vector<double> X, scratch;
     std::vector<int32_t> hot_cols;
     std::vector<uint8_t> active(static_cast<size_t>(S));
+    std::vector<int32_t> active_ext(static_cast<size_t>(S) + 1, 1);
     if (need_costs) {
       totals.resize(static_cast<size_t>(rows * Accumulator::kFields));
       slots.resize(static_cast<size_t>(rows * S * Accumulator::kFields));
@@ -327,14 +350,15 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
           for (int64_t i = 0; i < k; ++i) {
             const int32_t* row = gp + (s0 + i) * g;
             int32_t* h = hot_cols.data() + i * n_hot;
-            for (int64_t s = 0; s < S; ++s) active[s] = slot_active(plan, row, static_cast<int32_t>(s));
-            int32_t base = 0;
-            for (const Op& op : plan.ops) {
-              for (int64_t j = 0; j < g; ++j) {
-                const int32_t s = op.ints[j];
-                *h++ = (s < 0 || active[s]) ? base + static_cast<int32_t>(offset[j]) + row[j] : -1;
-              }
-              base += static_cast<int32_t>(offset[g]);
+            // Branch-free: slot activity is a table lookup (entry S is "always active") and
+            // an inactive gene's column becomes -1 by masking.
+            for (int64_t s = 0; s < S; ++s) {
+              active_ext[s] = slot_table[s * plan.max_choice + row[slot_gene_ext[s]]];
+            }
+            for (int64_t c = 0; c < n_hot; ++c) {
+              const int32_t col = hot_base[c] + row[hot_gene[c]];
+              const int32_t on = active_ext[hot_slot[c]];  // 0 or 1
+              h[c] = (col & -on) | (on - 1);
             }
           }
           model.predict_hot(hot_cols.data(), k, n_hot, out + r0 + s0);

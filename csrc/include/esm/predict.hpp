@@ -38,12 +38,18 @@ struct LinearParams {
 // -1. Threshold rule: "le" goes left when x' <= threshold, "lt" when x' < threshold. When
 // float32_inputs is set, x' is rounded to float32 before the comparison (what scikit-learn and
 // XGBoost do); otherwise the comparison is in float64 (LightGBM, HistGradientBoosting).
+// Layout of one-hot tree evaluation: auto picks per tree between the walk and the bit-sliced
+// evaluation by an operation count; walk / slice force one (slice where a tree allows: at most
+// 256 leaves). Results are identical; the knob exists for tests and measurements.
+enum class HotLayout { kAuto = 0, kWalk = 1, kSlice = 2 };
+
 struct TreesParams {
   std::vector<int32_t> feature, left, right, roots;  // [M], [M], [M], [T]
   std::vector<double> threshold, value;               // [M], [M]
   double base = 0.0;
   bool rule_lt = false;
   bool float32_inputs = false;
+  HotLayout hot_layout = HotLayout::kAuto;
 };
 
 struct MlpParams {

@@ -16,7 +16,10 @@ Families and their arrays:
     ``base [1]``; meta ``rule`` ``"le"`` (left when ``x' <= threshold``; scikit-learn, LightGBM)
     or ``"lt"`` (XGBoost) and ``input_dtype`` ``"float32"`` (``x'`` rounded to float32 before
     comparing, as scikit-learn trees and XGBoost do) or ``"float64"`` (the default; LightGBM,
-    HistGradientBoosting). ``y = base + sum over trees of value[leaf]``.
+    HistGradientBoosting). ``y = base + sum over trees of value[leaf]``. Optional meta
+    ``hot_layout`` (``"auto"`` default, ``"walk"``, ``"slice"``) picks how one-hot rows are
+    evaluated (walk each tree, or bit-sliced over 64 rows for trees of <= 256 leaves, or per
+    tree by estimated cost); results are identical, it exists for tests and measurements.
 ``mlp``
     ``W0..W{L-1}`` ``[in, out]``, ``b0..b{L-1}``; meta ``activation`` on hidden layers
     (relu, tanh, logistic, identity); linear output.
