@@ -124,6 +124,9 @@ def main() -> None:
     ap.add_argument("--columns", nargs="*", default=None, help="only these columns")
     ap.add_argument("--files", nargs="*", default=None, help="only these data files")
     ap.add_argument("--max-rows", type=int, default=None, help="read at most this many rows")
+    ap.add_argument("--min-latency", type=float, default=0.0,
+                    help="drop rows measured below this many ms (e.g. nb201 lat_pixel3: "
+                         "disconnected cells that the phone runtime constant-folds)")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
@@ -150,7 +153,7 @@ def main() -> None:
             if args.columns and col not in args.columns:
                 continue
             y = Y[:, j]
-            ok = np.isfinite(y) & (y > 0)
+            ok = np.isfinite(y) & (y > 0) & (y >= args.min_latency)
             dev, batch = device_from_column(col)
             feats: dict[str, tuple[np.ndarray, object]] = {}
 
