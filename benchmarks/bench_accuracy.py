@@ -91,6 +91,25 @@ def load(path: Path, space_name: str, keep: tuple[str, ...] | None, max_rows: in
     return space, G, cols, Y
 
 
+def tied_pairs(y: np.ndarray) -> float:
+    """Share of row pairs with equal measured latency. A predictor that orders every
+    untied pair correctly and ties none reaches Kendall tau-b = sqrt(1 - this share): the
+    ceiling of tau on columns stored in whole milliseconds (the phone columns)."""
+    _, counts = np.unique(y, return_counts=True)
+    n = len(y)
+    return float((counts * (counts - 1)).sum() / max(1, n * (n - 1)))
+
+
+def rounding_floor(y: np.ndarray) -> tuple[float, float, float] | None:
+    """For a column stored in whole milliseconds: MAPE, acc10 and tau of a perfect predictor
+    of the unrounded latency (simulated as the stored value + U(-0.5, 0.5) ms) against the
+    stored values, i.e. what the rounding alone costs every model. None for other columns."""
+    if not np.all(y == np.round(y)):
+        return None
+    p = y + np.random.default_rng(0).uniform(-0.5, 0.5, len(y))
+    return evaluate(y, p)
+
+
 def evaluate(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
     return mape(y, p), accuracy_within(y, p, 0.10), kendall(y, p)
 
@@ -105,6 +124,9 @@ def main() -> None:
     ap.add_argument("--columns", nargs="*", default=None, help="only these columns")
     ap.add_argument("--files", nargs="*", default=None, help="only these data files")
     ap.add_argument("--max-rows", type=int, default=None, help="read at most this many rows")
+    ap.add_argument("--min-latency", type=float, default=0.0,
+                    help="drop rows measured below this many ms (e.g. nb201 lat_pixel3: "
+                         "disconnected cells that the phone runtime constant-folds)")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
@@ -118,7 +140,9 @@ def main() -> None:
     for fname, space_name, keep in FILES:
         if fname not in files:
             continue
-        loaded = load(DATA / fname, space_name, keep, args.max_rows)
+        # columns named explicitly (e.g. the phone columns) are read even when the file's
+        # default selection leaves them out
+        loaded = load(DATA / fname, space_name, None if args.columns else keep, args.max_rows)
         if loaded is None:
             continue
         space, G, cols, Y = loaded
@@ -129,7 +153,7 @@ def main() -> None:
             if args.columns and col not in args.columns:
                 continue
             y = Y[:, j]
-            ok = np.isfinite(y) & (y > 0)
+            ok = np.isfinite(y) & (y > 0) & (y >= args.min_latency)
             dev, batch = device_from_column(col)
             feats: dict[str, tuple[np.ndarray, object]] = {}
 
@@ -142,8 +166,15 @@ def main() -> None:
                     feats[name] = (enc.transform(G, costs), enc)  # type: ignore[arg-type]
                 return feats[name]
 
+            tied = tied_pairs(y[ok])
             print(f"\n### {space.name} {col}  (device spec {dev}, batch {batch}; "
-                  f"{int(ok.sum())} rows, {int((~ok).sum())} dropped)\n", flush=True)
+                  f"{int(ok.sum())} rows, {int((~ok).sum())} dropped; {100 * tied:.1f} % of "
+                  f"pairs tied, tau-b ceiling {np.sqrt(1 - tied):.3f})\n", flush=True)
+            floor = rounding_floor(y[ok])
+            if floor is not None:
+                print(f"  whole-ms values: a perfect predictor of the unrounded latency scores "
+                      f"MAPE {floor[0]:.2f}% acc10 {floor[1]:.1f}% tau {floor[2]:.3f}",
+                      flush=True)
             rows: dict[str, dict[int, list[tuple[float, float, float]]]] = {}
             chosen: dict[int, list[str]] = {n: [] for n in args.sizes}
             fcc_X, fcc_enc = features("fcc")
@@ -185,7 +216,7 @@ def main() -> None:
                     f"tau {np.mean([r[2] for r in rows[label][n]]):.3f}" for n in args.sizes)
                     + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
             del fcc_X, fcc_enc
-            tables.append((space.name, col, dev, batch, int(ok.sum()),
+            tables.append((space.name, col, dev, batch, int(ok.sum()), (tied, floor),
                            {k: {n: np.mean(v[n], axis=0) for n in v} for k, v in rows.items()},
                            {k: len(v[args.sizes[0]]) for k, v in rows.items()}))
             for n in args.sizes:
@@ -236,9 +267,16 @@ def write_markdown(path: str, summary: list, tables: list, sizes: list[int], see
     for sp, col, n, *_, ch in summary:
         out.append(f"- {sp} {col} n={n}: {', '.join(ch)}")
     out += ["", "## Every configuration, per column", ""]
-    for sp, col, dev, batch, n_rows, res, n_seeds in tables:
-        out += [f"### {sp} {col} (device spec {dev}, batch {batch}, {n_rows} rows)", "",
-                "| config | seeds | " + " | ".join(f"MAPE n={n} | acc10 n={n} | tau n={n}"
+    for sp, col, dev, batch, n_rows, (tied, floor), res, n_seeds in tables:
+        tie_note = (f"; {100 * tied:.1f} % of pairs tied in the measurements, so Kendall "
+                    f"tau-b is at most {np.sqrt(1 - tied):.3f}" if tied > 0 else "")
+        out += [f"### {sp} {col} (device spec {dev}, batch {batch}, {n_rows} rows{tie_note})",
+                ""]
+        if floor is not None:
+            out += [f"Whole-millisecond values: a perfect predictor of the unrounded latency "
+                    f"(stored value + U(-0.5, 0.5) ms) scores MAPE {floor[0]:.2f}, acc10 "
+                    f"{floor[1]:.1f}, tau {floor[2]:.3f} against them.", ""]
+        out += ["| config | seeds | " + " | ".join(f"MAPE n={n} | acc10 n={n} | tau n={n}"
                                                   for n in sizes) + " |",
                 "|---|---|" + "---|---|---|" * len(sizes)]
         best = {n: min(res, key=lambda k, n=n: res[k][n][0]) for n in sizes}
