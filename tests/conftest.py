@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -19,6 +21,23 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared data not found at {DATA}")
     return DATA
+
+
+def fit_on_costs(space: Any, encoding: str, est: Any, n: int, seed: int) -> tuple:
+    """Fit ``est`` on ``n`` sampled genomes' standardised ``encoding`` features against a smooth
+    log-latency made of their costs; returns ``(encoder, exported model, mean, scale)``."""
+    from esm.predictor.convert import from_estimator
+    from esm.surrogate import encoders
+
+    enc = encoders.get_encoder(encoding, space)
+    g = space.sample(n, seed=seed)
+    X = enc.transform(g)
+    c = space.costs(g)
+    y = np.log(1e-9 * c.macs + 1e-7 * c.activation_bytes + 0.01 * c.layers + 1)
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale == 0] = 1.0
+    est.fit((X - mean) / scale, y)
+    return enc, from_estimator(est, x_mean=mean, x_scale=scale, target="log"), mean, scale
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,7 @@ import pytest
 from esm import InputError, spaces
 from esm.predictor import ModelArrays, Predictor, reference
 from esm.predictor.convert import from_estimator
+from tests.conftest import fit_on_costs
 
 sk = pytest.importorskip("sklearn")
 
@@ -234,18 +235,7 @@ def test_compiled_roofline_with_custom_device(ofa: spaces.SearchSpace) -> None:
 
 
 def _fit(ofa: spaces.SearchSpace, encoding: str, est: object, n: int = 400) -> tuple:
-    from esm.surrogate import encoders
-
-    enc = encoders.get_encoder(encoding, ofa)
-    g = ofa.sample(n, seed=3)
-    X = enc.transform(g)
-    c = ofa.costs(g)
-    y = np.log(1e-9 * c.macs + 1e-7 * c.activation_bytes + 0.01 * c.layers + 1)
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale == 0] = 1.0
-    est.fit((X - mean) / scale, y)  # type: ignore[attr-defined]
-    m = from_estimator(est, x_mean=mean, x_scale=scale, target="log")
-    return enc, m, mean, scale
+    return fit_on_costs(ofa, encoding, est, n, seed=3)
 
 
 @needs_encoders

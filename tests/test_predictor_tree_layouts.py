@@ -18,6 +18,7 @@ import pytest
 from esm import spaces
 from esm.predictor import ModelArrays, Predictor, reference
 from esm.predictor.convert import from_estimator
+from tests.conftest import fit_on_costs
 
 pytest.importorskip("sklearn")
 
@@ -184,17 +185,7 @@ def ofa() -> spaces.SearchSpace:
 
 
 def _onehot_fit(ofa: spaces.SearchSpace, est: object, n: int = 600) -> tuple:
-    from esm.surrogate import encoders
-
-    enc = encoders.get_encoder("onehot", ofa)
-    g = ofa.sample(n, seed=4)
-    X = enc.transform(g)
-    c = ofa.costs(g)
-    y = np.log(1e-9 * c.macs + 1e-7 * c.activation_bytes + 0.01 * c.layers + 1)
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale == 0] = 1.0
-    est.fit((X - mean) / scale, y)  # type: ignore[attr-defined]
-    return enc, from_estimator(est, x_mean=mean, x_scale=scale, target="log"), mean, scale
+    return fit_on_costs(ofa, "onehot", est, n, seed=4)
 
 
 @needs_encoders

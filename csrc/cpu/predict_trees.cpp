@@ -270,16 +270,15 @@ class Layout {
     return depth;
   }
 
-  static double walk_cost(const ITree& t) {
-    const int32_t depth = depth_of(t);
+  static double walk_cost(int32_t depth) {
     return depth <= kCompleteDepth ? 1.04 * depth : 0.85 * depth + 0.5;
   }
 
-  static double slice_cost(const ITree& t) {
+  static double slice_cost(const ITree& t, int32_t depth) {
     const int64_t n = static_cast<int64_t>(t.size());
     const int64_t leaves = (n + 1) / 2, inner = n - leaves;
     if (leaves > kSliceMaxLeaves || n < 3) return -1.0;
-    if (depth_of(t) <= 8) return 1.0 + 0.05 * static_cast<double>(inner);  // level-coded
+    if (depth <= 8) return 1.0 + 0.05 * static_cast<double>(inner);  // level-coded
     int bits = 0;
     while ((int64_t{1} << bits) < leaves) ++bits;
     return 1.0 + 0.01 * static_cast<double>(inner + leaves * bits / 2);
@@ -679,8 +678,10 @@ class HotBinsT final : public HotBins {
       for (INode& nd : tree) {
         if (nd.left >= 0) nd.word = static_cast<uint32_t>(h->used_[nd.word] * kGroup);
       }
-      const double sc = sliceable && mode != HotLayout::kWalk ? Layout<P>::slice_cost(tree) : -1.0;
-      if (sc >= 0.0 && (mode == HotLayout::kSlice || sc < Layout<P>::walk_cost(tree))) {
+      const int32_t depth = Layout<P>::depth_of(tree);
+      const double sc =
+          sliceable && mode != HotLayout::kWalk ? Layout<P>::slice_cost(tree, depth) : -1.0;
+      if (sc >= 0.0 && (mode == HotLayout::kSlice || sc < Layout<P>::walk_cost(depth))) {
         h->layout_.add_sliced(tree);
       } else {
         h->layout_.add(tree, P::pass(U));

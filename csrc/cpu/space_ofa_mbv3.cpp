@@ -23,6 +23,8 @@ constexpr int64_t kExpands[3] = {3, 4, 6};
 constexpr int64_t kStrides[kStages] = {2, 2, 2, 1, 2};
 constexpr bool kSe[kStages] = {false, true, false, true, true};
 constexpr int64_t F = Accumulator::kFields;
+// config: stem, first, 5 stage widths, final expand, last, classes, resolutions, r0, step
+constexpr int64_t kConfigSize = 13;
 
 std::vector<int32_t> choices(const int64_t* config) {
   std::vector<int32_t> c(kGenes, 3);
@@ -123,7 +125,6 @@ Table tabulate(const int64_t* config) {
 const Table& cached_table(const int64_t* config) {
   thread_local std::vector<int64_t> key;
   thread_local Table table;
-  constexpr int64_t kConfigSize = 13;  // kOfaMbv3.config_size
   if (key.empty() || !std::equal(key.begin(), key.end(), config)) {
     table = tabulate(config);
     key.assign(config, config + kConfigSize);
@@ -158,6 +159,6 @@ void batch(const int32_t* genomes, int64_t n, const int64_t* config, int64_t* to
 
 }  // namespace
 
-extern const SpaceKernel kOfaMbv3{"ofa-mbv3", 13, &choices, &n_slots, &walk, &batch};
+extern const SpaceKernel kOfaMbv3{"ofa-mbv3", kConfigSize, &choices, &n_slots, &walk, &batch};
 
 }  // namespace esm

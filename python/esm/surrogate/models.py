@@ -94,6 +94,12 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover
 
 
+def _export_linear(e: Any) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """``linear`` arrays of a fitted affine model with ``coef_`` and ``intercept_``."""
+    return "linear", {}, {"coef": np.array(e.coef_, dtype=np.float64).ravel(),
+                          "intercept": np.asarray([float(e.intercept_)])}
+
+
 def _check_rows(n: int) -> None:
     if n < 2:
         raise ValueError(f"need at least 2 samples to fit, got {n} sample")
@@ -161,9 +167,7 @@ class RidgeRegressor(LatencyRegressor):
         return Ridge(alpha=float(self.alpha)).fit(Xs, yt)
 
     def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        e = self.estimator_
-        return "linear", {}, {"coef": np.asarray(e.coef_, dtype=np.float64).ravel(),
-                              "intercept": np.asarray([float(e.intercept_)])}
+        return _export_linear(self.estimator_)
 
 
 class LUTRegressor(RidgeRegressor):
@@ -282,9 +286,7 @@ class HuberRegressor(LatencyRegressor):
         return beta, b0, w, it
 
     def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        e = self.estimator_
-        return "linear", {}, {"coef": np.asarray(e.coef_, dtype=np.float64).ravel().copy(),
-                              "intercept": np.asarray([float(e.intercept_)])}
+        return _export_linear(self.estimator_)
 
 
 class ForestRegressor(LatencyRegressor):
