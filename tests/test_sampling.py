@@ -222,3 +222,38 @@ def test_variance_auto_mix_ramp(n_measured: int, pool: sampling.Pool,
         other = sampling.get_strategy("variance", SPACE, mix=0).select(
             pool, 20, seed=7, measured=measured, y=y)
         assert auto.tolist() != other.tolist()
+
+
+def test_ridge_downweights_outliers() -> None:
+    """A few grossly mismeasured rows (one at high leverage) barely move the robust fit, while
+    they pull the plain least-squares fit well off the clean relation."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(1, 3, size=(80, 4))
+    X[0] = [6.0, 6.0, 6.0, 6.0]  # high leverage
+    clean = X @ np.array([2.0, 1.0, 0.5, 1.5]) + 3.0
+    y = clean * (1 + 0.005 * rng.standard_normal(80))
+    y[[0, 5, 9]] *= 1.6
+    Xt = rng.uniform(1, 3, size=(500, 4))
+    yt = Xt @ np.array([2.0, 1.0, 0.5, 1.5]) + 3.0
+
+    def err(m: sampling.RidgeModel) -> float:
+        return float(np.mean(np.abs(m.fit(X, y).predict(Xt) / yt - 1)))
+
+    robust = sampling.RidgeModel()
+    assert err(robust) < 0.01 < err(sampling.RidgeModel(robust=0))
+    assert robust.weights_[[0, 5, 9]].max() < 0.2 and np.median(robust.weights_) == 1.0
+
+
+def test_ridge_relative_fit_lowers_mape() -> None:
+    """With errors proportional to the target (as in latency), the relative (1/y^2-weighted)
+    fit has a lower MAPE than the absolute one, and the model says which it used."""
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, size=(400, 3)) ** 3 * 50
+    y = (X @ np.array([1.0, 2.0, 0.5]) + 1.0) * np.exp(0.1 * rng.standard_normal(400))
+    tr, te = slice(0, 60), slice(60, None)
+
+    def mape(rel: bool) -> float:
+        m = sampling.RidgeModel(relative=rel, robust=0).fit(X[tr], y[tr])
+        return float(np.mean(np.abs(m.predict(X[te]) / y[te] - 1)))
+
+    assert mape(True) < 0.9 * mape(False)
