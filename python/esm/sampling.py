@@ -189,6 +189,7 @@ class Pool:
         self._features: np.ndarray | None = None
         self._unit: np.ndarray | None = None
         self._zfeat: np.ndarray | None = None
+        self._blind: bool | None = None
         self.set_feature_set(feature_set)
 
     def set_feature_set(self, name: str) -> None:
@@ -234,6 +235,25 @@ class Pool:
     def macs(self) -> np.ndarray:
         """Total MACs (millions) of every pool member."""
         return self.costs[:, -3]
+
+    @property
+    def cost_blind(self) -> bool:
+        """Whether the cost features cannot tell the pool's genomes apart.
+
+        True when every gene has the same number of choices and the pool holds fewer than
+        half as many distinct cost-feature rows as distinct canonical genomes: many choices
+        cost nothing countable (NAS-Bench-201's ``none``, ``skip`` and pooling edges all have
+        zero MACs and parameters: 729 distinct cost rows for 15625 cells), so a design on the
+        cost features alone cannot see them. The ``variance`` design then works on costs +
+        genes with shared choice counts (see :class:`VarianceStrategy`).
+        """
+        if self._blind is None:
+            ch = self.space.choices
+            same = bool(np.all(ch == ch[0]))
+            n_gen = len(np.unique(self.space.canonical(self.genomes), axis=0))
+            n_cost = len(np.unique(np.round(self.costs, 9), axis=0))
+            self._blind = same and n_cost < 0.5 * n_gen
+        return self._blind
 
     @property
     def unit(self) -> np.ndarray:
@@ -493,10 +513,18 @@ class VarianceStrategy(Strategy):
         relative = bool(self.params.get("relative", True))
         cost_weight = float(self.params.get("cost_weight", 0.0))
         fs = self.params.get("features", "pool")
+        shared = self.params.get("shared", "auto")
+        kernel = self.params.get("kernel", "auto")
+        blind = pool.cost_blind if "auto" in (fs, shared, kernel) else False
+        if fs == "pool" and blind:  # the cost features cannot see the genes: design on both
+            fs = "costs+genes"
         z = pool.standardized if fs == "pool" else _standardized(pool, str(fs))
+        gamma = (_SHARED_WEIGHT if blind else 0.0) if shared == "auto" else float(shared)
+        if gamma > 0:  # shared effects of every choice value, whichever gene holds it
+            z = np.concatenate([z, gamma * _choice_counts(pool)], axis=1)
         f_lin = z.shape[1]
         parts = [z, np.ones((len(pool), 1))]  # intercept column
-        rho = float(self.params.get("kernel", 0.2))
+        rho = (0.0 if blind else 0.2) if kernel == "auto" else float(kernel)
         if rho > 0:  # residual GP: RBF kernel through random Fourier features
             parts.append(np.sqrt(rho * f_lin) * _rff(z, int(self.params.get("rff", 64)),
                                                      np.random.default_rng(12345)))
@@ -558,6 +586,31 @@ class VarianceStrategy(Strategy):
             score[taken] = -np.inf
             add(int(np.argmax(score)))
         return np.asarray(out)
+
+
+#: Prior scale of the shared choice counts relative to the per-gene features on cost-blind
+#: pools (``shared="auto"``); 2-3 measured equally well on NAS-Bench-201, 6 worse.
+_SHARED_WEIGHT = 3.0
+
+
+def _choice_counts(pool: Pool) -> np.ndarray:
+    """Per genome, how many genes take each choice index, standardized over the pool.
+
+    A cell space's genes share one menu of operations, and an operation costs about the same
+    time on whichever edge it sits: a latency that is close to a sum over the counts. These
+    columns give the design's model that shared effect, so it picks networks whose operation
+    counts pin it down, while the one-hot genes keep the per-gene deviations.
+    """
+    cache: dict[str, np.ndarray] = pool.__dict__.setdefault("_zcache", {})
+    if "counts" not in cache:
+        g = pool.space.canonical(pool.genomes)
+        c = np.stack([(g == v).sum(axis=1) for v in range(int(pool.space.choices.max()))],
+                     axis=1).astype(np.float64)
+        sd = c.std(axis=0)
+        keep = sd > 0
+        cache["counts"] = np.ascontiguousarray((c[:, keep] - c[:, keep].mean(axis=0))
+                                               / sd[keep])
+    return cache["counts"]
 
 
 def _standardized(pool: Pool, feature_set: str) -> np.ndarray:
