@@ -257,3 +257,67 @@ def test_ridge_relative_fit_lowers_mape() -> None:
         return float(np.mean(np.abs(m.predict(X[te]) / y[te] - 1)))
 
     assert mape(True) < 0.9 * mape(False)
+
+
+NB201 = spaces.get("nb201")
+
+
+@pytest.fixture(scope="module")
+def nb201_pool() -> sampling.Pool:
+    return sampling.Pool(NB201, NB201.sample(3000, seed=2))
+
+
+def test_cost_blind_pools(nb201_pool: sampling.Pool, pool: sampling.Pool) -> None:
+    """NAS-Bench-201's cost features alias its cells (none/skip/pooling edges cost nothing
+    countable); ofa-mbv3's tell every network apart."""
+    assert nb201_pool.cost_blind
+    assert not pool.cost_blind
+
+
+def _counts(g: np.ndarray) -> np.ndarray:
+    return np.stack([(g == v).sum(axis=1) for v in range(5)], axis=1).astype(np.float64)
+
+
+def test_variance_on_cost_blind_pool(nb201_pool: sampling.Pool) -> None:
+    """On a cost-blind pool the default design runs on costs + genes with the shared choice
+    counts and no residual kernel; it is seeded, picks distinct, unmeasured, not excluded rows,
+    and its first networks pin the shared operation effects down better than the design
+    without the counts."""
+    pl = nb201_pool
+    st = sampling.get_strategy("default", NB201)
+    first = st.select(pl, 10, seed=0)
+    np.testing.assert_array_equal(first, st.select(pl, 10, seed=0))
+    explicit = sampling.get_strategy("variance", NB201, features="costs+genes", shared=3.0,
+                                     kernel=0).select(pl, 10, seed=0)
+    np.testing.assert_array_equal(first, explicit)
+    plain = sampling.get_strategy("variance", NB201, features="costs+genes", shared=0,
+                                  kernel=0).select(pl, 10, seed=0)
+    assert first.tolist() != plain.tolist()
+    # the operation counts of the picks span every shared direction (5 counts summing to 6:
+    # rank 4), better conditioned than without the count features
+    def smallest_sv(idx: np.ndarray) -> float:
+        c = _counts(pl.genomes[idx])
+        return float(np.linalg.svd(c - c.mean(axis=0), compute_uv=False)[3])
+    assert smallest_sv(first) > 0.5
+    assert smallest_sv(first) > smallest_sv(plain)
+    # later steps: with a model, measured and excluded rows are never picked
+    y = 5.0 + _counts(pl.genomes[first]) @ np.array([0.5, 0.1, 1.0, 3.0, 1.5])
+    held = np.arange(0, 200, dtype=np.int64)
+    held = held[~np.isin(held, first)]
+    nxt = st.select(pl, 15, seed=3, measured=first, y=y, exclude=held)
+    np.testing.assert_array_equal(nxt, st.select(pl, 15, seed=3, measured=first, y=y,
+                                                 exclude=held))
+    assert len(set(nxt.tolist())) == 15
+    assert not set(nxt.tolist()) & (set(first.tolist()) | set(held.tolist()))
+
+
+def test_variance_not_cost_blind_unchanged(pool: sampling.Pool, labels: np.ndarray) -> None:
+    """Where the costs see the genes (ofa-mbv3) the default design is the pool-feature design
+    with the residual kernel and no shared counts, as before."""
+    measured = np.arange(0, 30, dtype=np.int64)
+    a = sampling.get_strategy("default", SPACE).select(pool, 12, seed=1, measured=measured,
+                                                       y=labels[measured])
+    b = sampling.get_strategy("variance", SPACE, features="pool", shared=0,
+                              kernel=0.2).select(pool, 12, seed=1, measured=measured,
+                                                 y=labels[measured])
+    np.testing.assert_array_equal(a, b)
