@@ -43,31 +43,25 @@ a dataset file), never one already measured, and is a deterministic function of 
                about the same on every edge) and drops the residual kernel.
 =============  ==============================================================================
 
-The default was chosen by ``benchmarks/analysis.py`` on the ofa-mbv3 large-batch GPU columns
-(``benchmarks/results/analysis/analysis.md``: 8 seeds, initial batch and steps of 5 for both
-strategies, the same step model). It does NOT yet meet the goal of 0.6x the samples of uniform
-random at every target: it does at loose targets on some columns (2080ti_64 at 5 %: 0.26x;
-titan_xp_32 at 5 %: 0.46x), is close on 2080ti_32 at 12 % (0.63x) and titan_xp_64 at 5 %
-(0.67x), and saves only 16-23 % at the tight targets (3-4 %), where both learning curves are in
-their flat tail. Designing on a fixed feature set instead of following the step model's
-choice was measured and is worse there; the uniform share (``ramp``) matters less than the
-seeds.
-
-On nb201 (Kendall tau on every unmeasured row; 8 seeds, steps of 5, the same step model) the
-cost-blind rule (costs + genes + shared choice counts, no kernel) reaches tau 0.9 with 10
-networks on every column (random: 22-32, 0.31-0.44x), tau 0.95 on 2080ti with 10 (0.39x) and
-0.98 there with 12 (0.43x), but only 0.70x / 1.00x at tau 0.95 / 0.98 on 1080ti and 0.74x at
-0.95 on titanx (before: 0.69-1.12x everywhere). Its first picks include the uniform cells
-(every edge the same operation), which put the shared operation effects into the span of the
-ridge's one-hot genes. A label-knowing greedy design with the same step model needs 5-15
-networks for every target (0.23-0.54x), so the remaining gap at the tight targets is the
-design's, after its first 10 networks. ofa-mbv3 is not cost-blind and its picks are unchanged.
+The default was chosen by ``benchmarks/analysis.py`` (``benchmarks/results/analysis/
+analysis.md``: 8 seeds, initial batch and steps of 5 for both strategies, the same step model).
+It does NOT yet meet the goal of 0.6x the samples of uniform random at every target. It does at
+the loose targets: ofa-mbv3 2080ti_64 and titan_xp_64 at 5 % MAPE (0.49x, 0.59x; titan_xp_32
+0.61x) and nb201 Kendall tau 0.9 on all three GPUs (0.32-0.43x) and 0.95 on 2080ti (0.39x). At
+the tight targets (ofa 3 %: 0.83-1.29x; nb201 tau 0.98: 0.89-0.97x) it is no better than
+random: its learning curve falls much faster at first, then runs flat while random's catches
+up, and both end in the same tail. Designing on a fixed feature set instead of following the
+step model's choice was measured and is worse; the uniform share (``ramp``) and the kernel
+weight matter less than the seeds. On nb201 the cost-blind rule above brought tau 0.9 from
+20-30 networks to 10; a label-knowing greedy design with the same step model reaches every
+nb201 target with 5-15 networks, so the remaining gap is the design's, after its first picks.
 
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
 core, plus totals), optionally with the one-hot genes (``Pool.feature_set``; the build loop
 uses whichever set its step model chose by leave-one-out error), and the ridge model is
-:class:`RidgeModel` (NumPy only, regularisation chosen by closed-form leave-one-out error), fast
+:class:`RidgeModel` (NumPy only; relative error, outlier-robust, regularisation chosen by
+closed-form leave-one-out error), fast
 enough to refit at every step.
 """
 
