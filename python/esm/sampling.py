@@ -61,8 +61,7 @@ The features of ``diversity``/``active``/``variance`` and the proxy of ``balance
 core, plus totals), optionally with the one-hot genes (``Pool.feature_set``; the build loop
 uses whichever set its step model chose by leave-one-out error), and the ridge model is
 :class:`RidgeModel` (NumPy only; relative error, outlier-robust, regularisation chosen by
-closed-form leave-one-out error), fast
-enough to refit at every step.
+closed-form leave-one-out error), fast enough to refit at every step.
 """
 
 from __future__ import annotations
