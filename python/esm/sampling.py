@@ -135,8 +135,9 @@ class RidgeModel:
     judged by. Exact leverages (not GCV's average) keep the choice sound when a sampling
     strategy picks high-leverage networks on purpose.
 
-    Two refinements make the fit match MAPE on real measurements (``benchmarks/analysis.py``;
-    each lowered the error of every strategy on the ofa-mbv3 GPU columns):
+    Two refinements make the fit match MAPE on real measurements (``benchmarks/analysis.py``:
+    together they lowered the learning curves of both uniform random and the default strategy
+    on the ofa-mbv3 GPU columns; relative weights alone helped random but not the design):
 
     - ``relative``: with positive targets, minimise the squared *relative* error (weighted
       least squares, weights ``1 / y**2``), so the fit spends its parameters where MAPE is
