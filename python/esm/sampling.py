@@ -178,13 +178,12 @@ class RidgeModel:
         self.scale_ = np.where(sd > 0, sd, 1.0)
         rel = np.abs(y) if positive else np.ones(n)
         self.weights_ = np.ones(n)  # Huber weights
-        for _ in range(self.robust):
+        for round_ in range(self.robust + 1):  # the last fit uses the last weights
             r = self._solve(X, y, base * self.weights_, rel)
             mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-            if not mad > 1e-9:  # (near) exact fit: nothing to downweight
+            if round_ == self.robust or not mad > 1e-9:  # (near) exact fit: nothing to weight
                 break
             self.weights_ = np.minimum(1.0, 1.345 * mad / np.maximum(np.abs(r), 1e-300))
-        self._solve(X, y, base * self.weights_, rel)
         return self
 
     def _solve(self, X: np.ndarray, y: np.ndarray, w: np.ndarray,
@@ -235,6 +234,7 @@ class Pool:
         self._features: np.ndarray | None = None
         self._unit: np.ndarray | None = None
         self._zfeat: np.ndarray | None = None
+        self._zcache: dict[str, np.ndarray] = {}  # standardized sets other than the current
         self._blind: bool | None = None
         self.set_feature_set(feature_set)
 
@@ -262,19 +262,19 @@ class Pool:
     def features(self) -> np.ndarray:
         """Features of the pool in the current feature set, ``[P, F]``."""
         if self._features is None:
-            self._features = (self.costs if self.feature_set == "costs" else np.concatenate(
-                [self.costs, gene_onehot(self.space, self.genomes)], axis=1))
+            self._features = self.features_in(self.feature_set)
         return self._features
+
+    def features_in(self, feature_set: str) -> np.ndarray:
+        """Features of the pool in ``feature_set`` (the cost features computed once)."""
+        return self.costs if feature_set == "costs" else np.concatenate(
+            [self.costs, gene_onehot(self.space, self.genomes)], axis=1)
 
     @property
     def standardized(self) -> np.ndarray:
         """Features standardized over the pool (zero-variance columns dropped)."""
         if self._zfeat is None:
-            f = self.features
-            sd = f.std(axis=0)
-            keep = sd > 0
-            self._zfeat = np.ascontiguousarray((f[:, keep] - f[:, keep].mean(axis=0))
-                                               / sd[keep])
+            self._zfeat = _zscore(self.features)
         return self._zfeat
 
     @property
@@ -651,29 +651,28 @@ def _choice_counts(pool: Pool) -> np.ndarray:
     columns give the design's model that shared effect, so it picks networks whose operation
     counts pin it down, while the one-hot genes keep the per-gene deviations.
     """
-    cache: dict[str, np.ndarray] = pool.__dict__.setdefault("_zcache", {})
-    if "counts" not in cache:
+    if "counts" not in pool._zcache:
         g = pool.space.canonical(pool.genomes)
         c = np.stack([(g == v).sum(axis=1) for v in range(int(pool.space.choices.max()))],
                      axis=1).astype(np.float64)
-        sd = c.std(axis=0)
-        keep = sd > 0
-        cache["counts"] = np.ascontiguousarray((c[:, keep] - c[:, keep].mean(axis=0))
-                                               / sd[keep])
-    return cache["counts"]
+        pool._zcache["counts"] = _zscore(c)
+    return pool._zcache["counts"]
 
 
 def _standardized(pool: Pool, feature_set: str) -> np.ndarray:
     """``pool.standardized`` in ``feature_set`` whatever the pool's current set (cached)."""
-    cache: dict[str, np.ndarray] = pool.__dict__.setdefault("_zcache", {})
-    if feature_set not in cache:
-        f = features(pool.space, pool.genomes, feature_set) if feature_set != "costs" \
-            else pool.costs
-        sd = f.std(axis=0)
-        keep = sd > 0
-        cache[feature_set] = np.ascontiguousarray((f[:, keep] - f[:, keep].mean(axis=0))
-                                                  / sd[keep])
-    return cache[feature_set]
+    if feature_set not in FEATURE_SETS:
+        raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
+    if feature_set not in pool._zcache:
+        pool._zcache[feature_set] = _zscore(pool.features_in(feature_set))
+    return pool._zcache[feature_set]
+
+
+def _zscore(f: np.ndarray) -> np.ndarray:
+    """Columns of ``f`` standardized (zero-variance columns dropped), C-contiguous."""
+    sd = f.std(axis=0)
+    keep = sd > 0
+    return np.ascontiguousarray((f[:, keep] - f[:, keep].mean(axis=0)) / sd[keep])
 
 
 def _rff(z: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
