@@ -12,7 +12,20 @@ from tests.conftest import HAVE_TORCH
 pytestmark = pytest.mark.skipif(not HAVE_TORCH, reason="measuring needs torch")
 
 
-def test_tiny_device_build(tmp_path: Path) -> None:
+def _have_gpu() -> bool:
+    import torch
+
+    from esm import cuda
+
+    return cuda.available() and torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not HAVE_TORCH or not _have_gpu(), reason="no usable CUDA GPU (or esm without CUDA)")]),
+])
+def test_tiny_device_build(tmp_path: Path, device: str) -> None:
     from esm import spaces
     from esm.build import BuildConfig, DeviceOracle, build
     from esm.measure import Settings
@@ -23,8 +36,11 @@ def test_tiny_device_build(tmp_path: Path) -> None:
     settings = Settings.quick(max_time_s=0.05, min_samples=3, warmup_min_s=0.0,
                               warmup_max_s=0.02)
     with Store(tmp_path / "s.sqlite") as store:
-        oracle = DeviceOracle(space, "cpu", store, pool_size=40, seed=0, threads=1,
+        oracle = DeviceOracle(space, device, store, pool_size=40, seed=0, threads=1,
                               settings=settings)
+        run = store.run(oracle.run_id)
+        assert run["device"] == ("cpu" if device == "cpu" else "cuda:0")
+        assert ("gpu" in run["provenance"]) == (device == "cuda")
         cfg = BuildConfig(strategy="balanced", initial=6, batch=4, val_size=4,
                           target_mape=None, budget_samples=14, seed=0)
         res, model = build(oracle, cfg)
@@ -50,7 +66,7 @@ def test_tiny_device_build(tmp_path: Path) -> None:
         assert "Measurement quality" in rep.read_text()
 
         # building again with the same store re-uses the stored measurements
-        oracle2 = DeviceOracle(space, "cpu", store, pool_size=40, seed=0, threads=1,
+        oracle2 = DeviceOracle(space, device, store, pool_size=40, seed=0, threads=1,
                                settings=settings)
         assert oracle2.run_id == oracle.run_id
         r2 = oracle2.measure(np.asarray(res["measured"]["train"][:3]))

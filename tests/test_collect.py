@@ -70,6 +70,25 @@ def test_collect_resume_and_drift_checks(tmp_path):
         assert Settings.from_dict(run["settings"]) == FAST
 
 
+@pytest.mark.gpu
+def test_cli_collect_cuda(tmp_path):
+    import torch
+
+    from esm import cuda
+
+    if not (cuda.available() and torch.cuda.is_available()):
+        pytest.skip("no usable CUDA GPU (or esm built without CUDA)")
+    store = tmp_path / "s.sqlite"
+    assert main(["collect", "--space", "ofa-mbv3", "--space-params", json.dumps(TINY), "--n",
+                 "3", "--device", "cuda", "--batch-size", "4", "--store", str(store),
+                 "--settings", str(_fast_settings_file(tmp_path))]) == 0
+    with Store(store) as st:
+        (run,) = st.runs()
+        assert run["device"] == "cuda:0" and run["batch_size"] == 4
+        rows = st.measurements(run["id"])
+        assert len(rows) == 3 and all(r["status"] == "ok" and r["median_ms"] > 0 for r in rows)
+
+
 def _fast_settings_file(tmp_path):
     f = tmp_path / "fast.json"
     f.write_text(json.dumps(FAST.to_dict()))

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one pass (for a machine with an NVIDIA GPU and the CUDA
+# toolkit): build esm with CUDA in place, run the GPU tests, the GPU benchmark, `esm demo` on
+# the GPU and the whole test suite. Logs go to $OUT (default /tmp/esm-gpu-check).
+# Usage: tools/gpu_check.sh [STEP ...]   steps: tests bench demo suite (default: all; the build
+# always runs). PY=python3, ARCH=90, JOBS=$(nproc), DEMO_ARGS="" may be overridden.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/esm-gpu-check}
+PY=${PY:-python3}
+ARCH=${ARCH:-90}
+JOBS=${JOBS:-$(nproc)}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=python:.
+step() { echo "== $1 ($(date +%T))"; }
+steps=" ${*:-tests bench demo suite} "
+want() { [[ $steps == *" $1 "* ]]; }
+
+# The tests and benchmarks read ../shared/data; a copy travels as .devdata where needed.
+if [ -d .devdata ] && [ ! -d ../shared/data ]; then mkdir -p ../shared && cp -r .devdata ../shared/data; fi
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+nvcc --version | tail -2
+"$PY" -c "import sys, torch, numpy, sklearn; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available(), 'numpy', numpy.__version__, 'sklearn', sklearn.__version__)"
+
+step "build (sm_$ARCH)"
+t0=$(date +%s)
+gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+if ! { cmake -S . -B build/gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DESM_CUDA=ON \
+         -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" \
+         -DPython_EXECUTABLE="$(command -v "$PY")" -DSKBUILD_PROJECT_VERSION=0.1.0 &&
+       cmake --build build/gpu -j"$JOBS"; } >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"; exit 1
+fi
+cp build/gpu/_core*.so build/gpu/_cuda*.so python/esm/
+echo "built in $(( $(date +%s) - t0 )) s"
+"$PY" -c "from esm import cuda; print('esm cuda devices:', cuda.devices())"
+
+if want tests; then
+step "GPU tests"
+timeout 150 "$PY" -m pytest -p no:cacheprovider -v -rs -m gpu tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
+fi
+
+if want bench; then
+step "GPU benchmark"
+timeout 200 "$PY" benchmarks/bench_gpu.py 2>&1 | tee "$OUT/bench_gpu.log"
+fi
+
+if want demo; then
+step "esm demo on the GPU (README's first command)"
+t0=$(date +%s)
+rm -rf /tmp/esm-demo
+# shellcheck disable=SC2086
+timeout 300 "$PY" -m esm demo --dir /tmp/esm-demo ${DEMO_ARGS:-} 2>&1 | tail -30 | tee "$OUT/demo.log"
+echo "demo wall: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/demo.log"
+tar -C /tmp -czf "$OUT/demo.tgz" --exclude='*.sqlite*' esm-demo 2>/dev/null
+fi
+
+if want suite; then
+step "whole test suite"
+timeout 240 "$PY" -m pytest -p no:cacheprovider -q -rs -n "$JOBS" tests 2>&1 | tee "$OUT/tests.log" | tail -25
+fi
+step "done"
