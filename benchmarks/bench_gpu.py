@@ -10,8 +10,9 @@ Prints, in one run (needs a GPU and esm built with CUDA):
    difference between the two paths.
 2. **Measurement** — ``--nets`` ofa-mbv3 networks on the GPU at batch 1 and ``--batch``: esm
    ``measure_module`` (CUDA events, adaptive stopping) against
-   ``torch.utils.benchmark.Timer.blocked_autorange``: the two medians' relative difference,
-   esm's CI, wall time per network, and esm's repeatability over two separate ``collect`` runs.
+   ``torch.utils.benchmark.Timer.blocked_autorange`` and esm in CUDA-graph mode (launch
+   overhead removed), two passes over the networks: each tool's repeatability (pass A vs B),
+   the tools' relative difference, esm's CI, the SM clock and wall time per network.
 
 Usage: ``PYTHONPATH=python python benchmarks/bench_gpu.py [--n 1000000] [--nets 10]``.
 """
@@ -22,7 +23,6 @@ import argparse
 import importlib.util
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -46,7 +46,7 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-def predictor(n: int, train: int, column: str, repeat: int) -> None:
+def predictor(n: int, train: int, column: str, repeat: int, chunk: int) -> None:
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
     from sklearn.linear_model import Ridge
 
@@ -56,7 +56,7 @@ def predictor(n: int, train: int, column: str, repeat: int) -> None:
     genomes = space.sample(n, seed=123)
     g_dev = cp.asarray(genomes) if cp is not None else None
     print(f"== predictor: {n:,} random ofa-mbv3 genomes, trained on {len(g_train)} rows of "
-          f"{column}; {os.cpu_count()} CPUs; cupy {'yes' if cp is not None else 'no'}")
+          f"{column}; {os.cpu_count()} CPUs; GPU chunk {chunk:,}; cupy {cp is not None}")
     hdr = (f"{'family':<26} {'cpu/s':>12} {'gpu/s (numpy)':>14} {'gpu/s (cupy)':>13} "
            f"{'gpu/cpu':>8} {'max rel diff':>13}")
     print(hdr + "\n" + "-" * len(hdr))
@@ -83,12 +83,13 @@ def predictor(n: int, train: int, column: str, repeat: int) -> None:
         pred.predict(genomes[:1000])
         pred.predict(genomes[:1000], device="cuda")  # warm up: device model, kernels
         t_cpu, ref = _best(lambda p=pred: p.predict(genomes), repeat)
-        t_gpu, out = _best(lambda p=pred: p.predict(genomes, device="cuda"), repeat)
+        t_gpu, out = _best(lambda p=pred: p.predict(genomes, device="cuda", chunk=chunk),
+                            repeat)
         diff = float(np.max(np.abs(np.asarray(out) - ref) / np.abs(ref)))
         cupy_rate = "-"
         if cp is not None:
             def on_device(p: Predictor = pred) -> Any:
-                res = p.predict(g_dev, device="cuda")
+                res = p.predict(g_dev, device="cuda", chunk=chunk)
                 cp.cuda.get_current_stream().synchronize()
                 return res
             t_dev, res = _best(on_device, repeat)
@@ -101,56 +102,61 @@ def predictor(n: int, train: int, column: str, repeat: int) -> None:
           "on the device end to end; other encodings are encoded on the CPU).")
 
 
+def _rep(ab: np.ndarray) -> str:
+    d = np.abs(ab[1] / ab[0] - 1)
+    return f"{np.median(d):.2%} (max {np.max(d):.2%})"
+
+
 def measurement(nets: int, batch: int, max_time: float) -> None:
     import torch
     from torch.utils import benchmark
 
-    from esm.collect import architectures, collect
+    from esm.collect import architectures
     from esm.measure import Settings, measure_module
-    from esm.store import Store, genome_key
 
     sp = spaces.get("ofa-mbv3")
     genomes = architectures(sp, nets, seed=0)
-    settings = Settings(max_time_s=max_time)
+    eager = Settings(max_time_s=max_time)
+    graph = eager.replace(cuda_graph=True)
     print(f"== measurement: {nets} ofa-mbv3 networks on {torch.cuda.get_device_name(0)}, "
-          f"cap {max_time} s per measurement")
+          f"cap {max_time} s per measurement, two passes over the networks")
     for bs in (1, batch):
-        rows = []
-        for g in genomes:
-            net = sp.build(g).eval().cuda()
-            shape = sp.input_shape(g, bs)
-            t0 = time.perf_counter()
-            m = measure_module(net, shape, "cuda", settings)
-            esm_wall = time.perf_counter() - t0
-            x = torch.randn(*shape, device="cuda")
-            with torch.inference_mode():
+        models = [(sp.build(g).eval().cuda(), sp.input_shape(g, bs)) for g in genomes]
+        res: dict[str, np.ndarray] = {k: np.zeros((2, nets)) for k in (
+            "esm", "graph", "torch", "esm_ci", "esm_ok", "clock", "esm_s", "torch_s")}
+        for p in range(2):
+            for i, (net, shape) in enumerate(models):
                 t0 = time.perf_counter()
-                tm = benchmark.Timer("net(x)", globals={"net": net, "x": x}).blocked_autorange(
-                    min_run_time=max_time / 3)
-                torch_wall = time.perf_counter() - t0
-            rows.append((genome_key(g), m.median_ms, m.rel_ci, m.unstable, esm_wall,
-                         tm.median * 1e3, torch_wall))
-        diff = np.array([r[1] / r[5] - 1 for r in rows])
-        ci = np.array([r[2] for r in rows])
-        med = np.median([r[1] for r in rows])
-        print(f"  batch {bs}: median latency {med:.3f} ms; esm vs torch medians: median |diff| "
-              f"{np.median(np.abs(diff)):.2%}, max {np.max(np.abs(diff)):.2%}; esm CI half-width "
-              f"median {np.median(ci):.2%}; reached target {sum(not r[3] for r in rows)}/"
-              f"{len(rows)}; wall per network esm {np.mean([r[4] for r in rows]):.2f} s, torch "
-              f"{np.mean([r[6] for r in rows]):.2f} s", flush=True)
+                m = measure_module(net, shape, "cuda", eager)
+                res["esm_s"][p, i] = time.perf_counter() - t0
+                res["esm"][p, i], res["esm_ci"][p, i] = m.median_ms, m.rel_ci
+                res["esm_ok"][p, i] = not m.unstable
+                res["clock"][p, i] = np.median(m.sm_clock_mhz)
+                res["graph"][p, i] = measure_module(net, shape, "cuda", graph).median_ms
+                x = torch.randn(*shape, device="cuda")
+                with torch.inference_mode():
+                    t0 = time.perf_counter()
+                    tm = benchmark.Timer("net(x)", globals={"net": net, "x": x}
+                                         ).blocked_autorange(min_run_time=max_time / 3)
+                    res["torch_s"][p, i] = time.perf_counter() - t0
+                res["torch"][p, i] = tm.median * 1e3
         if bs == 1:
-            first = {r[0]: r[1] for r in rows}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "rep.sqlite")
-        t0 = time.perf_counter()
-        res = collect(sp, "cuda", nets, path, settings=settings, progress=False, n_references=0)
-        wall = time.perf_counter() - t0
-        with Store(path) as st:
-            second = {r["key"]: r["median_ms"] for r in st.measurements(res["run_id"])}
-    rel = np.array([second[k] / v - 1 for k, v in first.items() if k in second])
-    print(f"  repeatability, batch 1 (a separate esm collect run, {wall:.1f} s): median |rel "
-          f"diff| {np.median(np.abs(rel)):.2%}, max {np.max(np.abs(rel)):.2%} over {rel.size} "
-          f"networks")
+            print("  batch 1, per network (ms), pass A / pass B: esm eager | esm graph | torch "
+                  "Timer | SM MHz")
+            for i in range(nets):
+                print("   " + " | ".join(f"{res[k][0, i]:7.3f} / {res[k][1, i]:7.3f}"
+                                         for k in ("esm", "graph", "torch"))
+                      + f" | {res['clock'][0, i]:5.0f} / {res['clock'][1, i]:5.0f}")
+
+        d = np.abs(res["esm"][0] / res["torch"][0] - 1)
+        print(f"  batch {bs}: median latency esm {np.median(res['esm']):.3f} ms, graph "
+              f"{np.median(res['graph']):.3f} ms, torch {np.median(res['torch']):.3f} ms; esm vs "
+              f"torch (pass A) median |diff| {np.median(d):.2%}, max {np.max(d):.2%}")
+        print("    repeatability A vs B, median |rel diff|: " + ", ".join(
+            f"{k} {_rep(res[k])}" for k in ("esm", "graph", "torch")))
+        print(f"    esm CI half-width median {np.median(res['esm_ci']):.2%}, reached its target "
+              f"{int(res['esm_ok'].sum())}/{2 * nets}; wall per network esm "
+              f"{res['esm_s'].mean():.2f} s, torch {res['torch_s'].mean():.2f} s", flush=True)
 
 
 def main() -> None:
@@ -159,15 +165,18 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=2000, help="training rows")
     ap.add_argument("--column", default="lat_2080ti_32")
     ap.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported")
+    ap.add_argument("--chunk", type=int, default=65536, help="rows per GPU chunk")
     ap.add_argument("--nets", type=int, default=10, help="networks to measure")
     ap.add_argument("--batch", type=int, default=32, help="the larger measured batch")
     ap.add_argument("--max-time", type=float, default=2.0, help="cap per measurement (s)")
     ap.add_argument("--skip-measure", action="store_true")
+    ap.add_argument("--skip-predict", action="store_true")
     args = ap.parse_args()
     if not cuda.available():
         raise SystemExit(f"no usable CUDA device: {cuda.devices()[1]}")
     print(f"device: {cuda.devices()[0][0]}")
-    predictor(args.n, args.train, args.column, args.repeat)
+    if not args.skip_predict:
+        predictor(args.n, args.train, args.column, args.repeat, args.chunk)
     if not args.skip_measure:
         measurement(args.nets, args.batch, args.max_time)
 

@@ -3,7 +3,7 @@
 # toolkit): build esm with CUDA in place, run the GPU tests, the GPU benchmark, `esm demo` on
 # the GPU and the whole test suite. Logs go to $OUT (default /tmp/esm-gpu-check).
 # Usage: tools/gpu_check.sh [STEP ...]   steps: tests bench demo suite (default: all; the build
-# always runs). PY=python3, ARCH=90, JOBS=$(nproc), DEMO_ARGS="" may be overridden.
+# always runs). PY=python3, ARCH=90, JOBS=$(nproc), BENCH_ARGS="", DEMO_ARGS="" may be overridden.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/esm-gpu-check}
@@ -44,7 +44,8 @@ fi
 
 if want bench; then
 step "GPU benchmark"
-timeout 200 "$PY" benchmarks/bench_gpu.py 2>&1 | tee "$OUT/bench_gpu.log"
+# shellcheck disable=SC2086
+timeout 200 "$PY" benchmarks/bench_gpu.py ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench_gpu.log"
 fi
 
 if want demo; then
