@@ -166,6 +166,20 @@ def test_cli_bad_input_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     assert "error" in err and "Traceback" not in err
 
 
+def test_cli_cuda_graph_needs_a_cuda_device(tmp_path: Path) -> None:
+    from esm.cli.build import _cuda_graph
+
+    assert main(["build", "--space", "ofa-mbv3", "--device", "cpu", "--store",
+                 str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "m.esm"),
+                 "--cuda-graph"]) == 2
+    assert main(["demo", "--device", "cpu", "--dir", str(tmp_path / "d"), "--cuda-graph"]) == 2
+    assert sorted(tmp_path.iterdir()) == []  # nothing written
+    # on by default for the demo, off for esm build, only ever on CUDA devices
+    assert _cuda_graph("cuda", None, True) and not _cuda_graph("cuda:1", None, False)
+    assert _cuda_graph("cuda:0", True, False) and not _cuda_graph("cuda", False, True)
+    assert not _cuda_graph("cpu", None, True) and not _cuda_graph("cpu", False, True)
+
+
 def test_cli_bad_column_exit_2(small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--space", "ofa-mbv3", "--from-csv", str(small_csv), "--target",
                  "lat_nope", "--budget-samples", "50"]) == 2

@@ -64,6 +64,8 @@ def test_tiny_device_build(tmp_path: Path, device: str) -> None:
         rep = write_report(res, tmp_path / "rep")
         assert (tmp_path / "rep" / "quality.png").is_file()
         assert "Measurement quality" in rep.read_text()
+        assert ("eager forward (launch overhead included)" in rep.read_text()) == (
+            device == "cuda")
 
         # building again with the same store re-uses the stored measurements
         oracle2 = DeviceOracle(space, device, store, pool_size=40, seed=0, threads=1,

@@ -185,6 +185,14 @@ def _num(v: Any, fmt: str = ".2f") -> str:
         else format(v, fmt)
 
 
+def _timing(oracle: dict[str, Any]) -> str:
+    """How a CUDA device was timed, for the report's source line."""
+    if not str(oracle.get("device", "")).startswith("cuda"):
+        return ""
+    graph = (oracle.get("settings") or {}).get("cuda_graph")
+    return ", CUDA-graph replays" if graph else ", eager forward (launch overhead included)"
+
+
 def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
                  *, extra: str = "") -> Path:
     """Write ``build.json``, ``report.md`` and the plots into ``directory``; returns the
@@ -201,7 +209,7 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
     src = (f"dataset `{o.get('path')}` column `{o.get('column')}` (lookup oracle; device "
            "seconds simulated)" if o.get("kind") == "csv" else
            f"device `{o.get('device')}` (batch {o.get('batch_size')}, {o.get('threads')} "
-           f"threads), store `{o.get('store')}` run {o.get('run_id')}")
+           f"threads{_timing(o)}), store `{o.get('store')}` run {o.get('run_id')}")
     s = result["seconds"]
     lines = [
         f"# esm build report: {result['space']}",

@@ -88,6 +88,11 @@ def _device_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
                    help="CPU timer clock (device): wall = latency (default); thread_cpu = the "
                    "timing thread's CPU time, for --threads 1 on a machine shared with others")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="on a CUDA device, time replays of the forward captured as a CUDA graph: "
+                   "the GPU's execution without Python's kernel-launch overhead, which dominates "
+                   "and makes eager timings noisy for small networks on fast GPUs (default: on "
+                   "for esm demo, off for esm build)")
     p.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
                    help="keep raw latencies (default: normalise every measurement to the "
                    "run's first reference-network check, see esm.drift)")
@@ -114,6 +119,14 @@ def _warn_if_busy(device: str, clock: str) -> None:
         print(f"esm: warning: load average {load:.1f} on {cores} cores: other work shares "
               "the CPU, so latencies will drift (the build corrects uniform drift by a "
               "reference network; --clock thread_cpu times CPU time instead)", file=sys.stderr)
+
+
+def _cuda_graph(device: str, asked: bool | None, default: bool) -> bool:
+    """Whether to time CUDA-graph replays: only on CUDA devices (asked for on a CPU: error)."""
+    on_gpu = device.strip().lower().startswith("cuda")
+    if asked and not on_gpu:
+        raise InputError(f"--cuda-graph times CUDA devices; the device is {device!r}")
+    return on_gpu and (default if asked is None else asked)
 
 
 def _say(quiet: bool) -> Any:
@@ -196,9 +209,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         from esm.measure import Settings
         from esm.store import Store
 
+        settings = Settings.preset(args.settings).replace(
+            clock=args.clock, cuda_graph=_cuda_graph(args.device, args.cuda_graph, False))
         _warn_if_busy(args.device, args.clock)
         store = Store(args.store)
-        settings = Settings.preset(args.settings).replace(clock=args.clock)
         oracle = DeviceOracle(space, args.device, store, pool_size=args.pool_size,
                               seed=args.seed, batch_size=args.batch_size, threads=args.threads,
                               settings=settings, drift_correction=args.drift_correction)
@@ -263,6 +277,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         except ImportError:
             raise InputError("esm demo measures networks and needs torch") from None
+    graph = _cuda_graph(device, args.cuda_graph, True)
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
     say = _say(args.json)
@@ -270,14 +285,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # one intra-op thread: on a small or shared CPU, more threads make every forward slower
     # and noisier (OpenMP spin-waits); `esm build --threads N` builds for N threads
     threads = 1
-    say(f"esm demo: ofa-mbv3 surrogate for {device}, ~{args.budget_seconds:.0f} device seconds")
+    say(f"esm demo: ofa-mbv3 surrogate for {device}{' (CUDA-graph timing)' if graph else ''}, "
+        f"~{args.budget_seconds:.0f} device seconds")
     cfg = BuildConfig(initial=20, batch=20, target_mape=args.target_mape,
                       budget_seconds=args.budget_seconds, val_size=30, seed=args.seed)
     _warn_if_busy(device, args.clock)
     with Store(out / "store.sqlite") as store:
         oracle = DeviceOracle(space, device, store, pool_size=2000, seed=args.seed,
                               threads=threads if device.startswith("cpu") else None,
-                              settings=Settings.quick().replace(clock=args.clock),
+                              settings=Settings.quick().replace(clock=args.clock,
+                                                                cuda_graph=graph),
                               drift_correction=args.drift_correction,
                               progress=None if args.json else _progress_line)
         result, model = build(oracle, cfg, log=say)
