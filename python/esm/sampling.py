@@ -55,6 +55,9 @@ step model's choice was measured and is worse; the uniform share (``ramp``) and 
 weight matter less than the seeds. On nb201 the cost-blind rule above brought tau 0.9 from
 20-30 networks to 10; a label-knowing greedy design with the same step model reaches every
 nb201 target with 5-15 networks, so the remaining gap is the design's, after its first picks.
+On ofa-mbv3 such a bound reaches 3 % on 2080ti_64 with 30 networks by measuring networks that
+lie on the relation the whole file supports, while the design's picks are twice as often
+mismeasured as uniform ones (``benchmarks/results/analysis/oracle_bound.md``).
 
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
