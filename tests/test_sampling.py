@@ -274,6 +274,20 @@ def test_cost_blind_pools(nb201_pool: sampling.Pool, pool: sampling.Pool) -> Non
     assert not pool.cost_blind
 
 
+def test_choice_counts_and_shared_menu(nb201_pool: sampling.Pool) -> None:
+    g = nb201_pool.genomes[:50]
+    c = sampling.choice_counts(NB201, g)
+    assert c.shape == (50, 5) and np.all(c.sum(axis=1) == 6)
+    np.testing.assert_array_equal(c, _counts(NB201.canonical(g)))
+    f = sampling.features(NB201, g, "costs+counts")
+    np.testing.assert_array_equal(f, np.concatenate([sampling.cost_features(NB201, g), c], 1))
+    np.testing.assert_array_equal(nb201_pool.features_in("costs+counts")[:50], f)
+    assert sampling.shared_menu(NB201) and sampling.shared_menu(spaces.get("fbnet"))
+    assert not sampling.shared_menu(SPACE)
+    with pytest.raises(InputError, match="share one menu"):
+        sampling.features(SPACE, SPACE.sample(3, seed=0), "costs+counts")
+
+
 def _counts(g: np.ndarray) -> np.ndarray:
     return np.stack([(g == v).sum(axis=1) for v in range(5)], axis=1).astype(np.float64)
 
@@ -309,6 +323,11 @@ def test_variance_on_cost_blind_pool(nb201_pool: sampling.Pool) -> None:
                                                  exclude=held))
     assert len(set(nxt.tolist())) == 15
     assert not set(nxt.tolist()) & (set(first.tolist()) | set(held.tolist()))
+    # the prior (MAC weights, alpha 1) is kept until 20 networks are measured
+    def after(**params: object) -> list[int]:
+        return sampling.get_strategy("variance", NB201, **params).select(
+            pl, 5, seed=3, measured=first, y=y).tolist()
+    assert after() == after(min_fit=20) != after(min_fit=10)
 
 
 def test_variance_not_cost_blind_unchanged(pool: sampling.Pool, labels: np.ndarray) -> None:
@@ -317,7 +336,7 @@ def test_variance_not_cost_blind_unchanged(pool: sampling.Pool, labels: np.ndarr
     measured = np.arange(0, 30, dtype=np.int64)
     a = sampling.get_strategy("default", SPACE).select(pool, 12, seed=1, measured=measured,
                                                        y=labels[measured])
-    b = sampling.get_strategy("variance", SPACE, features="pool", shared=0,
-                              kernel=0.2).select(pool, 12, seed=1, measured=measured,
+    b = sampling.get_strategy("variance", SPACE, features="pool", shared=0, kernel=0.2,
+                              min_fit=10).select(pool, 12, seed=1, measured=measured,
                                                  y=labels[measured])
     np.testing.assert_array_equal(a, b)
