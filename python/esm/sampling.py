@@ -41,9 +41,8 @@ a dataset file), never one already measured, and is a deterministic function of 
                design runs on costs + one-hot genes from the first pick, adds the shared
                choice counts (how many genes take each choice, weight 3: an operation costs
                about the same on every edge), drops the residual kernel and keeps its prior
-               (MAC weights, ``alpha``) until 20 networks are measured: a ridge on fewer
-               networks than one-hot columns nearly interpolates, and its weights misled the
-               picks (nb201 tau 0.98 on 2080ti: 25 -> 20 networks).
+               (MAC weights, ``alpha``) until 20 networks are measured (from 10, nb201
+               titanx's tau fell from 0.96 to 0.92-0.93 between 15 and 30 networks).
 =============  ==============================================================================
 
 The default was chosen by ``benchmarks/analysis.py`` (``benchmarks/results/analysis/
@@ -601,7 +600,7 @@ class VarianceStrategy(Strategy):
         kernel = self.params.get("kernel", "auto")
         min_fit = self.params.get("min_fit", "auto")
         blind = pool.cost_blind if "auto" in (fs, shared, kernel, min_fit) else False
-        if min_fit == "auto":  # the p > n ridge of a cost-blind pool misleads the first picks
+        if min_fit == "auto":  # model-driven picks from 10 networks made nb201's curves dip
             min_fit = 20 if blind else 10
         min_fit = int(min_fit)
         if fs == "auto":  # where the cost features cannot see the genes, design on both
