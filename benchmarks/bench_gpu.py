@@ -24,17 +24,19 @@ import importlib.util
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bench_predict import _train_data
+from bench_predict import _families, _train_data, fit_compiled
 from esm import cuda, spaces
 from esm.predictor import Predictor
-from esm.predictor.convert import from_estimator
 from esm.surrogate import encoders
+
+#: The families ``device="cuda"`` runs (bench_predict.py's labels).
+DEVICE_FAMILIES = ("lut (ridge, onehot)", "linear (ridge, fcc)", "gbt 200x d8 (onehot)",
+                   "gbt 200x d8 (fcc)", "random forest 100 (onehot)")
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -47,9 +49,6 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def predictor(n: int, train: int, column: str, repeat: int, chunk: int) -> None:
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
-
     cp = importlib.import_module("cupy") if importlib.util.find_spec("cupy") else None
     space = spaces.get("ofa-mbv3")
     g_train, y_train = _train_data(space, train, column)
@@ -60,26 +59,11 @@ def predictor(n: int, train: int, column: str, repeat: int, chunk: int) -> None:
     hdr = (f"{'family':<26} {'cpu/s':>12} {'gpu/s (numpy)':>14} {'gpu/s (cupy)':>13} "
            f"{'gpu/cpu':>8} {'max rel diff':>13}")
     print(hdr + "\n" + "-" * len(hdr))
-    families = [
-        ("lut (ridge, onehot)", "lut", lambda: Ridge(alpha=1.0)),
-        ("linear (ridge, fcc)", "fcc", lambda: Ridge(alpha=1.0)),
-        ("gbt 200x d8 (onehot)", "onehot", lambda: GradientBoostingRegressor(
-            n_estimators=200, max_depth=8, subsample=0.8, random_state=0)),
-        ("gbt 200x d8 (fcc)", "fcc", lambda: GradientBoostingRegressor(
-            n_estimators=200, max_depth=8, subsample=0.8, random_state=0)),
-        ("random forest 100 (onehot)", "onehot", lambda: RandomForestRegressor(
-            n_estimators=100, max_depth=12, n_jobs=-1, random_state=0)),
-    ]
-    for label, encoding, make in families:
+    for label, encoding, make in _families(False, False):
+        if label not in DEVICE_FAMILIES:
+            continue
         enc = encoders.get_encoder(encoding, space)
-        X = enc.transform(g_train)
-        mean, scale = X.mean(0), X.std(0)
-        scale[scale <= 1e-12] = 1.0
-        est = make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit((X - mean) / scale, np.log(y_train))
-        pred = Predictor(from_estimator(est, x_mean=mean, x_scale=scale, target="log"), enc)
+        pred = Predictor(fit_compiled(enc, make(), g_train, y_train)[1], enc)
         pred.predict(genomes[:1000])
         pred.predict(genomes[:1000], device="cuda")  # warm up: device model, kernels
         t_cpu, ref = _best(lambda p=pred: p.predict(genomes), repeat)

@@ -56,6 +56,19 @@ def _train_data(space: Any, rows: int, column: str) -> tuple[np.ndarray, np.ndar
     return g, y * np.exp(np.random.default_rng(0).normal(0, 0.03, rows))
 
 
+def fit_compiled(enc: Any, est: Any, g_train: np.ndarray,
+                 y_train: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """Fit ``est`` on the standardised features of ``enc`` (log latency); returns it, its
+    compiled model and the standardisation."""
+    X = enc.transform(g_train)
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale <= 1e-12] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit((X - mean) / scale, np.log(y_train))
+    return est, from_estimator(est, x_mean=mean, x_scale=scale, target="log"), mean, scale
+
+
 def _families(have_lgb: bool, have_xgb: bool) -> list[tuple[str, str, Any]]:
     from sklearn.ensemble import (
         ExtraTreesRegressor,
@@ -160,14 +173,7 @@ def main() -> None:
         if only and not any(s in label for s in only):
             continue
         enc = enc_cache[encoding]
-        X = enc.transform(g_train)
-        mean, scale = X.mean(0), X.std(0)
-        scale[scale <= 1e-12] = 1.0
-        est = make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit((X - mean) / scale, np.log(y_train))
-        model = from_estimator(est, x_mean=mean, x_scale=scale, target="log")
+        est, model, mean, scale = fit_compiled(enc, make(), g_train, y_train)
         pred = Predictor(model, enc)
         pred.predict(genomes[:1000], threads=args.threads)  # warm up
         tracemalloc.start()
