@@ -189,8 +189,8 @@ def test_cli_bad_column_exit_2(small_csv: Path, capsys: pytest.CaptureFixture[st
 def test_step_model_picks_features_by_loo(data_dir: Path) -> None:
     """NAS-Bench-201 latency needs the operation identities (skip/pool edges have no MACs), and
     an operation costs about the same on every edge: from 12 networks the step model must pick
-    the choice counts there (far better than the one-hot genes at that size), and the cost
-    features on ofa-mbv3, whose genes do not share one menu."""
+    the choice counts there (far better than the one-hot genes at that size); on ofa-mbv3,
+    whose genes do not share one menu, the cost features summed per stage."""
     from esm.build import _RidgeSurrogate
     from esm.sampling import RidgeModel, features
 
@@ -209,11 +209,16 @@ def test_step_model_picks_features_by_loo(data_dir: Path) -> None:
     assert err < 0.5 * np.mean(np.abs(genes.predict(features(nb, g[200:], "costs+genes"))
                                       / y[200:] - 1))
 
+    # ofa-mbv3: from 30 networks, the costs summed per stage (18 features instead of 63)
     with open(data_dir / "ofa_mbv3_gpu.csv", newline="") as f:
         rows = [r for _, r in zip(range(300), csv.DictReader(f), strict=False)]
     g = SPACE.from_strs([r["arch"] for r in rows])
     y = np.asarray([float(r[COLUMN]) for r in rows])
-    assert _RidgeSurrogate(SPACE).fit(g[:100], y[:100]).feature_set_ == "costs"
+    m = _RidgeSurrogate(SPACE).fit(g[:30], y[:30])
+    assert m.feature_set_ == "stages"
+    slots = RidgeModel().fit(features(SPACE, g[:30], "costs"), y[:30])
+    assert np.mean(np.abs(m.predict(g[100:]) / y[100:] - 1)) < np.mean(
+        np.abs(slots.predict(features(SPACE, g[100:], "costs")) / y[100:] - 1))
 
 
 def test_holdout_plus_cv_pools_both(oracle: CsvOracle) -> None:

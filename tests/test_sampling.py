@@ -288,6 +288,20 @@ def test_choice_counts_and_shared_menu(nb201_pool: sampling.Pool) -> None:
         sampling.features(SPACE, SPACE.sample(3, seed=0), "costs+counts")
 
 
+def test_stage_features() -> None:
+    g = SPACE.sample(6, seed=4)
+    st = sampling.stages(SPACE)
+    assert st is not None and st.tolist() == [k for k in range(5) for _ in range(4)]
+    f, c = sampling.features(SPACE, g, "stages"), sampling.cost_features(SPACE, g)
+    assert f.shape == (6, 18)
+    np.testing.assert_allclose(f[:, 3:6], c[:, 12:24].reshape(6, 4, 3).sum(axis=1))
+    np.testing.assert_array_equal(f[:, -3:], c[:, -3:])
+    np.testing.assert_allclose(sampling.Pool(SPACE, g).features_in("stages"), f)
+    assert sampling.stages(NB201) is None  # six edges, no stages
+    with pytest.raises(InputError, match="no stages"):
+        sampling.features(NB201, NB201.sample(2, seed=0), "stages")
+
+
 def _counts(g: np.ndarray) -> np.ndarray:
     return np.stack([(g == v).sum(axis=1) for v in range(5)], axis=1).astype(np.float64)
 

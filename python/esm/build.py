@@ -70,6 +70,7 @@ from esm.sampling import (
     features,
     get_strategy,
     shared_menu,
+    stages,
 )
 
 if TYPE_CHECKING:
@@ -112,12 +113,14 @@ def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class _RidgeSurrogate:
     """The build loop's fast model: ridge on :func:`esm.sampling.features`.
 
-    Every feature set (costs; costs + one-hot genes; on spaces whose genes share one menu,
-    costs + choice counts) is fitted and the one with the lowest leave-one-out relative error
-    is kept (``feature_set_``): per-slot costs explain most of the latency of MobileNet-like
-    spaces, while cell spaces such as NAS-Bench-201 need the operation identities (a skip or
-    pooling edge costs no MACs but takes time), first as counts (one parameter per operation,
-    pinned down by about 10 networks), then per gene.
+    Every feature set that applies (costs per slot; costs summed per stage; costs + one-hot
+    genes; on spaces whose genes share one menu, costs + choice counts) is fitted and the one
+    with the lowest leave-one-out relative error is kept (``feature_set_``). Costs explain
+    most of the latency of MobileNet-like spaces: per stage (18 features on ofa-mbv3) up to a
+    few hundred networks, then per slot (63), then with the genes. Cell spaces such as
+    NAS-Bench-201 need the operation identities (a skip or pooling edge costs no MACs but takes
+    time), first as counts (one parameter per operation, pinned down by about 10 networks),
+    then per gene.
     """
 
     kind = "ridge"
@@ -127,9 +130,10 @@ class _RidgeSurrogate:
 
     def fit(self, genomes: np.ndarray, y: np.ndarray) -> _RidgeSurrogate:
         best: tuple[float, str, RidgeModel] | None = None
-        sets = FEATURE_SETS if shared_menu(self.space) else [
-            f for f in FEATURE_SETS if f != "costs+counts"]
-        for fs in sets:
+        skip = {"costs+counts"} if not shared_menu(self.space) else set()
+        if stages(self.space) is None:
+            skip.add("stages")
+        for fs in (f for f in FEATURE_SETS if f not in skip):
             m = RidgeModel().fit(features(self.space, genomes, fs), y)
             if best is None or m.loo_ < best[0]:
                 best = (m.loo_, fs, m)

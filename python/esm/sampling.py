@@ -61,11 +61,11 @@ and the kernel weight matter less than the seeds.
 
 The features of ``diversity``/``active``/``variance`` and the proxy of ``balanced`` come from
 :func:`cost_features` (per-slot MACs, parameters and activation bytes from the compiled cost
-core, plus totals), optionally with the one-hot genes or the :func:`choice_counts`
-(``Pool.feature_set``; the build loop uses whichever set its step model chose by
-leave-one-out error), and the ridge model is
-:class:`RidgeModel` (NumPy only; relative error, outlier-robust, regularisation chosen by
-closed-form leave-one-out error), fast enough to refit at every step.
+core, plus totals), summed per stage (:func:`stages`), or with the one-hot genes or the
+:func:`choice_counts` (``Pool.feature_set``; the build loop uses whichever set its step
+model chose by leave-one-out error), and the ridge model is :class:`RidgeModel` (NumPy only;
+relative error, outlier-robust, regularisation chosen by closed-form leave-one-out error),
+fast enough to refit at every step.
 """
 
 from __future__ import annotations
@@ -94,13 +94,14 @@ __all__ = [
     "get_strategy",
     "names",
     "shared_menu",
+    "stages",
 ]
 
 #: The strategy ``esm build`` uses unless told otherwise (chosen by benchmarks/analysis.py).
 DEFAULT_STRATEGY = "variance"
 
 
-FEATURE_SETS = ("costs", "costs+genes", "costs+counts")
+FEATURE_SETS = ("costs", "stages", "costs+genes", "costs+counts")
 
 
 def gene_onehot(space: SearchSpace, genomes: Any) -> np.ndarray:
@@ -132,9 +133,19 @@ def choice_counts(space: SearchSpace, genomes: Any) -> np.ndarray:
                     axis=1).astype(np.float64)
 
 
+def stages(space: SearchSpace) -> np.ndarray | None:
+    """Stage index of every cost slot (slot names ``"stageK.blockJ"`` grouped by the part
+    before the dot), or None where that groups nothing (every slot its own stage)."""
+    names = space.costs(space.sample(1, seed=0)).slot_names
+    keys = [n.split(".")[0] for n in names]
+    uniq = list(dict.fromkeys(keys))
+    return None if len(uniq) == len(keys) else np.array([uniq.index(k) for k in keys])
+
+
 def features(space: SearchSpace, genomes: Any, feature_set: str = "costs") -> np.ndarray:
-    """``costs`` (:func:`cost_features`), ``costs+genes`` (with :func:`gene_onehot`) or
-    ``costs+counts`` (with :func:`choice_counts`; spaces with a :func:`shared_menu`)."""
+    """``costs`` (:func:`cost_features`), ``stages`` (the same costs summed per stage, see
+    :func:`stages`), ``costs+genes`` (with :func:`gene_onehot`) or ``costs+counts`` (with
+    :func:`choice_counts`; spaces with a :func:`shared_menu`)."""
     if feature_set not in FEATURE_SETS:
         raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
     return _with_costs(space, genomes, cost_features(space, genomes), feature_set)
@@ -142,6 +153,13 @@ def features(space: SearchSpace, genomes: Any, feature_set: str = "costs") -> np
 
 def _with_costs(space: SearchSpace, genomes: Any, costs: np.ndarray,
                 feature_set: str) -> np.ndarray:
+    if feature_set == "stages":
+        st = stages(space)
+        if st is None:
+            raise InputError(f"{space.name!r} has no stages to sum costs over")
+        per_slot = costs[:, :-3].reshape(len(costs), -1, 3)
+        summed = np.stack([per_slot[:, st == k].sum(axis=1) for k in range(st.max() + 1)], 1)
+        return np.concatenate([summed.reshape(len(costs), -1), costs[:, -3:]], axis=1)
     if feature_set == "costs+genes":
         return np.concatenate([costs, gene_onehot(space, genomes)], axis=1)
     if feature_set == "costs+counts":
