@@ -47,14 +47,15 @@ a dataset file), never one already measured, and is a deterministic function of 
 
 The default was chosen by ``benchmarks/analysis.py`` (``benchmarks/results/analysis/
 analysis.md``: 8 seeds, initial batch and steps of 5 for both strategies, the same step model).
-It does NOT yet meet the goal of 0.6x the samples of uniform random at every target (8 of
-15). It does at ofa-mbv3 2080ti_64 and titan_xp_64 5 % MAPE (0.49x, 0.59x; titan_xp_32
-0.61x) and at six of the eight nb201 Kendall-tau targets (0.30-0.59x; on 1080ti and titanx it
-reaches every target with 10 networks). At the tight ofa targets (3 %: 0.83-1.29x) it is no
-better than random: its learning curve falls much faster at first, then runs flat while
-random's catches up. A label-knowing bound reaches 3 % on 2080ti_64 with 30 networks by
-measuring networks that lie on the relation the whole file supports, while the design's
-picks are twice as often mismeasured as uniform ones
+It does NOT yet meet the goal of 0.6x the samples of uniform random at every target (10 of
+15). It does at ofa-mbv3 5 % MAPE on 2080ti_64 and titan_xp_32 (0.55x, 0.59x), 3 % on
+titan_xp_64 (0.56x), 9.5 % on 2080ti_32 (0.55x), and at six of the eight nb201 Kendall-tau
+targets (0.30-0.59x; on 1080ti and titanx it reaches every target with 10 networks). It
+misses where both need few networks (titan_xp_64 5 %: 15 vs 20; nb201 2080ti tau 0.9: 10 vs
+12, 0.98: 19 vs 22) and at 3 % on 2080ti_64 (40 vs 44) and titan_xp_32 (116 vs 112), where
+both learning curves run flat near the target. A label-knowing bound reaches 3 % on 2080ti_64
+with 30 networks by measuring networks that lie on the relation the whole file supports,
+while the design's picks are twice as often mismeasured as uniform ones
 (``benchmarks/results/analysis/oracle_bound.md``). Designing on a fixed feature set instead
 of following the step model's choice was measured and is worse; the uniform share (``ramp``)
 and the kernel weight matter less than the seeds.
