@@ -11,6 +11,22 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
+
+def _torch_and_esm_see_a_gpu() -> bool:
+    if not HAVE_TORCH:
+        return False
+    import torch
+
+    from esm import cuda
+
+    return cuda.available() and torch.cuda.is_available()
+
+
+#: esm's CUDA module and torch both see a GPU (measuring on it needs both).
+HAVE_GPU = _torch_and_esm_see_a_gpu()
+needs_gpu = pytest.mark.skipif(not HAVE_GPU,
+                               reason="no usable CUDA GPU (or esm built without CUDA)")
+
 #: The directory holding the imported ``esm`` package (site-packages when installed, the
 #: source tree's ``python/`` in a developer build), for PYTHONPATH of child processes.
 ESM_PATH = str(Path(importlib.util.find_spec("esm").origin).resolve().parents[1])  # type: ignore[union-attr,arg-type]

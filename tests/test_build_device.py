@@ -7,24 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import HAVE_TORCH
+from tests.conftest import HAVE_TORCH, needs_gpu
 
 pytestmark = pytest.mark.skipif(not HAVE_TORCH, reason="measuring needs torch")
 
 
-def _have_gpu() -> bool:
-    import torch
-
-    from esm import cuda
-
-    return cuda.available() and torch.cuda.is_available()
-
-
-@pytest.mark.parametrize("device", [
-    "cpu",
-    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not HAVE_TORCH or not _have_gpu(), reason="no usable CUDA GPU (or esm without CUDA)")]),
-])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu,
+                                                                        needs_gpu])])
 def test_tiny_device_build(tmp_path: Path, device: str) -> None:
     from esm import spaces
     from esm.build import BuildConfig, DeviceOracle, build

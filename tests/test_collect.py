@@ -19,7 +19,7 @@ from esm.cli import main
 from esm.collect import architectures, collect
 from esm.measure import Settings
 from esm.store import Store, genome_key
-from tests.conftest import ESM_PATH
+from tests.conftest import ESM_PATH, needs_gpu
 
 pytest.importorskip("torch")
 
@@ -71,13 +71,8 @@ def test_collect_resume_and_drift_checks(tmp_path):
 
 
 @pytest.mark.gpu
+@needs_gpu
 def test_cli_collect_cuda(tmp_path):
-    import torch
-
-    from esm import cuda
-
-    if not (cuda.available() and torch.cuda.is_available()):
-        pytest.skip("no usable CUDA GPU (or esm built without CUDA)")
     store = tmp_path / "s.sqlite"
     assert main(["collect", "--space", "ofa-mbv3", "--space-params", json.dumps(TINY), "--n",
                  "3", "--device", "cuda", "--batch-size", "4", "--store", str(store),

@@ -8,11 +8,9 @@ import pytest
 from esm import cuda
 from esm.errors import InputError
 from esm.measure import Settings, measure
+from tests.conftest import HAVE_GPU, needs_gpu
 
 torch = pytest.importorskip("torch")
-
-HAVE_GPU = cuda.available() and torch.cuda.is_available()
-gpu = pytest.mark.skipif(not HAVE_GPU, reason="no usable CUDA GPU (or esm built without CUDA)")
 
 
 @pytest.mark.skipif(HAVE_GPU, reason="checks the refusal on machines without a GPU")
@@ -21,7 +19,7 @@ def test_cuda_refused_without_gpu():
         measure(lambda: None, Settings.quick(), device="cuda")
 
 
-@gpu
+@needs_gpu
 @pytest.mark.gpu
 def test_event_timer_sleep_kernel_matches_clock():
     mod = cuda.module()
@@ -41,7 +39,7 @@ def test_event_timer_sleep_kernel_matches_clock():
     assert ms2.shape == (21,) and np.all(ms2 > 0)
 
 
-@gpu
+@needs_gpu
 @pytest.mark.gpu
 def test_measure_cuda_and_graph_mode():
     from esm.measure import measure_module
@@ -65,7 +63,7 @@ def test_measure_cuda_and_graph_mode():
     assert mg.median_ms > 0
 
 
-@gpu
+@needs_gpu
 @pytest.mark.gpu
 def test_nvml_and_provenance():
     from esm.measure import provenance

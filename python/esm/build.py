@@ -64,13 +64,11 @@ import numpy as np
 from esm.errors import InputError
 from esm.sampling import (
     DEFAULT_STRATEGY,
-    FEATURE_SETS,
     Pool,
     RidgeModel,
+    feature_sets,
     features,
     get_strategy,
-    shared_menu,
-    stages,
 )
 
 if TYPE_CHECKING:
@@ -127,13 +125,11 @@ class _RidgeSurrogate:
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self.sets = feature_sets(space)
 
     def fit(self, genomes: np.ndarray, y: np.ndarray) -> _RidgeSurrogate:
         best: tuple[float, str, RidgeModel] | None = None
-        skip = {"costs+counts"} if not shared_menu(self.space) else set()
-        if stages(self.space) is None:
-            skip.add("stages")
-        for fs in (f for f in FEATURE_SETS if f not in skip):
+        for fs in self.sets:
             m = RidgeModel().fit(features(self.space, genomes, fs), y)
             if best is None or m.loo_ < best[0]:
                 best = (m.loo_, fs, m)

@@ -90,6 +90,7 @@ __all__ = [
     "Strategy",
     "choice_counts",
     "cost_features",
+    "feature_sets",
     "features",
     "gene_onehot",
     "get_strategy",
@@ -137,23 +138,32 @@ def choice_counts(space: SearchSpace, genomes: Any) -> np.ndarray:
 def stages(space: SearchSpace) -> np.ndarray | None:
     """Stage index of every cost slot (slot names ``"stageK.blockJ"`` grouped by the part
     before the dot), or None where that groups nothing (every slot its own stage)."""
-    names = space.costs(space.sample(1, seed=0)).slot_names
-    keys = [n.split(".")[0] for n in names]
+    keys = [n.split(".")[0] for n in space.slot_names]
     uniq = list(dict.fromkeys(keys))
     return None if len(uniq) == len(keys) else np.array([uniq.index(k) for k in keys])
+
+
+def feature_sets(space: SearchSpace) -> list[str]:
+    """The :data:`FEATURE_SETS` that apply to ``space``: ``stages`` where it has stages,
+    ``costs+counts`` where its genes share one menu."""
+    skip = set() if shared_menu(space) else {"costs+counts"}
+    if stages(space) is None:
+        skip.add("stages")
+    return [f for f in FEATURE_SETS if f not in skip]
 
 
 def features(space: SearchSpace, genomes: Any, feature_set: str = "costs") -> np.ndarray:
     """``costs`` (:func:`cost_features`), ``stages`` (the same costs summed per stage, see
     :func:`stages`), ``costs+genes`` (with :func:`gene_onehot`) or ``costs+counts`` (with
     :func:`choice_counts`; spaces with a :func:`shared_menu`)."""
-    if feature_set not in FEATURE_SETS:
-        raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
     return _with_costs(space, genomes, cost_features(space, genomes), feature_set)
 
 
 def _with_costs(space: SearchSpace, genomes: Any, costs: np.ndarray,
                 feature_set: str) -> np.ndarray:
+    """``costs`` (:func:`cost_features` of ``genomes``) extended or summed into ``feature_set``."""
+    if feature_set not in FEATURE_SETS:
+        raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
     if feature_set == "stages":
         st = stages(space)
         if st is None:
@@ -710,8 +720,6 @@ def _choice_counts(pool: Pool) -> np.ndarray:
 
 def _standardized(pool: Pool, feature_set: str) -> np.ndarray:
     """``pool.standardized`` in ``feature_set`` whatever the pool's current set (cached)."""
-    if feature_set not in FEATURE_SETS:
-        raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
     if feature_set not in pool._zcache:
         pool._zcache[feature_set] = _zscore(pool.features_in(feature_set))
     return pool._zcache[feature_set]

@@ -123,7 +123,9 @@ def _warn_if_busy(device: str, clock: str) -> None:
 
 def _cuda_graph(device: str, asked: bool | None, default: bool) -> bool:
     """Whether to time CUDA-graph replays: only on CUDA devices (asked for on a CPU: error)."""
-    on_gpu = device.strip().lower().startswith("cuda")
+    from esm.measure import parse_device
+
+    on_gpu = parse_device(device)[0] == "cuda"
     if asked and not on_gpu:
         raise InputError(f"--cuda-graph times CUDA devices; the device is {device!r}")
     return on_gpu and (default if asked is None else asked)
