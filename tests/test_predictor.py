@@ -355,3 +355,140 @@ def test_trees_exact_at_thresholds(boundaries: bool) -> None:
         Xt[:, j] = np.where(rng.random(n) < 0.6, near, Xt[:, j])
     np.testing.assert_allclose(m.predict(Xt), gb.predict(Xt), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(reference.predict(m, Xt), gb.predict(Xt), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ one array form
+# Behaviours on which the two former export stacks (esm.surrogate.export and esm.predictor)
+# disagreed; the merged converters, checker and reference take the stricter or exact one.
+def _stump(threshold: float, **meta: str) -> ModelArrays:
+    arrays = {"feature": np.array([0, -1, -1], np.int32),
+              "threshold": np.array([threshold, 0.0, 0.0]),
+              "left": np.array([1, -1, -1], np.int32), "right": np.array([2, -1, -1], np.int32),
+              "value": np.array([0.0, 1.0, 2.0]), "roots": np.array([0], np.int32),
+              "base": np.zeros(1)}
+    return ModelArrays("trees", 1, arrays, dict(meta))
+
+
+def test_reference_honours_input_dtype() -> None:
+    # x is above t in float64 but rounds to float32(t) <= t: float32 inputs go left
+    t = np.nextafter(float(np.float32(0.1)), 1.0)
+    x = np.nextafter(t, 1.0)
+    assert float(np.float32(x)) <= t < x
+    X = np.array([[x]])
+    for dtype, want in (("float32", 1.0), ("float64", 2.0)):
+        m = _stump(t, input_dtype=dtype)
+        assert reference.predict(m, X)[0] == want == m.predict(X)[0]
+
+
+def test_reference_knn_uses_exact_distances() -> None:
+    # far from the origin |a|^2 + |b|^2 - 2ab loses the small differences: only exact
+    # differences (what the compiled model computes) find the true nearest neighbour
+    X = np.array([[1e8 + 1.0], [1e8 - 1.25]])
+    m = ModelArrays("knn", 1, {"X": X, "y": np.array([1.0, 2.0])}, {"k": 1})
+    Xq = np.array([[1e8], [1e8 + 0.5], [1e8 - 0.25]])
+    np.testing.assert_array_equal(reference.predict(m, Xq), [1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(m.predict(Xq), reference.predict(m, Xq))
+
+
+def test_check_refuses_what_the_reference_cannot_run() -> None:
+    m = _small_trees()
+    m.check()
+    cases = {
+        "n_layers": ModelArrays("mlp", 2, {"W0": np.ones((2, 1)), "b0": np.zeros(1)},
+                                {"n_layers": 2}),
+        "activation": ModelArrays("mlp", 2, {"W0": np.ones((2, 1)), "b0": np.zeros(1)},
+                                  {"activation": "swish"}),
+        "rule": ModelArrays("trees", 4, dict(m.arrays), {"rule": "ge"}),
+        "input_dtype": ModelArrays("trees", 4, dict(m.arrays), {"input_dtype": "float16"}),
+        "k must be in": ModelArrays("knn", 2, {"X": np.zeros((3, 2)), "y": np.zeros(3)},
+                                    {"k": 4}),
+        "follow their parent": _broken(left=np.where(m.arrays["left"] >= 0, 0,
+                                                     m.arrays["left"]).astype(np.int32)),
+        "lacks roots": ModelArrays("trees", 4, {k: v for k, v in m.arrays.items()
+                                                if k != "roots"}),
+    }
+    for msg, bad in cases.items():
+        with pytest.raises(InputError, match=msg):
+            bad.check()
+    # a graph network without constant node channels is complete (both evaluators agree)
+    rng = np.random.default_rng(0)
+    gcn = ModelArrays("gcn", 4, {"adjacency": np.eye(2), "node_index": np.array([[0, 1], [2, 3]]),
+                                 "W0": rng.normal(size=(2, 3)), "b0": np.zeros(3),
+                                 "Wout": np.ones((3, 1)), "bout": np.zeros(1)})
+    X = rng.normal(size=(20, 4))
+    np.testing.assert_allclose(gcn.check().predict(X), reference.predict(gcn, X), rtol=1e-12)
+
+
+def test_converters_refuse_what_a_tree_walk_cannot_reproduce() -> None:
+    X, y, _ = _data(300, 4)
+    X[::3, 0] = 0.0
+    pos = np.abs(y) + 0.1
+    from sklearn.linear_model import LinearRegression
+
+    gb = GradientBoostingRegressor(n_estimators=5, init=LinearRegression()).fit(X, y)
+    with pytest.raises(InputError, match="init"):
+        from_estimator(gb)
+    if importlib.util.find_spec("lightgbm"):
+        import lightgbm as lgb
+
+        for params, msg in (({"zero_as_missing": True}, "zero as missing"),
+                            ({"objective": "poisson"}, "objective"),
+                            ({"reg_sqrt": True}, "objective"),
+                            ({"linear_tree": True}, "linear trees"),
+                            ({"boosting_type": "rf", "bagging_freq": 1,
+                              "bagging_fraction": 0.7}, "random-forest")):
+            est = lgb.LGBMRegressor(n_estimators=5, verbose=-1, **params).fit(X, pos)
+            with pytest.raises(InputError, match=msg):
+                from_estimator(est)
+        est = lgb.LGBMRegressor(n_estimators=5, verbose=-1, min_data_per_group=5,
+                                cat_smooth=1).fit(np.c_[np.arange(300) % 4, X[:, 1:]], y,
+                                                  categorical_feature=[0])
+        with pytest.raises(InputError, match="categorical"):
+            from_estimator(est)
+    if importlib.util.find_spec("xgboost"):
+        import xgboost as xgb
+
+        for params, msg in (({"objective": "count:poisson"}, "objective"),
+                            ({"booster": "dart"}, "booster"),
+                            ({"booster": "gblinear"}, "booster")):
+            with pytest.raises(InputError, match=msg):
+                from_estimator(xgb.XGBRegressor(n_estimators=5, **params).fit(X, pos))
+        dm = xgb.DMatrix(np.c_[np.arange(300) % 4, X[:, 1:]], label=y,
+                         feature_types=["c", "q", "q", "q"], enable_categorical=True)
+        booster = xgb.train({"tree_method": "hist", "max_cat_to_onehot": 1}, dm, 5)
+        with pytest.raises(InputError, match="categorical"):
+            from_estimator(booster)
+
+
+def test_xgboost_leaves_and_thresholds_are_its_float32_values() -> None:
+    xgb = pytest.importorskip("xgboost")
+    X, y, Xt = _data()
+    est = xgb.XGBRegressor(n_estimators=30, max_depth=4, base_score=0.1234567).fit(X, y)
+    m = from_estimator(est)
+    a = m.arrays
+    for key in ("value", "threshold", "base"):
+        np.testing.assert_array_equal(a[key].astype(np.float32).astype(np.float64), a[key])
+    # the same leaves as XGBoost's own walk, on inputs at and around every threshold
+    inner = a["left"] >= 0
+    near = np.repeat(Xt[:200], 3, axis=0)
+    for j in range(X.shape[1]):
+        t = a["threshold"][inner & (a["feature"] == j)]
+        pick = np.random.default_rng(j).choice(t, len(near))
+        near[:, j] = pick + np.random.default_rng(j).integers(-1, 2, len(near)) * np.spacing(
+            pick.astype(np.float32))
+    leaves = est.get_booster().predict(xgb.DMatrix(near), pred_leaf=True)
+    # XGBoost's leaf ids are tree-local node ids; the array form keeps them (offset by root)
+    node = np.zeros_like(leaves, dtype=np.int64)
+    roots = a["roots"].astype(np.int64)
+    xs = near.astype(np.float32).astype(np.float64)
+    for k, root in enumerate(roots):
+        i = np.full(len(near), root)
+        while True:
+            go = a["left"][i] >= 0
+            if not go.any():
+                break
+            left = xs[np.arange(len(near)), np.maximum(a["feature"][i], 0)] < a["threshold"][i]
+            i = np.where(go, np.where(left, a["left"][i], a["right"][i]), i)
+        node[:, k] = i - root
+    np.testing.assert_array_equal(node, leaves)
+    np.testing.assert_allclose(m.predict(near), est.predict(near), rtol=2e-6, atol=1e-6)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from esm import InputError, spaces
-from esm.surrogate import export as ex
+from esm.predictor import reference
+from esm.predictor.model import inverse_target, standardize
 from esm.surrogate import metrics, modelfile
 from esm.surrogate.encoders import (
     DEVICE_SPECS,
@@ -174,9 +175,8 @@ def test_array_form_equals_estimator(space: spaces.SearchSpace, name: str, param
     X, y = _features(space, 160, seed=5)
     Xt, _ = _features(space, 300, seed=6)
     est = make_regressor(name, seed=0, **params).fit(X, y)
-    kind, meta, arrays = est.export()
-    ex.check_arrays(kind, meta, arrays)
-    mine = ex.predict_arrays(kind, meta, arrays, Xt)
+    m = est.export().check()
+    mine = reference.predict(m, Xt)
     np.testing.assert_allclose(mine, est.predict(Xt), rtol=1e-9)
     # against the scikit-learn model's own predict on the standardised used columns
     c = est.columns_
@@ -184,10 +184,11 @@ def test_array_form_equals_estimator(space: spaces.SearchSpace, name: str, param
     raw = est.estimator_.predict(Xs)
     if name == "mlp":
         raw = raw * est.y_unit_ + est.y_shift_
-    np.testing.assert_allclose(mine, ex.inverse_target(raw, est.target_), rtol=1e-9)
-    # JSON-able meta, plain numeric arrays
-    json.dumps(meta)
-    assert all(a.dtype.kind in "fi" for a in arrays.values())
+    np.testing.assert_allclose(mine, inverse_target(raw, est.target_), rtol=1e-9)
+    # the compiled model agrees; JSON-able meta, plain numeric arrays
+    np.testing.assert_allclose(m.predict(Xt), mine, rtol=1e-9)
+    json.dumps(m.form_meta())
+    assert all(a.dtype.kind in "fi" for a in m.arrays.values())
 
 
 def test_auto_picks_by_cv_and_exports(space: spaces.SearchSpace) -> None:
@@ -199,8 +200,7 @@ def test_auto_picks_by_cv_and_exports(space: spaces.SearchSpace) -> None:
                          random_state=0, rule="min").fit(X, y)
     assert len(auto.cv_scores_) == 4
     assert auto.chosen_ == min(auto.cv_scores_, key=auto.cv_scores_.get) == auto.cv_best_
-    kind, meta, arrays = auto.export()
-    np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, X), auto.predict(X),
+    np.testing.assert_allclose(reference.predict(auto.export(), X), auto.predict(X),
                                rtol=1e-9)
 
 
@@ -238,11 +238,39 @@ def test_huber_resists_slow_outliers() -> None:
     err_h = np.abs(hub.predict(X) / clean - 1)[~slow]
     err_r = np.abs(rid.predict(X) / clean - 1)[~slow]
     assert np.median(err_h) < 0.01 < np.median(err_r)
-    kind, meta, arrays = hub.export()
-    assert kind == "linear"
-    np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, X), hub.predict(X),
+    m = hub.export()
+    assert m.kind == "linear"
+    np.testing.assert_allclose(reference.predict(m, X), hub.predict(X),
                                rtol=1e-12)
     assert hub.estimator_.n_iter_ >= 2
+
+
+def test_knn_predict_equals_its_compiled_form_on_near_ties() -> None:
+    from esm.surrogate.models import KNNRegressor
+
+    # a cluster of training rows 1e-9 apart: |a|^2 + |b|^2 - 2ab cannot order them; the
+    # regressor's predict, the reference and the compiled model all use exact differences
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) * 3
+    center = np.array([2.0, -1.0, 3.0])
+    X[:20] = center + rng.normal(size=(20, 3)) * 1e-9
+    y = rng.uniform(1, 2, 200)
+    Xq = center + rng.normal(size=(50, 3)) * 1e-9
+    est = KNNRegressor(n_neighbors=1, weights="uniform").fit(X, y)
+    np.testing.assert_array_equal(est.predict(Xq), est.export().predict(Xq))
+
+
+def test_surrogate_reference_path_equals_compiled_for_float32_trees(
+        space: spaces.SearchSpace) -> None:
+    from esm.surrogate import Surrogate
+
+    g = space.sample(120, seed=3)
+    y = 5.0 + space.costs(g).macs / 1e8
+    sur = Surrogate.fit(space, g, y, encoding="stats", model="gbt", seed=0,
+                        model_params={"n_estimators": 20})
+    assert sur.model_meta["input_dtype"] == "float32"
+    gt = space.sample(2000, seed=4)
+    np.testing.assert_allclose(sur.predict_reference(gt), sur.predict(gt), rtol=1e-12)
 
 
 def test_lut_table_is_additive(space: spaces.SearchSpace) -> None:
@@ -256,19 +284,6 @@ def test_lut_table_is_additive(space: spaces.SearchSpace) -> None:
     lut = LUTRegressor(alpha=1e-8).fit(X, y)
     np.testing.assert_allclose(lut.predict(X), y, rtol=1e-5)
     assert lut.table().shape == (X.shape[1],)
-
-
-def test_f32_threshold_matches_float32_rounding() -> None:
-    rng = np.random.default_rng(0)
-    thr = rng.normal(0, 3, 2000)
-    thr[:20] = np.float32(thr[:20])  # thresholds exactly on float32 values
-    t2 = ex.f32_le_threshold(thr)
-    for t, t64 in zip(thr, t2, strict=True):
-        f = np.float32(t)
-        cands = np.array([t64, np.nextafter(t64, np.inf), np.nextafter(t64, -np.inf),
-                          float(f), np.nextafter(t, np.inf), t], dtype=np.float64)
-        left32 = cands.astype(np.float32).astype(np.float64) <= t
-        assert np.array_equal(left32, cands <= t64)
 
 
 _CHECK = [
@@ -491,12 +506,11 @@ def test_optional_boosting_backends_export_exactly(space: spaces.SearchSpace,
     X, y = _features(space, 200, seed=9)
     Xt, _ = _features(space, 300, seed=10)
     est = make_regressor(f"gbt-{backend}", seed=0, n_estimators=30).fit(X, y)
-    kind, meta, arrays = est.export()
-    ex.check_arrays(kind, meta, arrays)
+    m = est.export().check()
     # XGBoost keeps leaf values and their running sum in float32; the float64 form matches
     # it to float32 precision. LightGBM predicts in float64 and matches exactly.
     rtol = 1e-5 if backend == "xgboost" else 1e-9
-    np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, Xt), est.predict(Xt),
+    np.testing.assert_allclose(reference.predict(m, Xt), est.predict(Xt),
                                rtol=rtol)
 
 
@@ -528,18 +542,18 @@ def test_gcn_learns_cell_and_exports_exactly() -> None:
     est = GCNRegressor(graph=graph, hidden=32, epochs=300, random_state=0).fit(X, y)
     pred = est.predict(Xt)
     assert metrics.r2(yt, pred) > 0.9
-    kind, meta, arrays = est.export()
-    assert kind == "gcn"
-    ex.check_arrays(kind, meta, arrays)
-    np.testing.assert_allclose(ex.predict_arrays(kind, meta, arrays, Xt), pred, rtol=1e-12)
+    m = est.export().check()
+    assert m.kind == "gcn"
+    np.testing.assert_allclose(reference.predict(m, Xt), pred, rtol=1e-12)
+    arrays = m.arrays
     # the NumPy forward equals the torch forward used in training
-    Xs = torch.from_numpy(ex.standardize(Xt, arrays["x_mean"], arrays["x_scale"]))
+    Xs = torch.from_numpy(standardize(Xt, arrays["x_mean"], arrays["x_scale"]))
     idx = torch.from_numpy(arrays["node_index"].astype(np.int64))
     padded = torch.cat([Xs, torch.zeros(len(Xs), 1, dtype=torch.float64)], dim=1)
     H = padded[:, torch.where(idx >= 0, idx, Xs.shape[1])]
     H = torch.cat([H, torch.from_numpy(arrays["node_const"]).expand(len(Xs), -1, -1)], dim=2)
     A = torch.from_numpy(arrays["adjacency"])
-    for i in range(meta["n_layers"]):
+    for i in range(m.meta["n_layers"]):
         H = torch.relu(torch.einsum("uv,nvc->nuc", A, H) @ torch.from_numpy(arrays[f"W{i}"])
                        + torch.from_numpy(arrays[f"b{i}"]))
     ref = H.mean(dim=1) @ torch.from_numpy(arrays["Wout"][:, 0]) + float(arrays["bout"][0])

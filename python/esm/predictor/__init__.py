@@ -175,15 +175,16 @@ class Predictor:
 
 
 def model_arrays(surrogate: Any) -> ModelArrays:
-    """The :class:`ModelArrays` of an :class:`esm.surrogate.Surrogate` (its ``kind``,
-    ``model_meta`` with the ``target`` transform, and ``arrays``)."""
+    """The :class:`ModelArrays` of an :class:`esm.surrogate.Surrogate` (its ``model``), or of
+    any object with a ``kind``, a ``model_meta`` (holding the ``target``) and ``arrays``."""
+    model = getattr(surrogate, "model", None)
+    if isinstance(model, ModelArrays):
+        return model
     for attr in ("kind", "model_meta", "arrays"):
         if not hasattr(surrogate, attr):
             raise InputError(f"cannot compile a {type(surrogate).__name__}: no {attr!r}")
-    meta = dict(surrogate.model_meta)
-    arrays = dict(surrogate.arrays)
-    return ModelArrays(str(surrogate.kind), int(np.asarray(arrays["x_mean"]).shape[0]), arrays,
-                       meta, str(meta.get("target", "identity")))
+    arrays = {k: np.asarray(v) for k, v in surrogate.arrays.items()}
+    return ModelArrays.from_form(str(surrogate.kind), dict(surrogate.model_meta), arrays)
 
 
 def compile(surrogate: Any, verify: bool = True) -> Predictor:

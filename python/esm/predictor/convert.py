@@ -1,9 +1,18 @@
 """Convert fitted regressors (scikit-learn, LightGBM, XGBoost) into :class:`ModelArrays`.
 
-The conversion reads the estimator's learned attributes; the result predicts exactly what
-the estimator's own ``predict`` does on the same features (up to float64 rounding of sums).
-Pass ``x_mean``/``x_scale`` when the estimator was fitted on standardised features; then the
-compiled model takes raw features.
+The one set of converters: :func:`from_estimator` serves any supported estimator, and the
+regressors of :mod:`esm.surrogate.models` export their inner estimators through it. The
+conversion reads the estimator's learned attributes; the result predicts exactly what the
+estimator's own ``predict`` does on the same features (up to float64 rounding of sums; XGBoost
+sums its float32 leaves in float32, so it agrees to about 1e-6 relative while the array form
+sums the same leaves in float64). Pass ``x_mean``/``x_scale`` when the estimator was fitted on
+standardised features; then the model takes raw features.
+
+What a plain tree walk cannot reproduce is refused with an InputError: categorical splits,
+LightGBM's "zero as missing" splits, linear leaves and random-forest averaging, XGBoost's dart
+and linear boosters, several outputs, objectives whose prediction is not the sum of the trees
+(Poisson, logistic, square-root targets, ...), and a gradient boosting whose initial estimate is
+not a constant.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ def from_estimator(
         out = ModelArrays("linear", coef.size, {"coef": coef, "intercept": intercept})
     else:
         raise InputError(f"cannot compile a {name}")
-    out.target = target
+    out = ModelArrays(out.kind, out.n_features, out.arrays, out.meta, target)
     f = out.n_features
     if x_mean is not None:
         out.arrays["x_mean"] = np.asarray(x_mean, dtype=np.float64).reshape(f)
@@ -78,7 +87,8 @@ def _concat_trees(
     base: float,
     meta: dict[str, Any],
 ) -> ModelArrays:
-    """Join per-tree (feature, threshold, left, right, value) arrays into one ensemble."""
+    """Join per-tree (feature, threshold, left, right, value) arrays into one ensemble (node
+    indices tree-local, -1 at leaves; feature and threshold are ignored at leaves)."""
     feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
     offset = 0
     for feature, threshold, left_, right_, value in trees:
@@ -89,7 +99,7 @@ def _concat_trees(
             raise InputError("tree children must be -1 (leaf) or a node index")
         leaf = left < 0
         roots.append(offset)
-        feats.append(np.where(leaf, 0, feature).astype(np.int32))
+        feats.append(np.where(leaf, -1, feature).astype(np.int32))
         thrs.append(np.where(leaf, 0.0, threshold).astype(np.float64))
         lefts.append(np.where(leaf, -1, left + offset).astype(np.int32))
         rights.append(np.where(leaf, -1, right + offset).astype(np.int32))
@@ -126,10 +136,13 @@ def _sk_forest(trees: list[Any], scale: float, base: float) -> ModelArrays:
 
 def _sk_gradient_boosting(est: Any) -> ModelArrays:
     f = int(est.n_features_in_)
-    if est.init_ == "zero":
+    if isinstance(est.init_, str) and est.init_ == "zero":
         base = 0.0
-    else:
+    elif hasattr(est.init_, "constant_"):
         base = float(np.asarray(est.init_.predict(np.zeros((1, f)))).reshape(-1)[0])
+    else:
+        raise InputError("GradientBoostingRegressor with a non-constant init estimator cannot "
+                         "be compiled")
     lr = float(est.learning_rate)
     trees = [_sk_tree(t, lr) for t in est.estimators_[:, 0]]
     return _concat_trees(trees, f, base, {"rule": "le", "input_dtype": "float32"})
@@ -153,12 +166,23 @@ def _sk_hist_gradient_boosting(est: Any) -> ModelArrays:
     return _concat_trees(trees, f, base, {"rule": "le", "input_dtype": "float64"})
 
 
+#: Objectives whose prediction is the plain sum of the trees.
+_LGB_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
+_XGB_OBJECTIVES = ("reg:squarederror", "reg:linear", "reg:absoluteerror")
+
+
 def _lightgbm(est: Any) -> ModelArrays:
     booster = est.booster_ if hasattr(est, "booster_") else est
     dump = booster.dump_model()
     f = int(dump["max_feature_idx"]) + 1
-    if dump.get("num_class", 1) != 1:
+    if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
         raise InputError("only single-output LightGBM models can be compiled")
+    objective = str(dump.get("objective", "regression")).split()
+    if objective[0] not in _LGB_OBJECTIVES or "sqrt" in objective:
+        raise InputError(f"LightGBM objective {' '.join(objective)!r} cannot be compiled "
+                         "(its prediction is not the sum of the trees)")
+    if dump.get("average_output", False):
+        raise InputError("LightGBM random-forest mode (averaged trees) cannot be compiled")
     trees: list[Tree] = []
     for info in dump["tree_info"]:
         # Depth-first over the nested dump; leaf values already include the shrinkage.
@@ -169,6 +193,8 @@ def _lightgbm(est: Any) -> ModelArrays:
             i = stack.pop()
             node = nodes[i]
             if "split_index" not in node:
+                if node.get("leaf_coeff"):
+                    raise InputError("LightGBM linear trees cannot be compiled")
                 value[i] = float(node.get("leaf_value", 0.0))
                 continue
             if node.get("decision_type", "<=") != "<=":
@@ -196,43 +222,33 @@ def _lightgbm(est: Any) -> ModelArrays:
 
 
 def _xgboost(est: Any) -> ModelArrays:
+    """XGBoost's trees from its JSON model. Thresholds and leaves are float32 values (written as
+    their shortest decimal form, rounded back here); inputs are compared as XGBoost does:
+    rounded to float32, left when ``x < threshold``."""
     booster = est.get_booster() if hasattr(est, "get_booster") else est
-    config = json.loads(booster.save_config())
-    objective = config["learner"]["objective"]["name"]
-    if objective not in ("reg:squarederror", "reg:linear", "reg:absoluteerror"):
+    learner = json.loads(booster.save_raw("json"))["learner"]
+    objective = learner["objective"]["name"]
+    if objective not in _XGB_OBJECTIVES:
         raise InputError(f"XGBoost objective {objective!r} cannot be compiled")
-    base_score = config["learner"]["learner_model_param"]["base_score"]
-    base = float(np.asarray(json.loads(base_score) if base_score.startswith("[") else
-                            float(base_score)).reshape(-1)[0])
-    f = int(booster.num_features())
-    names = list(booster.feature_names or [])
+    gb = learner["gradient_booster"]
+    if gb.get("name") != "gbtree":
+        raise InputError(f"XGBoost booster {gb.get('name')!r} cannot be compiled (only gbtree)")
+    param = learner["learner_model_param"]
+    if int(param.get("num_class", 0)) > 1 or int(param.get("num_target", 1)) != 1:
+        raise InputError("only single-output XGBoost models can be compiled")
+    base = float(np.float32(str(param["base_score"]).strip("[]")))
     trees: list[Tree] = []
-    for text in booster.get_dump(dump_format="json"):
-        nodes: dict[int, dict[str, Any]] = {}
-        stack = [json.loads(text)]
-        while stack:
-            node = stack.pop()
-            nodes[int(node["nodeid"])] = node
-            stack.extend(node.get("children", []))
-        m = max(nodes) + 1
-        feature = np.zeros(m, np.int64)
-        threshold = np.zeros(m)
-        left = np.full(m, -1, np.int64)
-        right = np.full(m, -1, np.int64)
-        value = np.zeros(m)
-        for i, node in nodes.items():
-            if "leaf" in node:
-                value[i] = float(node["leaf"])
-                continue
-            split = str(node["split"])
-            if split.startswith("f") and split[1:].isdigit():
-                feature[i] = int(split[1:])
-            else:
-                feature[i] = names.index(split)
-            threshold[i] = float(np.float32(node["split_condition"]))
-            left[i], right[i] = int(node["yes"]), int(node["no"])
-        trees.append((feature, threshold, left, right, value))
-    return _concat_trees(trees, f, base, {"rule": "lt", "input_dtype": "float32"})
+    for tree in gb["model"]["trees"]:
+        left = np.asarray(tree["left_children"], np.int64)
+        right = np.asarray(tree["right_children"], np.int64)
+        if np.any(np.asarray(tree.get("split_type", [0] * len(left)), np.int64)[left >= 0]):
+            raise InputError("XGBoost categorical splits cannot be compiled")
+        # a leaf's split condition is its value, an inner node's the threshold
+        cond = np.asarray(tree["split_conditions"], np.float64).astype(np.float32)
+        cond = cond.astype(np.float64)
+        trees.append((np.asarray(tree["split_indices"], np.int64), cond, left, right, cond))
+    return _concat_trees(trees, int(param["num_feature"]), base,
+                         {"rule": "lt", "input_dtype": "float32"})
 
 
 # ---------------------------------------------------------------------- dense families
@@ -248,7 +264,8 @@ def _sk_mlp(est: Any) -> ModelArrays:
     for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
         arrays[f"W{i}"] = np.ascontiguousarray(w, dtype=np.float64)
         arrays[f"b{i}"] = np.asarray(b, dtype=np.float64).reshape(-1)
-    return ModelArrays("mlp", est.coefs_[0].shape[0], arrays, {"activation": est.activation})
+    return ModelArrays("mlp", est.coefs_[0].shape[0], arrays,
+                       {"activation": est.activation, "n_layers": len(est.coefs_)})
 
 
 def _sk_knn(est: Any) -> ModelArrays:

@@ -228,25 +228,13 @@ class LoadedModel:
 
 
 def _compile(surrogate: Any, n_check: int = 256, rtol: float = 1e-6) -> Any:
-    """The compiled predictor of a surrogate, checked against the surrogate's own predict.
-
-    Uses :func:`esm.predictor.compile`; a surrogate without ``model_arrays()`` is bridged by
-    handing its exported arrays (``kind``, ``model_meta``, ``arrays``) to
-    :class:`esm.predictor.ModelArrays`. Either way the compiled predictions must equal the
-    surrogate's on ``n_check`` random genomes (relative ``rtol``), else this raises.
+    """The compiled predictor of a surrogate (:func:`esm.predictor.compile`), checked against
+    the surrogate's own predict: the compiled predictions must equal the surrogate's on
+    ``n_check`` random genomes (relative ``rtol``), else this raises.
     """
     from esm import predictor as _predictor
 
-    if getattr(surrogate, "model_arrays", None) is not None:
-        pred = _predictor.compile(surrogate)
-    else:
-        meta = dict(getattr(surrogate, "model_meta", {}) or {})
-        target = str(meta.pop("target", "identity"))
-        arrays = {k: np.asarray(v) for k, v in surrogate.arrays.items()}
-        model = _predictor.ModelArrays(kind=str(surrogate.kind),
-                                       n_features=int(surrogate.encoder.n_features),
-                                       arrays=arrays, meta=meta, target=target)
-        pred = _predictor.Predictor(model, surrogate.encoder)
+    pred = _predictor.compile(surrogate)
     g = surrogate.space.sample(n_check, seed=12345)
     want = np.asarray(surrogate.predict(g), dtype=np.float64)
     got = np.asarray(pred.predict(g), dtype=np.float64)

@@ -4,7 +4,7 @@ The cell DAG is turned into a graph whose nodes are the cell input, one node per
 operation and the cell output; an operation node is linked to the operations that consume its
 result. Node features are the operation's (standardised) onehot columns plus a constant
 node-type channel. Trained with torch (float64, full-batch Adam); prediction and the exported
-``gcn`` array form use NumPy only (:func:`esm.surrogate.export.predict_raw`).
+``gcn`` array form use NumPy only (:func:`esm.predictor.reference.predict_raw`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from esm.errors import InputError
+from esm.predictor import reference
+from esm.predictor.model import ModelArrays
 from esm.spaces.base import SearchSpace
 from esm.surrogate.models import LatencyRegressor
 
@@ -163,13 +165,11 @@ class GCNRegressor(LatencyRegressor):
         return arrays
 
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
-        from esm.surrogate.export import predict_raw
+        return reference.predict_raw(self._export_inner(), Xs)
 
-        return predict_raw("gcn", {"n_layers": int(self.n_layers)}, self.estimator_, Xs)
-
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        return "gcn", {"n_layers": int(self.n_layers)}, {
-            k: np.asarray(v) for k, v in self.estimator_.items()}
+    def _export_inner(self) -> ModelArrays:
+        arrays = {k: np.asarray(v) for k, v in self.estimator_.items()}
+        return ModelArrays("gcn", len(self.columns_), arrays, {"n_layers": int(self.n_layers)})
 
 
 def _node_features(g: dict[str, np.ndarray], Xs: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 Every regressor standardises its features (``x_mean_``, ``x_scale_``), maps the target with
 ``target`` (``"log"``, ``"identity"`` or ``"auto"``: log when every target is positive), fits
-an inner model (``estimator_``) and can :meth:`~LatencyRegressor.export` itself into one of
-the array forms of :mod:`esm.surrogate.export`, which predicts identically with NumPy alone.
+an inner model (``estimator_``) and can :meth:`~LatencyRegressor.export` itself into the array
+form :class:`esm.predictor.ModelArrays` (through the converters of :mod:`esm.predictor.convert`),
+which predicts identically with the compiled core or with NumPy alone
+(:mod:`esm.predictor.reference`).
 
 This module needs scikit-learn (the ``train`` extra); loading a saved model does not.
 """
@@ -18,14 +20,19 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from esm.errors import InputError
-from esm.surrogate import export as ex
+from esm.predictor import reference
+from esm.predictor.convert import from_estimator
+from esm.predictor.model import TARGETS, ModelArrays, forward_target, inverse_target, standardize
+from esm.surrogate.metrics import mape
 
 
 class LatencyRegressor(RegressorMixin, BaseEstimator):
     """Base class: standardise, transform the target, fit ``estimator_``, export arrays.
 
-    Subclasses implement ``_fit_inner(Xs, yt)`` (returning the fitted inner model) and
-    ``_export_inner()`` (returning ``(kind, meta, arrays)`` without the shared parts).
+    Subclasses implement ``_fit_inner(Xs, yt)`` (returning the fitted inner model) and, when
+    the inner model is not an estimator that :func:`esm.predictor.convert.from_estimator`
+    converts, ``_export_inner()`` (its :class:`ModelArrays` over the used columns, without the
+    standardisation and the target).
     """
 
     target: str = "auto"
@@ -34,7 +41,7 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         t = getattr(self, "target", "auto")
         if t == "auto":
             return "log" if np.all(y > 0) else "identity"
-        if t not in ex.TARGETS:
+        if t not in TARGETS:
             raise ValueError(f"target must be 'auto', 'log' or 'identity', got {t!r}")
         if t == "log" and np.any(y <= 0):
             raise ValueError("target='log' needs positive targets")
@@ -55,49 +62,51 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         _check_rows(len(y))
         self.target_ = self._resolve_target(y)
         self.columns_ = self._used(X.shape[1])
-        mean, scale = ex.make_scale(X[:, self.columns_])
+        mean, scale = _make_scale(X[:, self.columns_])
         # unused columns get scale +inf: they standardise to 0 and no model form sees them
         self.x_mean_ = np.zeros(X.shape[1])
         self.x_scale_ = np.full(X.shape[1], np.inf)
         self.x_mean_[self.columns_], self.x_scale_[self.columns_] = mean, scale
-        Xs = ex.standardize(X[:, self.columns_], mean, scale)
-        self.estimator_ = self._fit_inner(Xs, ex.forward_target(y, self.target_))
+        Xs = standardize(X[:, self.columns_], mean, scale)
+        self.estimator_ = self._fit_inner(Xs, forward_target(y, self.target_))
         return self
 
     def _standardized(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         c = self.columns_
-        return ex.standardize(X[:, c], self.x_mean_[c], self.x_scale_[c])
+        return standardize(X[:, c], self.x_mean_[c], self.x_scale_[c])
 
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator_.predict(Xs), dtype=np.float64).reshape(len(Xs))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted latencies (same unit as the training targets)."""
-        return ex.inverse_target(self._raw(self._standardized(X)), self.target_)
+        return inverse_target(self._raw(self._standardized(X)), self.target_)
 
-    def export(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        """``(kind, meta, arrays)`` for :func:`esm.surrogate.export.predict_arrays`."""
+    def export(self) -> ModelArrays:
+        """The fitted model as plain arrays (raw features in, latency out)."""
         check_is_fitted(self)
-        kind, meta, arrays = self._export_inner()
-        arrays = _expand_columns(kind, arrays, self.columns_, self.n_features_in_)
-        meta = {**meta, "target": self.target_}
+        inner = self._export_inner()
+        arrays = _expand_columns(inner.kind, inner.arrays, self.columns_, self.n_features_in_)
         arrays = {**arrays, "x_mean": self.x_mean_.copy(), "x_scale": self.x_scale_.copy()}
-        return kind, meta, arrays
+        return ModelArrays(inner.kind, self.n_features_in_, arrays, dict(inner.meta),
+                           self.target_)
 
     # subclasses
     def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        raise NotImplementedError  # pragma: no cover
+    def _export_inner(self) -> ModelArrays:
+        return from_estimator(self.estimator_)
 
 
-def _export_linear(e: Any) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """``linear`` arrays of a fitted affine model with ``coef_`` and ``intercept_``."""
-    return "linear", {}, {"coef": np.array(e.coef_, dtype=np.float64).ravel(),
-                          "intercept": np.asarray([float(e.intercept_)])}
+def _make_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and scales of ``X``; near-constant columns get scale 1."""
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return mean, scale
 
 
 def _check_rows(n: int) -> None:
@@ -121,7 +130,7 @@ def _expand_columns(kind: str, arrays: dict[str, np.ndarray], used: np.ndarray,
         out["coef"] = pad_cols(arrays["coef"])
     elif kind == "trees":
         f = arrays["feature"].astype(np.int64)
-        out["feature"] = np.where(f >= 0, used[np.maximum(f, 0)], -1).astype(np.int32)
+        out["feature"] = np.where(arrays["left"] >= 0, used[np.maximum(f, 0)], -1).astype(np.int32)
     elif kind == "mlp":
         W = np.zeros((F, arrays["W0"].shape[1]))
         W[used] = arrays["W0"]
@@ -165,9 +174,6 @@ class RidgeRegressor(LatencyRegressor):
             grid = np.logspace(-4, 3, 15) if self.alphas is None else np.asarray(self.alphas)
             return RidgeCV(alphas=grid).fit(Xs, yt)
         return Ridge(alpha=float(self.alpha)).fit(Xs, yt)
-
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        return _export_linear(self.estimator_)
 
 
 class LUTRegressor(RidgeRegressor):
@@ -285,9 +291,6 @@ class HuberRegressor(LatencyRegressor):
             w = np.minimum(1.0, float(self.epsilon) * scale / np.maximum(r, 1e-300))
         return beta, b0, w, it
 
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        return _export_linear(self.estimator_)
-
 
 class ForestRegressor(LatencyRegressor):
     """Random forest (scikit-learn); exports as ``trees`` with 1/T folded into the leaves."""
@@ -312,11 +315,6 @@ class ForestRegressor(LatencyRegressor):
             min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
             random_state=self.random_state,
         ).fit(Xs, yt)
-
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        trees = self.estimator_.estimators_
-        arrays = ex.export_sklearn_trees(trees, [1.0 / len(trees)] * len(trees), 0.0)
-        return "trees", {"rule": "le"}, arrays
 
 
 def _backend_available(name: str) -> bool:
@@ -377,96 +375,6 @@ class BoostingRegressor(LatencyRegressor):
             ).fit(Xs, yt)
         raise ValueError(f"unknown boosting backend {self.backend!r}")
 
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        e = self.estimator_
-        if self.backend == "sklearn":
-            trees = [t[0] for t in e.estimators_]
-            base = float(np.asarray(e.init_.constant_).ravel()[0])
-            arrays = ex.export_sklearn_trees(trees, [e.learning_rate] * len(trees), base)
-            return "trees", {"rule": "le"}, arrays
-        if self.backend == "lightgbm":
-            return "trees", {"rule": "le"}, _export_lightgbm(e)
-        return "trees", {"rule": "lt"}, _export_xgboost(e)
-
-
-def _export_lightgbm(model: Any) -> dict[str, np.ndarray]:
-    """LightGBM trees (from the full-precision text model) in the ``trees`` form.
-
-    Leaf values already include shrinkage and the initial score. Only numerical splits
-    (``x <= threshold``) are supported.
-    """
-    text = model.booster_.model_to_string()
-    feats: list[np.ndarray] = []
-    thrs: list[np.ndarray] = []
-    lefts: list[np.ndarray] = []
-    rights: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    roots: list[int] = []
-    offset = 0
-    for block in text.split("\nTree=")[1:]:
-        kv = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
-        leaf_value = np.array(kv["leaf_value"].split(), dtype=np.float64)
-        n_leaves = int(kv["num_leaves"])
-        n_int = n_leaves - 1
-        size = n_int + n_leaves
-        feat = np.full(size, -1, np.int64)
-        thr = np.zeros(size)
-        left = np.full(size, -1, np.int64)
-        right = np.full(size, -1, np.int64)
-        val = np.zeros(size)
-        val[n_int:] = leaf_value
-        if n_int > 0:
-            dt = np.array(kv["decision_type"].split(), dtype=np.int64)
-            if np.any(dt & 1):
-                raise InputError("categorical LightGBM splits cannot be exported")
-            feat[:n_int] = np.array(kv["split_feature"].split(), dtype=np.int64)
-            thr[:n_int] = np.array(kv["threshold"].split(), dtype=np.float64)
-            for src, dst in ((kv["left_child"], left), (kv["right_child"], right)):
-                c = np.array(src.split(), dtype=np.int64)
-                dst[:n_int] = np.where(c >= 0, c, n_int + (-c - 1))
-        feats.append(feat)
-        thrs.append(thr)
-        lefts.append(np.where(left >= 0, left + offset, -1))
-        rights.append(np.where(right >= 0, right + offset, -1))
-        vals.append(val)
-        roots.append(offset)
-        offset += size
-    return {"feature": np.concatenate(feats).astype(np.int32), "threshold": np.concatenate(thrs),
-            "left": np.concatenate(lefts).astype(np.int32),
-            "right": np.concatenate(rights).astype(np.int32), "value": np.concatenate(vals),
-            "roots": np.asarray(roots, np.int32), "base": np.zeros(1)}
-
-
-def _export_xgboost(model: Any) -> dict[str, np.ndarray]:
-    """XGBoost's JSON trees in the ``trees`` form (rule ``lt`` on float32 values)."""
-    import json
-
-    raw = json.loads(model.get_booster().save_raw("json"))
-    learner = raw["learner"]
-    base = float(np.float32(learner["learner_model_param"]["base_score"].strip("[]")))
-    feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
-    offset = 0
-    for tree in learner["gradient_booster"]["model"]["trees"]:
-        left = np.asarray(tree["left_children"], np.int64)
-        right = np.asarray(tree["right_children"], np.int64)
-        leaf = left < 0
-        cond = np.asarray(tree["split_conditions"], np.float64)
-        feats.append(np.where(leaf, -1, np.asarray(tree["split_indices"])).astype(np.int32))
-        # x32 < t32  <=>  x < t' for the float64 t' just below the rounding midpoint
-        thr32 = cond.astype(np.float32)
-        prev = np.nextafter(thr32, np.float32(-np.inf))
-        lt_thr = ex.f32_le_threshold(prev.astype(np.float64))
-        thrs.append(np.where(leaf, 0.0, np.nextafter(lt_thr, np.inf)))
-        lefts.append(np.where(leaf, -1, left + offset).astype(np.int32))
-        rights.append(np.where(leaf, -1, right + offset).astype(np.int32))
-        vals.append(np.where(leaf, cond, 0.0))
-        roots.append(offset)
-        offset += len(left)
-    return {"feature": np.concatenate(feats), "threshold": np.concatenate(thrs),
-            "left": np.concatenate(lefts), "right": np.concatenate(rights),
-            "value": np.concatenate(vals), "roots": np.asarray(roots, np.int32),
-            "base": np.asarray([base])}
-
 
 class MLPRegressor(LatencyRegressor):
     """Multi-layer perceptron (scikit-learn, L-BFGS or Adam) on a standardised target.
@@ -509,17 +417,12 @@ class MLPRegressor(LatencyRegressor):
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
         return super()._raw(Xs) * self.y_unit_ + self.y_shift_
 
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        e = self.estimator_
-        arrays: dict[str, np.ndarray] = {}
-        L = len(e.coefs_)
-        for i, (W, b) in enumerate(zip(e.coefs_, e.intercepts_, strict=True)):
-            W = np.asarray(W, dtype=np.float64)
-            b = np.asarray(b, dtype=np.float64)
-            if i == L - 1:
-                W, b = W * self.y_unit_, b * self.y_unit_ + self.y_shift_
-            arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        return "mlp", {"activation": e.activation, "n_layers": L}, arrays
+    def _export_inner(self) -> ModelArrays:
+        m = from_estimator(self.estimator_)
+        last = int(m.meta["n_layers"]) - 1  # fold the target standardisation into the output
+        m.arrays[f"W{last}"] = m.arrays[f"W{last}"] * self.y_unit_
+        m.arrays[f"b{last}"] = m.arrays[f"b{last}"] * self.y_unit_ + self.y_shift_
+        return m
 
 
 class KNNRegressor(LatencyRegressor):
@@ -536,19 +439,13 @@ class KNNRegressor(LatencyRegressor):
     def _fit_inner(self, Xs: np.ndarray, yt: np.ndarray) -> Any:
         from sklearn.neighbors import KNeighborsRegressor
 
-        self.train_X_, self.train_y_ = Xs.copy(), yt.copy()
         return KNeighborsRegressor(n_neighbors=min(self.n_neighbors, len(Xs)),
                                    weights=self.weights, algorithm="brute").fit(Xs, yt)
 
     def _raw(self, Xs: np.ndarray) -> np.ndarray:
-        # the exported (stable-sorted) neighbour search is the definition; scikit-learn's
-        # own search may break exact distance ties in another order
-        kind, meta, arrays = self._export_inner()
-        return ex.predict_raw(kind, meta, arrays, Xs)
-
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        return "knn", {"k": int(min(self.n_neighbors, len(self.train_X_))),
-                       "weights": self.weights}, {"X": self.train_X_, "y": self.train_y_}
+        # the array form's (stable-sorted, exact-distance) neighbour search is the definition;
+        # scikit-learn's own search may break distance ties in another order
+        return reference.predict_raw(self._export_inner(), Xs)
 
 
 class GPRegressor(LatencyRegressor):
@@ -591,19 +488,6 @@ class GPRegressor(LatencyRegressor):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return gp.fit(Xs, yt)
-
-    def _export_inner(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-        e = self.estimator_
-        prod = e.kernel_.k1
-        F = e.X_train_.shape[1]
-        ls = np.broadcast_to(np.asarray(prod.k2.length_scale, dtype=np.float64), (F,)).copy()
-        ym = float(np.asarray(e._y_train_mean).ravel()[0])
-        ys = float(np.asarray(e._y_train_std).ravel()[0])
-        return "gp", {"constant": float(prod.k1.constant_value), "y_mean": ym, "y_std": ys}, {
-            "X": np.asarray(e.X_train_, dtype=np.float64),
-            "alpha": np.asarray(e.alpha_, dtype=np.float64).ravel(),
-            "length_scale": ls,
-        }
 
 
 #: Regressor classes by name (``auto`` is handled by :func:`make_regressor`).
@@ -664,10 +548,6 @@ AUTO_CANDIDATES: tuple[tuple[Any, ...], ...] = (
 #: prefers, among candidates that cross-validate as well as the best, the one with the fewest
 #: feature columns, then the earliest family here).
 FAMILY_ORDER = ("lut", "ridge", "huber", "knn", "gp", "gbt", "forest", "mlp", "gcn")
-
-
-def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(np.abs(y_pred - y_true) / np.abs(y_true)) * 100.0)
 
 
 class AutoRegressor(LatencyRegressor):
@@ -782,7 +662,7 @@ class AutoRegressor(LatencyRegressor):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self.best_estimator_.predict(X)
 
-    def export(self) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    def export(self) -> ModelArrays:
         check_is_fitted(self)
         return self.best_estimator_.export()
 

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from esm.errors import InputError
+from esm.predictor import reference
+from esm.predictor.model import ModelArrays
 from esm.spaces.base import SearchSpace
-from esm.surrogate import export as ex
 from esm.surrogate import modelfile
 from esm.surrogate.encoders import Encoder, encoder_from_dict, get_encoder
 
@@ -62,8 +63,10 @@ class Surrogate:
     ----------
     space : SearchSpace
     encoder : Encoder
+    model : esm.predictor.ModelArrays
+        The regressor's array form.
     kind, model_meta, arrays
-        The regressor's array form (see :mod:`esm.surrogate.export`).
+        Its family, its meta with the ``target`` (as the file stores it) and its arrays.
     info : dict
         Everything else that the file records: ``model`` (name, chosen candidate, CV
         scores), ``target`` (transform, column, device), ``training`` (rows, fingerprint,
@@ -75,17 +78,14 @@ class Surrogate:
     def __init__(self, space: SearchSpace, encoder: Encoder, kind: str,
                  model_meta: dict[str, Any], arrays: dict[str, np.ndarray],
                  info: dict[str, Any], train_genomes: np.ndarray | None = None) -> None:
-        ex.check_arrays(kind, model_meta, arrays)
-        if arrays["x_mean"].shape[0] != encoder.n_features:
+        self.model = ModelArrays.from_form(kind, model_meta, arrays).check()
+        if self.model.n_features != encoder.n_features:
             raise InputError(
-                f"model expects {arrays['x_mean'].shape[0]} features but the "
+                f"model expects {self.model.n_features} features but the "
                 f"{encoder.name} encoder of {space.name} makes {encoder.n_features}"
             )
         self.space = space
         self.encoder = encoder
-        self.kind = kind
-        self.model_meta = dict(model_meta)
-        self.arrays = dict(arrays)
         self.info = dict(info)
         g = np.zeros((0, space.genome_length), np.int32) if train_genomes is None \
             else np.ascontiguousarray(train_genomes, dtype=np.int32)
@@ -160,7 +160,7 @@ class Surrogate:
         t0 = time.perf_counter()
         est.fit(X, y)
         fit_seconds = time.perf_counter() - t0
-        kind, meta, arrays = est.export()
+        model_form = est.export()
         shown = {k: ("<cell graph>" if k == "graph" and v is not None else v)
                  for k, v in est.get_params(deep=False).items()}
         model_info: dict[str, Any] = {"name": model, "class": type(est).__name__,
@@ -170,7 +170,7 @@ class Surrogate:
             model_info["cv_mape"] = est.cv_scores_
         info = {
             "model": model_info,
-            "target": {"transform": meta["target"], "column": column, "device": device
+            "target": {"transform": model_form.target, "column": column, "device": device
                        or eparams.get("device"), "unit": "ms"},
             "training": {"n": len(y), "fingerprint": fingerprint(g, y), "seed": seed,
                          "fit_seconds": fit_seconds},
@@ -178,13 +178,26 @@ class Surrogate:
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        sur = cls(sp, enc, kind, meta, arrays, info, train_genomes=sp.canonical(g))
+        sur = cls(sp, enc, model_form.kind, model_form.form_meta(), model_form.arrays, info,
+                  train_genomes=sp.canonical(g))
         from esm.surrogate.metrics import evaluate
 
         sur.info["metrics"]["train"] = evaluate(y, sur.predict(g))
         return sur
 
     # ------------------------------------------------------------------ prediction
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def model_meta(self) -> dict[str, Any]:
+        return self.model.form_meta()
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.model.arrays
+
     def features(self, genomes: Any) -> np.ndarray:
         """Encoded features ``[N, F]`` of ``genomes``."""
         return self.encoder.transform(genomes)
@@ -206,7 +219,7 @@ class Surrogate:
         """Latencies (ms) from already encoded features (compiled model)."""
         p = self.compile()
         if p is None:
-            return ex.predict_arrays(self.kind, self.model_meta, self.arrays, X)
+            return reference.predict(self.model, X)
         return p.predict_features(X)
 
     def predict(self, genomes: Any, threads: int = 0, chunk: int = 65536,
@@ -231,11 +244,11 @@ class Surrogate:
             yield self.predict(batch, threads=threads, chunk=chunk, device=device)
 
     def predict_reference(self, genomes: Any) -> np.ndarray:
-        """The NumPy reference path (Python encoder + :func:`export.predict_arrays`)."""
+        """The NumPy reference path (Python encoder + :func:`esm.predictor.reference.predict`)."""
         g = self.space.validate(genomes)
         if len(g) == 0:
             return np.zeros(0)
-        return ex.predict_arrays(self.kind, self.model_meta, self.arrays, self.encoder.transform(g))
+        return reference.predict(self.model, self.encoder.transform(g))
 
     def evaluate(self, genomes: Any, latency_ms: Any) -> dict[str, float]:
         """Metrics (:func:`esm.surrogate.metrics.evaluate`) on the given rows."""
