@@ -196,7 +196,8 @@ class LUTRegressor(RidgeRegressor):
 
 
 class _LinearModel:
-    """A fitted affine map ``X @ coef_ + intercept_`` (inner model of :class:`HuberRegressor`)."""
+    """A fitted affine map ``X @ coef_ + intercept_`` (inner model of
+    :class:`RobustRidgeRegressor`)."""
 
     def __init__(self, coef: np.ndarray, intercept: float, n_iter: int) -> None:
         self.coef_ = coef
@@ -207,8 +208,9 @@ class _LinearModel:
         return np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
 
 
-class HuberRegressor(LatencyRegressor):
-    """Ridge-penalised linear model with the Huber loss, exported as ``linear``.
+class RobustRidgeRegressor(LatencyRegressor):
+    """Ridge-penalised linear model with the Huber loss, exported as ``linear`` (registry name
+    ``huber``; not scikit-learn's HuberRegressor, which estimates the scale jointly by L-BFGS).
 
     Squared loss for residuals within ``epsilon`` robust scales, absolute loss beyond: the few
     slow outlier measurements of a latency dataset (timing noise is one-sided: interference
@@ -376,10 +378,11 @@ class BoostingRegressor(LatencyRegressor):
         raise ValueError(f"unknown boosting backend {self.backend!r}")
 
 
-class MLPRegressor(LatencyRegressor):
-    """Multi-layer perceptron (scikit-learn, L-BFGS or Adam) on a standardised target.
+class FeedForwardRegressor(LatencyRegressor):
+    """Multi-layer perceptron on a standardised target (registry name ``mlp``).
 
-    The target's mean and scale are folded into the output layer at export.
+    Trains scikit-learn's MLPRegressor (L-BFGS or Adam) on ``(y - mean) / std`` of the
+    transformed target; the target's mean and scale are folded into the output layer at export.
     """
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] = (64, 64),
@@ -494,10 +497,10 @@ class GPRegressor(LatencyRegressor):
 REGRESSORS: dict[str, type[LatencyRegressor]] = {
     "ridge": RidgeRegressor,
     "lut": LUTRegressor,
-    "huber": HuberRegressor,
+    "huber": RobustRidgeRegressor,
     "forest": ForestRegressor,
     "gbt": BoostingRegressor,
-    "mlp": MLPRegressor,
+    "mlp": FeedForwardRegressor,
     "knn": KNNRegressor,
     "gp": GPRegressor,
 }
@@ -676,6 +679,6 @@ def _scaled_error(y: np.ndarray, p: np.ndarray) -> float:
 
 __all__ = [
     "AUTO_CANDIDATES", "FAMILY_ORDER", "REGRESSORS", "AutoRegressor", "BoostingRegressor",
-    "ForestRegressor", "GPRegressor", "HuberRegressor", "KNNRegressor", "LUTRegressor",
-    "LatencyRegressor", "MLPRegressor", "RidgeRegressor", "make_regressor",
+    "FeedForwardRegressor", "ForestRegressor", "GPRegressor", "KNNRegressor", "LUTRegressor",
+    "LatencyRegressor", "RidgeRegressor", "RobustRidgeRegressor", "make_regressor",
 ]
