@@ -128,6 +128,9 @@ def test_device_specs_and_columns() -> None:
     assert device_from_column("lat_2080ti_64") == ("rtx2080ti", 64)
     assert device_from_column("lat_titan_xp_32") == ("titan-xp", 32)
     assert device_from_column("lat_gold_6240") == ("xeon-gold-6240", 1)
+    # the batch is the store's reading of the column name (esm.store.parse_column)
+    assert device_from_column("lat_a100_4096") == ("a100", 4096)
+    assert device_from_column("lat_a100_8192") == ("a100", 1)
     spec = resolve_device({"name": "v100", "launch_us": 20})
     assert spec.launch_us == 20 and spec.peak_tflops == DEVICE_SPECS["v100"].peak_tflops
     with pytest.raises(InputError, match="unknown device"):

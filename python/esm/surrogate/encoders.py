@@ -38,7 +38,6 @@ parameters only.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -46,7 +45,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from esm.errors import InputError
+from esm.jsonable import to_jsonable
 from esm.spaces.base import COST_FIELDS, Costs, SearchSpace
+from esm.store import parse_column
 
 # --------------------------------------------------------------------------- device specs
 
@@ -114,16 +115,15 @@ _COLUMN_DEVICES = (
 def device_from_column(column: str) -> tuple[str | None, int]:
     """Guess ``(spec name, batch size)`` from a dataset column such as ``lat_2080ti_32``.
 
-    The spec is None when no known device name appears; the batch is the trailing integer
-    after an underscore when the column names a GPU, else 1.
+    The spec is None when no known device name appears; the batch is the column's batch
+    (:func:`esm.store.parse_column`) when the column names a GPU, else 1 (CPU column names
+    end in model numbers, such as ``lat_gold_6240``).
     """
     low = column.lower()
     spec = next((s for key, s in _COLUMN_DEVICES if key in low), None)
-    batch = 1
-    m = re.search(r"_(\d+)$", low)
-    if m and spec is not None and not spec.startswith(("xeon", "cpu")):
-        batch = int(m.group(1))
-    return spec, batch
+    if spec is None or spec.startswith(("xeon", "cpu")):
+        return spec, 1
+    return spec, parse_column(low)[1]
 
 
 def resolve_device(device: str | dict[str, Any] | None) -> DeviceSpec:
@@ -269,7 +269,7 @@ class Encoder(ABC):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description: ``{"name": ..., "params": {...}}``."""
-        return {"name": self.name, "params": _jsonable(self.params)}
+        return {"name": self.name, "params": to_jsonable(self.params)}
 
     @staticmethod
     def from_dict(d: dict[str, Any], space: SearchSpace) -> Encoder:
@@ -475,13 +475,3 @@ def encoder_from_dict(d: dict[str, Any], space: SearchSpace) -> Encoder:
     if not isinstance(d, dict) or "name" not in d:
         raise InputError(f"not an encoder description: {d!r}")
     return get_encoder(str(d["name"]), space, **dict(d.get("params", {})))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
