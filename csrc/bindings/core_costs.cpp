@@ -17,10 +17,7 @@ using Config = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
 const esm::SpaceKernel& checked_space(const std::string& name, const Config& config) {
   const esm::SpaceKernel& space = esm::find_space(name);
-  if (config.ndim() != 1 || config.shape(0) != space.config_size) {
-    throw std::invalid_argument(name + ": config must be a 1-D array of " +
-                                std::to_string(space.config_size) + " integers");
-  }
+  esm::check_config(space, config.ndim(), config.size());
   return space;
 }
 

@@ -1,6 +1,6 @@
 // Bindings for the compiled surrogate models and the fused genomes -> latency pipeline.
-// Arrays are validated here (dtype kind, shape, index ranges) before any C++ work; the C++
-// constructors check the structure (tree links, layer shapes). GIL released around work.
+// Python objects become C++ arrays here (dtype kind, shape, int32 range); the C++ core checks
+// the rest (meta names, tree links, layer shapes, plan against space). GIL released around work.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -14,8 +14,6 @@
 
 #include "esm/costs.hpp"
 #include "esm/encode.hpp"
-
-#include "esm/parallel.hpp"
 #include "esm/predict.hpp"
 
 namespace py = pybind11;
@@ -99,14 +97,7 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
   c.n_features = n_features;
   c.x_mean = floats(arrays, "x_mean", kind, n_features);
   c.x_scale = floats(arrays, "x_scale", kind, n_features);
-  if (target == "log") {
-    c.target = ep::Target::kLog;
-  } else if (target == "identity") {
-    c.target = ep::Target::kIdentity;
-  } else {
-    throw std::invalid_argument("model: unknown target transform '" + target +
-                                "' (known: log, identity)");
-  }
+  c.target = ep::parse_target(target);
   if (kind == "linear") {
     ep::LinearParams p;
     p.coef = floats(arrays, "coef", kind, n_features);
@@ -122,32 +113,16 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
     p.threshold = floats(arrays, "threshold", kind);
     p.value = floats(arrays, "value", kind);
     p.base = scalar(arrays, "base", kind);
-    const std::string rule = meta_get<std::string>(meta, "rule", "le");
-    if (rule != "le" && rule != "lt") {
-      throw std::invalid_argument("trees: rule must be 'le' or 'lt', got '" + rule + "'");
-    }
-    p.rule_lt = rule == "lt";
-    const std::string dt = meta_get<std::string>(meta, "input_dtype", "float64");
-    if (dt != "float32" && dt != "float64") {
-      throw std::invalid_argument("trees: input_dtype must be 'float32' or 'float64'");
-    }
-    p.float32_inputs = dt == "float32";
-    const std::string hl = meta_get<std::string>(meta, "hot_layout", "auto");
-    if (hl != "auto" && hl != "walk" && hl != "slice") {
-      throw std::invalid_argument("trees: hot_layout must be 'auto', 'walk' or 'slice', got '" + hl + "'");
-    }
-    p.hot_layout = hl == "walk" ? ep::HotLayout::kWalk : hl == "slice" ? ep::HotLayout::kSlice : ep::HotLayout::kAuto;
+    p.rule_lt = ep::parse_rule_lt(meta_get<std::string>(meta, "rule", "le"));
+    p.float32_inputs =
+        ep::parse_float32_inputs(meta_get<std::string>(meta, "input_dtype", "float64"));
+    p.hot_layout = ep::parse_hot_layout(meta_get<std::string>(meta, "hot_layout", "auto"));
     py::gil_scoped_release release;
     return ep::make_trees(std::move(c), std::move(p));
   }
   if (kind == "mlp") {
     ep::MlpParams p;
-    const std::string act = meta_get<std::string>(meta, "activation", "relu");
-    if (act == "relu") p.activation = ep::Activation::kRelu;
-    else if (act == "tanh") p.activation = ep::Activation::kTanh;
-    else if (act == "logistic") p.activation = ep::Activation::kLogistic;
-    else if (act == "identity") p.activation = ep::Activation::kIdentity;
-    else throw std::invalid_argument("mlp: unknown activation '" + act + "'");
+    p.activation = ep::parse_activation(meta_get<std::string>(meta, "activation", "relu"));
     p.sizes.push_back(n_features);
     for (int l = 0;; ++l) {
       const std::string wn = "W" + std::to_string(l), bn = "b" + std::to_string(l);
@@ -308,10 +283,8 @@ py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
   if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
     return a.cast<py::array_t<int32_t>>();
   }
+  // uint64 values above INT64_MAX wrap to negative here and are refused below.
   auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (k == 'u' && a.dtype().itemsize() == 8) {
-    // uint64 values above INT64_MAX wrap to negative and are refused below.
-  }
   py::array_t<int32_t> out({a.shape(0), a.shape(1)});
   const int64_t* src = wide.data();
   int32_t* dst = out.mutable_data();
@@ -349,17 +322,9 @@ class Fused {
   Fused(const std::string& space, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
         const py::dict& plan, std::shared_ptr<ep::Model> model)
       : space_(esm::find_space(space)), model_(std::move(model)) {
-    if (config.ndim() != 1 || config.shape(0) != space_.config_size) {
-      throw std::invalid_argument(space + ": config must be a 1-D array of " +
-                                  std::to_string(space_.config_size) + " integers");
-    }
+    esm::check_config(space_, config.ndim(), config.size());
     config_.assign(config.data(), config.data() + config.size());
-    const std::vector<int32_t> choices = space_.choices(config_.data());
-    const int64_t S = space_.n_slots(config_.data());
     plan_.choices = int_list<int32_t>(plan, "choices");
-    if (plan_.choices != choices) {
-      throw std::invalid_argument("encoder plan: gene choices differ from the space's");
-    }
     plan_.n_slots = plan.contains("n_slots") ? plan["n_slots"].cast<int64_t>() : -1;
     plan_.slot_gene = int_list<int32_t>(plan, "slot_gene");
     plan_.slot_active = int_list<uint8_t>(plan, "slot_active");
@@ -380,7 +345,7 @@ class Fused {
       op.n_stages = o.contains("n_stages") ? o["n_stages"].cast<int64_t>() : 0;
       plan_.ops.push_back(std::move(op));
     }
-    plan_.check(static_cast<int64_t>(choices.size()), S);
+    plan_.check(space_, config_.data());
     if (model_ && model_->n_features() != plan_.n_features()) {
       throw std::invalid_argument("the encoder makes " + std::to_string(plan_.n_features()) +
                                   " features, the model expects " +
@@ -394,28 +359,12 @@ class Fused {
 
   py::array_t<double> encode(const py::object& genomes_obj, int threads) const {
     auto genomes = genome_rows(genomes_obj, n_genes());
-    const int64_t n = genomes.shape(0), G = n_genes(), S = plan_.n_slots, F = n_features();
-    py::array_t<double> X({n, F});
+    const int64_t n = genomes.shape(0);
+    py::array_t<double> X({n, n_features()});
     {
       py::gil_scoped_release release;
-      esm::validate_genomes(space_, genomes.data(), n, G, config_.data());
-      const bool costs = plan_.needs_costs();
-      double* x = X.mutable_data();
-      esm::parallel_for(n, threads, 1024, [&](int64_t b, int64_t e) {
-        constexpr int64_t kSub = 1024;
-        std::vector<int64_t> totals, slots;
-        if (costs) {
-          totals.resize(static_cast<size_t>(kSub * 4));
-          slots.resize(static_cast<size_t>(kSub * S * 4));
-        }
-        for (int64_t s0 = b; s0 < e; s0 += kSub) {
-          const int64_t k = std::min(kSub, e - s0);
-          const int32_t* gs = genomes.data() + s0 * G;
-          if (costs) esm::compute_costs(space_, gs, k, G, config_.data(), 1, totals.data(), slots.data());
-          ep::encode(plan_, gs, k, costs ? totals.data() : nullptr, costs ? slots.data() : nullptr,
-                     x + s0 * F);
-        }
-      });
+      ep::encode_genomes(space_, config_.data(), plan_, genomes.data(), n, n_genes(),
+                         X.mutable_data(), threads);
     }
     return X;
   }

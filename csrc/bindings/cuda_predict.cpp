@@ -34,11 +34,8 @@ ep::Common common(const Arr<double>& mean, const Arr<double>& scale, const std::
   c.n_features = mean.size();
   c.x_mean = vec(mean);
   c.x_scale = vec(scale);
-  if (c.x_scale.size() != c.x_mean.size() || c.n_features <= 0) {
-    throw std::invalid_argument("x_mean and x_scale must have one value per feature");
-  }
-  if (target != "log" && target != "identity") throw std::invalid_argument("unknown target");
-  c.target = target == "log" ? ep::Target::kLog : ep::Target::kIdentity;
+  c.target = ep::parse_target(target);
+  ep::check_common(c);
   return c;
 }
 
@@ -50,44 +47,37 @@ struct Buffer {
   void* p;
 };
 
-py::array_t<double> model_host(const ec::DeviceModel& m, const Arr<double>& X, int64_t chunk) {
-  if (X.ndim() != 2 || X.shape(1) != m.n_features()) {
-    throw std::invalid_argument("features must have shape [N, " + std::to_string(m.n_features()) + "]");
+// Predictions of host rows [N, width] (features or genomes) by a device model, copied to the
+// device and back chunk by chunk (device memory bounded by chunk rows).
+template <class T, class Model>
+py::array_t<double> predict_host(const Model& m, const Arr<T>& rows_in, int64_t width,
+                                 const char* what, int64_t chunk) {
+  if (rows_in.ndim() != 2 || rows_in.shape(1) != width) {
+    throw std::invalid_argument(std::string(what) + " must have shape [N, " +
+                                std::to_string(width) + "]");
   }
   if (chunk <= 0) throw std::invalid_argument("chunk must be positive");
-  const int64_t n = X.shape(0), F = m.n_features();
+  const int64_t n = rows_in.shape(0);
   py::array_t<double> out(n);
   if (n == 0) return out;
   py::gil_scoped_release release;
   const int64_t rows = std::min(chunk, n);
-  Buffer dx(sizeof(double) * rows * F), dy(sizeof(double) * rows);
+  Buffer dx(sizeof(T) * rows * width), dy(sizeof(double) * rows);
   for (int64_t b = 0; b < n; b += rows) {
     const int64_t k = std::min(rows, n - b);
-    ec::copy_to_device(dx.p, X.data() + b * F, sizeof(double) * k * F, 0);
-    m.predict(static_cast<double*>(dx.p), k, static_cast<double*>(dy.p), 0);
+    ec::copy_to_device(dx.p, rows_in.data() + b * width, sizeof(T) * k * width, 0);
+    m.predict(static_cast<T*>(dx.p), k, static_cast<double*>(dy.p), 0);
     ec::copy_to_host(out.mutable_data() + b, dy.p, sizeof(double) * k, 0);
   }
   return out;
 }
 
+py::array_t<double> model_host(const ec::DeviceModel& m, const Arr<double>& X, int64_t chunk) {
+  return predict_host(m, X, m.n_features(), "features", chunk);
+}
+
 py::array_t<double> lut_host(const ec::DeviceLut& m, const Arr<int32_t>& G, int64_t chunk) {
-  if (G.ndim() != 2 || G.shape(1) != m.n_genes()) {
-    throw std::invalid_argument("genomes must have shape [N, " + std::to_string(m.n_genes()) + "]");
-  }
-  if (chunk <= 0) throw std::invalid_argument("chunk must be positive");
-  const int64_t n = G.shape(0), g = m.n_genes();
-  py::array_t<double> out(n);
-  if (n == 0) return out;
-  py::gil_scoped_release release;
-  const int64_t rows = std::min(chunk, n);
-  Buffer dg(sizeof(int32_t) * rows * g), dy(sizeof(double) * rows);
-  for (int64_t b = 0; b < n; b += rows) {
-    const int64_t k = std::min(rows, n - b);
-    ec::copy_to_device(dg.p, G.data() + b * g, sizeof(int32_t) * k * g, 0);
-    m.predict(static_cast<int32_t*>(dg.p), k, static_cast<double*>(dy.p), 0);
-    ec::copy_to_host(out.mutable_data() + b, dy.p, sizeof(double) * k, 0);
-  }
-  return out;
+  return predict_host(m, G, m.n_genes(), "genomes", chunk);
 }
 
 }  // namespace
@@ -130,8 +120,8 @@ void register_predict(py::module_& m) {
           p.value = vec(value);
           p.roots = vec(roots);
           p.base = base;
-          p.rule_lt = rule == "lt";
-          p.float32_inputs = input_dtype == "float32";
+          p.rule_lt = ep::parse_rule_lt(rule);
+          p.float32_inputs = ep::parse_float32_inputs(input_dtype);
           ep::CompactTrees t = ep::compact_trees(p, c.n_features);
           return ec::device_trees(c, t);
         },

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "esm/parallel.hpp"
 
@@ -18,6 +19,13 @@ std::vector<std::string> space_names() {
   std::vector<std::string> names;
   for (const SpaceKernel* s : registered_spaces()) names.emplace_back(s->name);
   return names;
+}
+
+void check_config(const SpaceKernel& space, int64_t ndim, int64_t size) {
+  if (ndim != 1 || size != space.config_size) {
+    throw std::invalid_argument(std::string(space.name) + ": config must be a 1-D array of " +
+                                std::to_string(space.config_size) + " integers");
+  }
 }
 
 void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,

@@ -10,23 +10,61 @@
 
 namespace esm::predict {
 
-Model::Model(Common common) : common_(std::move(common)) {
-  const int64_t F = common_.n_features;
+void check_common(const Common& c) {
+  const int64_t F = c.n_features;
   if (F <= 0) throw std::invalid_argument("model: the number of features must be positive");
-  if (static_cast<int64_t>(common_.x_mean.size()) != F ||
-      static_cast<int64_t>(common_.x_scale.size()) != F) {
+  if (static_cast<int64_t>(c.x_mean.size()) != F || static_cast<int64_t>(c.x_scale.size()) != F) {
     throw std::invalid_argument("model: x_mean and x_scale must have " + std::to_string(F) +
                                 " values (one per feature)");
   }
   for (int64_t j = 0; j < F; ++j) {
     // An infinite scale switches a column off (x' = 0), as the surrogate's column subsets do.
-    if (!std::isfinite(common_.x_mean[j]) || std::isnan(common_.x_scale[j]) ||
-        common_.x_scale[j] == 0.0) {
+    if (!std::isfinite(c.x_mean[j]) || std::isnan(c.x_scale[j]) || c.x_scale[j] == 0.0) {
       throw std::invalid_argument("model: x_mean/x_scale of feature " + std::to_string(j) +
                                   " must be finite with a non-zero (or infinite) scale");
     }
   }
 }
+
+Target parse_target(const std::string& name) {
+  if (name == "log") return Target::kLog;
+  if (name == "identity") return Target::kIdentity;
+  throw std::invalid_argument("model: unknown target transform '" + name +
+                              "' (known: log, identity)");
+}
+
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::kRelu;
+  if (name == "tanh") return Activation::kTanh;
+  if (name == "logistic") return Activation::kLogistic;
+  if (name == "identity") return Activation::kIdentity;
+  throw std::invalid_argument("mlp: unknown activation '" + name + "'");
+}
+
+bool parse_rule_lt(const std::string& rule) {
+  if (rule != "le" && rule != "lt") {
+    throw std::invalid_argument("trees: rule must be 'le' or 'lt', got '" + rule + "'");
+  }
+  return rule == "lt";
+}
+
+bool parse_float32_inputs(const std::string& input_dtype) {
+  if (input_dtype != "float32" && input_dtype != "float64") {
+    throw std::invalid_argument("trees: input_dtype must be 'float32' or 'float64', got '" +
+                                input_dtype + "'");
+  }
+  return input_dtype == "float32";
+}
+
+HotLayout parse_hot_layout(const std::string& name) {
+  if (name == "auto") return HotLayout::kAuto;
+  if (name == "walk") return HotLayout::kWalk;
+  if (name == "slice") return HotLayout::kSlice;
+  throw std::invalid_argument("trees: hot_layout must be 'auto', 'walk' or 'slice', got '" +
+                              name + "'");
+}
+
+Model::Model(Common common) : common_(std::move(common)) { check_common(common_); }
 
 bool Model::affine(std::vector<double>*) const { return false; }
 

@@ -44,13 +44,19 @@ bool EncodePlan::onehot_only() const {
   return !ops.empty();
 }
 
-void EncodePlan::check(int64_t n_genes, int64_t n_slots_space) {
+void EncodePlan::check(const SpaceKernel& space, const int64_t* config) {
+  const std::vector<int32_t> space_choices = space.choices(config);
   const int64_t G = static_cast<int64_t>(choices.size());
-  if (G != n_genes) {
+  if (G != static_cast<int64_t>(space_choices.size())) {
     throw std::invalid_argument("encoder plan: " + std::to_string(G) + " genes, the space has " +
-                                std::to_string(n_genes));
+                                std::to_string(space_choices.size()));
   }
-  if (n_slots != n_slots_space) throw std::invalid_argument("encoder plan: wrong slot count");
+  if (choices != space_choices) {
+    throw std::invalid_argument("encoder plan: gene choices differ from the space's");
+  }
+  if (n_slots != space.n_slots(config)) {
+    throw std::invalid_argument("encoder plan: wrong slot count");
+  }
   max_choice = 0;
   for (int32_t c : choices) {
     if (c <= 0) throw std::invalid_argument("encoder plan: choices must be positive");
@@ -234,6 +240,28 @@ void encode(const EncodePlan& p, const int32_t* genomes, int64_t n, const int64_
       }
     }
   }
+}
+
+void encode_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,
+                    const int32_t* genomes, int64_t n, int64_t g, double* X, int threads) {
+  validate_genomes(space, genomes, n, g, config);
+  const int64_t S = plan.n_slots, F = plan.n_features();
+  const bool costs = plan.needs_costs();
+  parallel_for(n, threads, 1024, [&](int64_t b, int64_t e) {
+    constexpr int64_t kSub = 1024;
+    std::vector<int64_t> totals, slots;
+    if (costs) {
+      totals.resize(static_cast<size_t>(kSub * Accumulator::kFields));
+      slots.resize(static_cast<size_t>(kSub * S * Accumulator::kFields));
+    }
+    for (int64_t s0 = b; s0 < e; s0 += kSub) {
+      const int64_t k = std::min(kSub, e - s0);
+      const int32_t* gs = genomes + s0 * g;
+      if (costs) compute_costs(space, gs, k, g, config, 1, totals.data(), slots.data());
+      encode(plan, gs, k, costs ? totals.data() : nullptr, costs ? slots.data() : nullptr,
+             X + s0 * F);
+    }
+  });
 }
 
 void predict_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,

@@ -90,6 +90,10 @@ struct SpaceKernel {
 const SpaceKernel& find_space(const std::string& name);
 std::vector<std::string> space_names();
 
+// Throws std::invalid_argument unless a config array of `ndim` dimensions and `size` values is
+// the 1-D array of space.config_size integers that the space's functions read.
+void check_config(const SpaceKernel& space, int64_t ndim, int64_t size);
+
 // Checks every gene against its number of choices; throws std::invalid_argument naming the
 // first bad gene.
 void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,

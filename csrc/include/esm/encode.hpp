@@ -48,8 +48,9 @@ struct EncodePlan {
   std::vector<double> pixel_table;
   std::vector<Op> ops;
 
-  // Validates the plan against the space's genome width and slot count; computes widths.
-  void check(int64_t n_genes, int64_t n_slots_space);
+  // Validates the plan against the space (its genes' choices and slot count for `config`);
+  // computes the feature count.
+  void check(const SpaceKernel& space, const int64_t* config);
   int64_t n_features() const { return n_features_; }
   bool needs_costs() const { return needs_costs_; }
   bool onehot_only() const;
@@ -63,6 +64,11 @@ struct EncodePlan {
 // (may be null when the plan does not need costs). X receives [n, F].
 void encode(const EncodePlan& plan, const int32_t* genomes, int64_t n, const int64_t* totals,
             const int64_t* slots, double* X);
+
+// Features of n genomes [n, g]: validates them, then computes costs (when the plan needs them)
+// and features on `threads` workers. X receives [n, F].
+void encode_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,
+                    const int32_t* genomes, int64_t n, int64_t g, double* X, int threads);
 
 // The whole pipeline: validates the genomes, then per piece of at most `chunk` rows computes
 // costs (when needed), features and predictions. Memory: threads * chunk * (F + 4 S + 4).

@@ -29,6 +29,10 @@ struct Common {
   Target target = Target::kIdentity;
 };
 
+// Throws std::invalid_argument unless c has F > 0 features, F finite means and F non-zero,
+// non-NaN scales (an infinite scale switches a column off: x' = 0).
+void check_common(const Common& c);
+
 struct LinearParams {
   std::vector<double> coef;  // [F]
   double intercept = 0.0;
@@ -104,6 +108,14 @@ struct GcnParams {
   std::vector<double> w_out;                         // [H]
   double b_out = 0.0;
 };
+
+// The meta values of the model file (see python/esm/predictor/model.py) as the core's enums;
+// an unknown name throws std::invalid_argument naming the known ones.
+Target parse_target(const std::string& name);                // "log", "identity"
+Activation parse_activation(const std::string& name);        // "relu", "tanh", ...
+bool parse_rule_lt(const std::string& rule);                 // "le" (false), "lt" (true)
+bool parse_float32_inputs(const std::string& input_dtype);   // "float32" (true), "float64"
+HotLayout parse_hot_layout(const std::string& name);         // "auto", "walk", "slice"
 
 class Model {
  public:
