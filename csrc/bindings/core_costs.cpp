@@ -28,8 +28,8 @@ void check_genomes(const std::string& name, const Genomes& genomes) {
   }
 }
 
-py::tuple costs(const std::string& name, const Genomes& genomes, const Config& config,
-                int threads, bool detail) {
+py::tuple costs(const std::string& name, const Genomes& genomes, const Config& config, int threads,
+                bool detail) {
   const esm::SpaceKernel& space = checked_space(name, config);
   check_genomes(name, genomes);
   const int64_t n = genomes.shape(0), g = genomes.shape(1);
@@ -39,8 +39,8 @@ py::tuple costs(const std::string& name, const Genomes& genomes, const Config& c
   py::array_t<int64_t> slots({n, S, F});
   {
     py::gil_scoped_release release;
-    esm::compute_costs(space, genomes.data(), n, g, config.data(), threads,
-                       totals.mutable_data(), detail ? slots.mutable_data() : nullptr);
+    esm::compute_costs(space, genomes.data(), n, g, config.data(), threads, totals.mutable_data(),
+                       detail ? slots.mutable_data() : nullptr);
   }
   return py::make_tuple(totals, slots);
 }
@@ -49,8 +49,7 @@ void validate(const std::string& name, const Genomes& genomes, const Config& con
   const esm::SpaceKernel& space = checked_space(name, config);
   check_genomes(name, genomes);
   py::gil_scoped_release release;
-  esm::validate_genomes(space, genomes.data(), genomes.shape(0), genomes.shape(1),
-                        config.data());
+  esm::validate_genomes(space, genomes.data(), genomes.shape(0), genomes.shape(1), config.data());
 }
 
 }  // namespace

@@ -23,7 +23,9 @@ namespace {
 
 using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-char dtype_kind(const py::array& a) { return a.dtype().kind(); }
+char dtype_kind(const py::array& a) {
+  return a.dtype().kind();
+}
 
 py::array get(const py::dict& arrays, const char* name, const std::string& kind) {
   if (!arrays.contains(name)) {
@@ -60,7 +62,7 @@ std::vector<int32_t> ints(const py::dict& arrays, const char* name, const std::s
     throw std::invalid_argument(kind + ": '" + name + "' must hold integers, got dtype " +
                                 py::str(a.dtype()).cast<std::string>());
   }
-  auto f = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  auto f = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
   if (!f) throw std::invalid_argument(kind + ": cannot read '" + name + "' as integers");
   std::vector<int32_t> out(static_cast<size_t>(f.size()));
   for (py::ssize_t i = 0; i < f.size(); ++i) {
@@ -163,7 +165,8 @@ std::shared_ptr<ep::Model> make_model(const std::string& kind, int64_t n_feature
       if (!arrays.contains(wn.c_str())) break;
       py::array W = get(arrays, wn.c_str(), kind);
       if (W.ndim() != 2 || W.shape(0) != p.sizes.back()) {
-        throw std::invalid_argument("gcn: " + wn + " must be [" + std::to_string(p.sizes.back()) + ", out]");
+        throw std::invalid_argument("gcn: " + wn + " must be [" + std::to_string(p.sizes.back()) +
+                                    ", out]");
       }
       p.sizes.push_back(W.shape(1));
       p.weights.push_back(floats(arrays, wn.c_str(), kind));
@@ -220,7 +223,8 @@ F64 feature_rows(const py::object& obj, int64_t F) {
   }
   if (a.ndim() != 2 || a.shape(1) != F) {
     std::string shape = "(";
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) shape += (d ? ", " : "") + std::to_string(a.shape(d));
+    for (py::ssize_t d = 0; d < a.ndim(); ++d)
+      shape += (d ? ", " : "") + std::to_string(a.shape(d));
     throw std::invalid_argument("features must have shape [N, " + std::to_string(F) + "], got " +
                                 shape + ")");
   }
@@ -266,7 +270,8 @@ namespace {
 // Genomes as C-contiguous int32 [N, G]: other integer dtypes are range-checked and converted;
 // floats, booleans and anything else are refused.
 py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
-  if (!py::isinstance<py::array>(obj)) throw std::invalid_argument("genomes must be a NumPy array [N, G]");
+  if (!py::isinstance<py::array>(obj))
+    throw std::invalid_argument("genomes must be a NumPy array [N, G]");
   py::array a = obj.cast<py::array>();
   const char k = dtype_kind(a);
   if (k != 'i' && k != 'u') {
@@ -284,7 +289,7 @@ py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
     return a.cast<py::array_t<int32_t>>();
   }
   // uint64 values above INT64_MAX wrap to negative here and are refused below.
-  auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  auto wide = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
   py::array_t<int32_t> out({a.shape(0), a.shape(1)});
   const int64_t* src = wide.data();
   int32_t* dst = out.mutable_data();
@@ -302,8 +307,9 @@ py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
 
 template <class T>
 std::vector<T> int_list(const py::dict& d, const char* name) {
-  if (!d.contains(name)) throw std::invalid_argument(std::string("encoder plan: missing '") + name + "'");
-  auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(d[name]);
+  if (!d.contains(name))
+    throw std::invalid_argument(std::string("encoder plan: missing '") + name + "'");
+  auto a = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(d[name]);
   if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be integers");
   std::vector<T> out;
   for (py::ssize_t i = 0; i < a.size(); ++i) out.push_back(static_cast<T>(a.data()[i]));
@@ -319,7 +325,8 @@ std::vector<double> real_list(const py::dict& d, const char* name) {
 
 class Fused {
  public:
-  Fused(const std::string& space, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
+  Fused(const std::string& space,
+        const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
         const py::dict& plan, std::shared_ptr<ep::Model> model)
       : space_(esm::find_space(space)), model_(std::move(model)) {
     esm::check_config(space_, config.ndim(), config.size());
@@ -335,11 +342,16 @@ class Fused {
       py::dict o = h.cast<py::dict>();
       ep::Op op;
       const std::string kind = o["kind"].cast<std::string>();
-      if (kind == "onehot") op.kind = ep::OpKind::kOnehot;
-      else if (kind == "scalars") op.kind = ep::OpKind::kScalars;
-      else if (kind == "slots") op.kind = ep::OpKind::kSlots;
-      else if (kind == "roofline") op.kind = ep::OpKind::kRoofline;
-      else throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
+      if (kind == "onehot")
+        op.kind = ep::OpKind::kOnehot;
+      else if (kind == "scalars")
+        op.kind = ep::OpKind::kScalars;
+      else if (kind == "slots")
+        op.kind = ep::OpKind::kSlots;
+      else if (kind == "roofline")
+        op.kind = ep::OpKind::kRoofline;
+      else
+        throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
       op.ints = int_list<int32_t>(o, "ints");
       op.reals = real_list(o, "reals");
       op.n_stages = o.contains("n_stages") ? o["n_stages"].cast<int64_t>() : 0;
@@ -395,7 +407,8 @@ class Fused {
 void register_predict_fused(py::module_& m) {
   py::class_<Fused>(m, "FusedPredictor",
                     "genomes -> costs -> features -> model in C++, chunked and threaded.")
-      .def(py::init<const std::string&, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>&,
+      .def(py::init<const std::string&,
+                    const py::array_t<int64_t, py::array::c_style | py::array::forcecast>&,
                     const py::dict&, std::shared_ptr<ep::Model>>(),
            py::arg("space"), py::arg("config"), py::arg("plan"), py::arg("model") = nullptr)
       .def_property_readonly("n_features", &Fused::n_features)
@@ -404,6 +417,7 @@ void register_predict_fused(py::module_& m) {
       .def("encode", &Fused::encode, py::arg("genomes"), py::arg("threads") = 0,
            "Features [N, F] of validated genomes (the compiled encoder).")
       .def("predict", &Fused::predict, py::arg("genomes"), py::arg("threads") = 0,
-           py::arg("chunk") = 65536, "Latencies [N] of genomes [N, G] (int32; other integer "
+           py::arg("chunk") = 65536,
+           "Latencies [N] of genomes [N, G] (int32; other integer "
            "dtypes are converted); N = 0 gives an empty result.");
 }

@@ -37,8 +37,9 @@ using Values = py::array_t<double, py::array::c_style | py::array::forcecast>;
 py::array_t<int64_t> tournament_winners(const Values& violation, const Values& score, int64_t n,
                                         int64_t size, uint64_t seed, int threads) {
   if (violation.ndim() != 1 || score.ndim() != 1 || violation.shape(0) != score.shape(0)) {
-    throw std::invalid_argument("tournament_winners: violation and score must be 1-D arrays "
-                                "of the same length");
+    throw std::invalid_argument(
+        "tournament_winners: violation and score must be 1-D arrays "
+        "of the same length");
   }
   const int64_t pop = violation.shape(0);
   if (pop < 1) throw std::invalid_argument("tournament_winners: empty population");

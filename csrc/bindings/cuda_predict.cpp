@@ -85,49 +85,53 @@ py::array_t<double> lut_host(const ec::DeviceLut& m, const Arr<int32_t>& G, int6
 void register_predict(py::module_& m) {
   py::class_<ec::DeviceModel, std::shared_ptr<ec::DeviceModel>>(m, "DeviceModel")
       .def_property_readonly("n_features", &ec::DeviceModel::n_features)
-      .def("predict_device",
-           [](const ec::DeviceModel& self, uintptr_t X, int64_t n, uintptr_t out, uintptr_t stream) {
-             py::gil_scoped_release release;
-             self.predict(reinterpret_cast<const double*>(X), n, reinterpret_cast<double*>(out), stream);
-           },
-           py::arg("X_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
-           "Queue predictions of n float64 feature rows at device address X_ptr into out_ptr.")
+      .def(
+          "predict_device",
+          [](const ec::DeviceModel& self, uintptr_t X, int64_t n, uintptr_t out, uintptr_t stream) {
+            py::gil_scoped_release release;
+            self.predict(reinterpret_cast<const double*>(X), n, reinterpret_cast<double*>(out),
+                         stream);
+          },
+          py::arg("X_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
+          "Queue predictions of n float64 feature rows at device address X_ptr into out_ptr.")
       .def("predict_host", &model_host, py::arg("X"), py::arg("chunk") = 1 << 20,
            "Predictions of NumPy feature rows (copied to the device chunk by chunk).");
 
-  m.def("linear_model",
-        [](const Arr<double>& mean, const Arr<double>& scale, const std::string& target,
-           const Arr<double>& coef, double intercept) -> std::shared_ptr<ec::DeviceModel> {
-          ep::Common c = common(mean, scale, target);
-          if (coef.size() != c.n_features) throw std::invalid_argument("coef must have F values");
-          return ec::device_linear(c, vec(coef), intercept);
-        },
-        py::arg("x_mean"), py::arg("x_scale"), py::arg("target"), py::arg("coef"),
-        py::arg("intercept"));
+  m.def(
+      "linear_model",
+      [](const Arr<double>& mean, const Arr<double>& scale, const std::string& target,
+         const Arr<double>& coef, double intercept) -> std::shared_ptr<ec::DeviceModel> {
+        ep::Common c = common(mean, scale, target);
+        if (coef.size() != c.n_features) throw std::invalid_argument("coef must have F values");
+        return ec::device_linear(c, vec(coef), intercept);
+      },
+      py::arg("x_mean"), py::arg("x_scale"), py::arg("target"), py::arg("coef"),
+      py::arg("intercept"));
 
-  m.def("trees_model",
-        [](const Arr<double>& mean, const Arr<double>& scale, const std::string& target,
-           const Arr<int32_t>& feature, const Arr<double>& threshold, const Arr<int32_t>& left,
-           const Arr<int32_t>& right, const Arr<double>& value, const Arr<int32_t>& roots,
-           double base, const std::string& rule, const std::string& input_dtype)
-            -> std::shared_ptr<ec::DeviceModel> {
-          ep::Common c = common(mean, scale, target);
-          ep::TreesParams p;
-          p.feature = vec(feature);
-          p.threshold = vec(threshold);
-          p.left = vec(left);
-          p.right = vec(right);
-          p.value = vec(value);
-          p.roots = vec(roots);
-          p.base = base;
-          p.rule_lt = ep::parse_rule_lt(rule);
-          p.float32_inputs = ep::parse_float32_inputs(input_dtype);
-          ep::CompactTrees t = ep::compact_trees(p, c.n_features);
-          return ec::device_trees(c, t);
-        },
-        py::arg("x_mean"), py::arg("x_scale"), py::arg("target"), py::arg("feature"),
-        py::arg("threshold"), py::arg("left"), py::arg("right"), py::arg("value"),
-        py::arg("roots"), py::arg("base"), py::arg("rule"), py::arg("input_dtype"));
+  m.def(
+      "trees_model",
+      [](const Arr<double>& mean, const Arr<double>& scale, const std::string& target,
+         const Arr<int32_t>& feature, const Arr<double>& threshold, const Arr<int32_t>& left,
+         const Arr<int32_t>& right, const Arr<double>& value, const Arr<int32_t>& roots,
+         double base, const std::string& rule,
+         const std::string& input_dtype) -> std::shared_ptr<ec::DeviceModel> {
+        ep::Common c = common(mean, scale, target);
+        ep::TreesParams p;
+        p.feature = vec(feature);
+        p.threshold = vec(threshold);
+        p.left = vec(left);
+        p.right = vec(right);
+        p.value = vec(value);
+        p.roots = vec(roots);
+        p.base = base;
+        p.rule_lt = ep::parse_rule_lt(rule);
+        p.float32_inputs = ep::parse_float32_inputs(input_dtype);
+        ep::CompactTrees t = ep::compact_trees(p, c.n_features);
+        return ec::device_trees(c, t);
+      },
+      py::arg("x_mean"), py::arg("x_scale"), py::arg("target"), py::arg("feature"),
+      py::arg("threshold"), py::arg("left"), py::arg("right"), py::arg("value"), py::arg("roots"),
+      py::arg("base"), py::arg("rule"), py::arg("input_dtype"));
 
   py::class_<ec::DeviceLut, std::shared_ptr<ec::DeviceLut>>(m, "DeviceLut")
       .def(py::init([](const Arr<double>& table, const Arr<int64_t>& offset,
@@ -141,17 +145,22 @@ void register_predict(py::module_& m) {
            py::arg("table"), py::arg("offset"), py::arg("gene_slot"), py::arg("slot_gene"),
            py::arg("slot_active"), py::arg("max_choice"), py::arg("bias"), py::arg("log_target"))
       .def_property_readonly("n_genes", &ec::DeviceLut::n_genes)
-      .def("predict_device",
-           [](const ec::DeviceLut& self, uintptr_t G, int64_t n, uintptr_t out, uintptr_t stream) {
-             py::gil_scoped_release release;
-             self.predict(reinterpret_cast<const int32_t*>(G), n, reinterpret_cast<double*>(out), stream);
-           },
-           py::arg("genomes_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
-           "Queue predictions of n validated int32 genomes at device address genomes_ptr.")
+      .def(
+          "predict_device",
+          [](const ec::DeviceLut& self, uintptr_t G, int64_t n, uintptr_t out, uintptr_t stream) {
+            py::gil_scoped_release release;
+            self.predict(reinterpret_cast<const int32_t*>(G), n, reinterpret_cast<double*>(out),
+                         stream);
+          },
+          py::arg("genomes_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
+          "Queue predictions of n validated int32 genomes at device address genomes_ptr.")
       .def("predict_host", &lut_host, py::arg("genomes"), py::arg("chunk") = 1 << 20,
            "Predictions of validated NumPy int32 genomes (copied chunk by chunk).");
-  m.def("synchronize", [](uintptr_t stream) {
-    py::gil_scoped_release release;
-    ec::synchronize(stream);
-  }, py::arg("stream") = 0);
+  m.def(
+      "synchronize",
+      [](uintptr_t stream) {
+        py::gil_scoped_release release;
+        ec::synchronize(stream);
+      },
+      py::arg("stream") = 0);
 }

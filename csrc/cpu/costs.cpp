@@ -57,7 +57,8 @@ void compute_costs(const SpaceKernel& space, const int32_t* genomes, int64_t n, 
     std::memset(totals + b * F, 0, sizeof(int64_t) * F * (e - b));
     if (slots) std::memset(slots + b * S * F, 0, sizeof(int64_t) * S * F * (e - b));
     if (space.batch) {
-      space.batch(genomes + b * g, e - b, config, totals + b * F, slots ? slots + b * S * F : nullptr);
+      space.batch(genomes + b * g, e - b, config, totals + b * F,
+                  slots ? slots + b * S * F : nullptr);
       return;
     }
     for (int64_t i = b; i < e; ++i) {

@@ -60,13 +60,17 @@ HotLayout parse_hot_layout(const std::string& name) {
   if (name == "auto") return HotLayout::kAuto;
   if (name == "walk") return HotLayout::kWalk;
   if (name == "slice") return HotLayout::kSlice;
-  throw std::invalid_argument("trees: hot_layout must be 'auto', 'walk' or 'slice', got '" +
-                              name + "'");
+  throw std::invalid_argument("trees: hot_layout must be 'auto', 'walk' or 'slice', got '" + name +
+                              "'");
 }
 
-Model::Model(Common common) : common_(std::move(common)) { check_common(common_); }
+Model::Model(Common common) : common_(std::move(common)) {
+  check_common(common_);
+}
 
-bool Model::affine(std::vector<double>*) const { return false; }
+bool Model::affine(std::vector<double>*) const {
+  return false;
+}
 
 void Model::predict_rows(const double* X, int64_t n, double* x, double* out) const {
   const int64_t F = common_.n_features;

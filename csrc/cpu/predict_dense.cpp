@@ -27,8 +27,9 @@ class Mlp final : public Model {
       throw std::invalid_argument("mlp: need as many biases as weight matrices");
     }
     if (p_.sizes[0] != n_features()) {
-      throw std::invalid_argument("mlp: the first weight matrix has " + std::to_string(p_.sizes[0]) +
-                                  " rows, the model has " + std::to_string(n_features()) + " features");
+      throw std::invalid_argument("mlp: the first weight matrix has " +
+                                  std::to_string(p_.sizes[0]) + " rows, the model has " +
+                                  std::to_string(n_features()) + " features");
     }
     if (p_.sizes[L] != 1) throw std::invalid_argument("mlp: the last layer must have one output");
     for (size_t l = 0; l < L; ++l) {
@@ -117,8 +118,7 @@ class Mlp final : public Model {
       case Activation::kLogistic:
         for (int64_t j = 0; j < no; ++j) o[j] = 1.0 / (1.0 + std::exp(-o[j]));
         break;
-      case Activation::kIdentity:
-        break;
+      case Activation::kIdentity: break;
     }
   }
 
@@ -206,7 +206,8 @@ class Gp final : public Model {
     require_finite(p_.X, "gp: X");
     require_finite(p_.alpha, "gp: alpha");
     for (double l : p_.length_scale) {
-      if (!(l > 0.0) || !std::isfinite(l)) throw std::invalid_argument("gp: length_scale must be positive");
+      if (!(l > 0.0) || !std::isfinite(l))
+        throw std::invalid_argument("gp: length_scale must be positive");
     }
     if (!std::isfinite(p_.constant) || !std::isfinite(p_.y_mean) || !std::isfinite(p_.y_std)) {
       throw std::invalid_argument("gp: constant, y_mean and y_std must be finite");

@@ -91,30 +91,33 @@ void EncodePlan::check(const SpaceKernel& space, const int64_t* config) {
       }
       case OpKind::kScalars:
         for (int32_t c : op.ints) {
-          if (c < kMacs || c > kFixedMacs) throw std::invalid_argument("encoder plan: unknown scalar code");
+          if (c < kMacs || c > kFixedMacs)
+            throw std::invalid_argument("encoder plan: unknown scalar code");
           if (c != kActiveSlots && c != kInputPixels) needs_costs_ = true;
         }
         n_features_ += static_cast<int64_t>(op.ints.size());
         break;
       case OpKind::kSlots:
         for (int32_t c : op.ints) {
-          if (c < 0 || c >= Accumulator::kFields) throw std::invalid_argument("encoder plan: unknown cost field");
+          if (c < 0 || c >= Accumulator::kFields)
+            throw std::invalid_argument("encoder plan: unknown cost field");
         }
         n_features_ += n_slots * static_cast<int64_t>(op.ints.size());
         needs_costs_ = true;
         break;
       case OpKind::kRoofline:
-        if (static_cast<int64_t>(op.ints.size()) != n_slots || op.reals.size() != 4 || op.n_stages <= 0) {
+        if (static_cast<int64_t>(op.ints.size()) != n_slots || op.reals.size() != 4 ||
+            op.n_stages <= 0) {
           throw std::invalid_argument("encoder plan: roofline needs [S] stages and 4 numbers");
         }
         for (int32_t s : op.ints) {
-          if (s < 0 || s >= op.n_stages) throw std::invalid_argument("encoder plan: stage out of range");
+          if (s < 0 || s >= op.n_stages)
+            throw std::invalid_argument("encoder plan: stage out of range");
         }
         n_features_ += op.n_stages + 5;
         needs_costs_ = true;
         break;
-      default:
-        throw std::invalid_argument("encoder plan: unknown op");
+      default: throw std::invalid_argument("encoder plan: unknown op");
     }
   }
 }
@@ -265,11 +268,12 @@ void encode_genomes(const SpaceKernel& space, const int64_t* config, const Encod
 }
 
 void predict_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,
-                     const Model& model, const int32_t* genomes, int64_t n, int64_t g,
-                     double* out, int threads, int64_t chunk) {
+                     const Model& model, const int32_t* genomes, int64_t n, int64_t g, double* out,
+                     int threads, int64_t chunk) {
   if (plan.n_features() != model.n_features()) {
     throw std::invalid_argument("the encoder makes " + std::to_string(plan.n_features()) +
-                                " features, the model expects " + std::to_string(model.n_features()));
+                                " features, the model expects " +
+                                std::to_string(model.n_features()));
   }
   if (static_cast<int64_t>(plan.choices.size()) != g) {
     throw std::invalid_argument(std::string(space.name) + ": genomes have " + std::to_string(g) +
@@ -280,8 +284,7 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
 
   // A linear model over one-hot features: one table entry per (gene, choice).
   std::vector<double> w;
-  const bool lut =
-      plan.ops.size() == 1 && plan.ops[0].kind == OpKind::kOnehot && model.affine(&w);
+  const bool lut = plan.ops.size() == 1 && plan.ops[0].kind == OpKind::kOnehot && model.affine(&w);
   // Other models with a one-hot path (trees) over one-hot-only plans: per row, the column of
   // every (op, gene)'s hot value (-1 when its slot is inactive), no dense feature matrix.
   const bool hot = !lut && plan.onehot_only() && model.accepts_hot();
@@ -306,7 +309,8 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
     for (int64_t s = 0; s < S; ++s) {
       const int32_t sg = plan.slot_gene[s];
       slot_gene_ext[s] = sg < 0 ? 0 : sg;
-      if (sg < 0) std::fill_n(slot_table.begin() + s * plan.max_choice, plan.max_choice, uint8_t{1});
+      if (sg < 0)
+        std::fill_n(slot_table.begin() + s * plan.max_choice, plan.max_choice, uint8_t{1});
     }
     int32_t base = 0;
     for (const Op& op : plan.ops) {
@@ -347,13 +351,15 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
       for (int64_t i = 0; i < m; ++i) {  // validated per piece, in the workers
         const int32_t* row = gp + i * g;
         bool ok = true;
-        for (int64_t j = 0; j < g; ++j) ok &= static_cast<uint32_t>(row[j]) < static_cast<uint32_t>(plan.choices[j]);
+        for (int64_t j = 0; j < g; ++j)
+          ok &= static_cast<uint32_t>(row[j]) < static_cast<uint32_t>(plan.choices[j]);
         if (!ok) {
           for (int64_t j = 0; j < g; ++j) {
             if (row[j] < 0 || row[j] >= plan.choices[j]) {
-              throw std::invalid_argument(std::string(space.name) + ": genome " + std::to_string(r0 + i) +
-                                          ", gene " + std::to_string(j) + " is " + std::to_string(row[j]) +
-                                          ", must be in [0, " + std::to_string(plan.choices[j]) + ")");
+              throw std::invalid_argument(std::string(space.name) + ": genome " +
+                                          std::to_string(r0 + i) + ", gene " + std::to_string(j) +
+                                          " is " + std::to_string(row[j]) + ", must be in [0, " +
+                                          std::to_string(plan.choices[j]) + ")");
             }
           }
         }
@@ -362,7 +368,8 @@ void predict_genomes(const SpaceKernel& space, const int64_t* config, const Enco
         const int32_t* gene_slot = plan.ops[0].ints.data();
         for (int64_t i = 0; i < m; ++i) {
           const int32_t* row = gp + i * g;
-          for (int64_t s = 0; s < S; ++s) active[s] = slot_active(plan, row, static_cast<int32_t>(s));
+          for (int64_t s = 0; s < S; ++s)
+            active[s] = slot_active(plan, row, static_cast<int32_t>(s));
           double y = w[F];
           for (int64_t j = 0; j < g; ++j) {
             const int32_t s = gene_slot[j];

@@ -18,7 +18,8 @@ class Linear final : public Model {
     for (double v : p_.coef) {
       if (!std::isfinite(v)) throw std::invalid_argument("linear: coef must be finite");
     }
-    if (!std::isfinite(p_.intercept)) throw std::invalid_argument("linear: intercept must be finite");
+    if (!std::isfinite(p_.intercept))
+      throw std::invalid_argument("linear: intercept must be finite");
   }
   const char* kind() const override { return "linear"; }
 

@@ -51,7 +51,8 @@ class DenseBinsT final : public DenseBins {
         const int32_t u = used[t.feature[i]];
         const double* lo = d->thr_.data() + d->offset_[u];
         const double* hi = d->thr_.data() + d->offset_[u + 1];
-        const auto k_thr = static_cast<uint32_t>(std::lower_bound(lo, hi, node_threshold(t, i)) - lo);
+        const auto k_thr =
+            static_cast<uint32_t>(std::lower_bound(lo, hi, node_threshold(t, i)) - lo);
         nd.word = static_cast<uint32_t>(u * kGroup) << P::kBits | k_thr;
         nd.left = t.child[i] - root;
         nd.right = nd.left + 1;
@@ -102,7 +103,8 @@ class DenseBinsT final : public DenseBins {
       for (int64_t len = n; len > 1;) {
         const int64_t half = len / 2;
 #pragma GCC unroll 16
-        for (int r = 0; r < kGroup; ++r) pos[r] = (t[pos[r] + half] < v[r]) ? pos[r] + half : pos[r];
+        for (int r = 0; r < kGroup; ++r)
+          pos[r] = (t[pos[r] + half] < v[r]) ? pos[r] + half : pos[r];
         len -= half;
       }
       for (int r = 0; r < kGroup; ++r) dst[r] = static_cast<B>(pos[r] + (t[pos[r]] < v[r] ? 1 : 0));

@@ -27,9 +27,8 @@ struct FloatTreeInfo {
 constexpr int64_t kFloatGroups = 8;
 
 template <class T>
-void walk_block(const Node<T>* nodes, const double* values,
-                const std::vector<FloatTreeInfo>& trees, const double* xs, int64_t m, int64_t F,
-                T* xt, double* y) {
+void walk_block(const Node<T>* nodes, const double* values, const std::vector<FloatTreeInfo>& trees,
+                const double* xs, int64_t m, int64_t F, T* xt, double* y) {
   const int64_t groups = (m + kGroup - 1) / kGroup;
   for (int64_t q = 0; q < groups; ++q) {
     T* dst = xt + q * F * kGroup;
@@ -80,14 +79,14 @@ class FloatWalkImpl final : public FloatWalk {
     if (f32_) {
       std::vector<float> xt(static_cast<size_t>(kFloatBlock * F));
       for (int64_t b = 0; b < n; b += kFloatBlock) {
-        walk_block(n32_.data(), values_.data(), trees_, xs + b * F, std::min(kFloatBlock, n - b),
-                   F, xt.data(), y + b);
+        walk_block(n32_.data(), values_.data(), trees_, xs + b * F, std::min(kFloatBlock, n - b), F,
+                   xt.data(), y + b);
       }
     } else {
       std::vector<double> xt(static_cast<size_t>(kFloatBlock * F));
       for (int64_t b = 0; b < n; b += kFloatBlock) {
-        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, std::min(kFloatBlock, n - b),
-                   F, xt.data(), y + b);
+        walk_block(n64_.data(), values_.data(), trees_, xs + b * F, std::min(kFloatBlock, n - b), F,
+                   xt.data(), y + b);
       }
     }
   }

@@ -71,7 +71,8 @@ class HotBinsT final : public HotBins {
       }
       trees.push_back(std::move(tree));
     }
-    if ((static_cast<int64_t>(U) + 1) * kGroup > static_cast<int64_t>(std::numeric_limits<W>::max())) {
+    if ((static_cast<int64_t>(U) + 1) * kGroup >
+        static_cast<int64_t>(std::numeric_limits<W>::max())) {
       return nullptr;
     }
     h->n_used_ = U;
@@ -103,9 +104,11 @@ class HotBinsT final : public HotBins {
   void eval(const int32_t* hot, int64_t n, int64_t k, double base, double* y) const override {
     const int64_t stride = (n_used_ + 2) * kGroup;
     const int64_t F = static_cast<int64_t>(used_.size());
-    std::vector<uint8_t>& xt = block_scratch<uint8_t>(static_cast<size_t>(kBlock / kGroup * stride));
+    std::vector<uint8_t>& xt =
+        block_scratch<uint8_t>(static_cast<size_t>(kBlock / kGroup * stride));
     const int32_t* slot = slot_.data();
-    std::vector<uint64_t>& planes = block_scratch<uint64_t>(static_cast<size_t>(std::max<int64_t>(1, n_used_ * kWords)));
+    std::vector<uint64_t>& planes =
+        block_scratch<uint64_t>(static_cast<size_t>(std::max<int64_t>(1, n_used_ * kWords)));
     double acc[kBlock];
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t m = std::min(kBlock, n - b);
@@ -121,7 +124,8 @@ class HotBinsT final : public HotBins {
           uint8_t* d = dst + r;
           for (int64_t j = 0; j < k; ++j) {
             const int32_t f = h[j];
-            const int32_t fi = static_cast<uint32_t>(f) < static_cast<uint32_t>(F) ? f : static_cast<int32_t>(F);
+            const int32_t fi =
+                static_cast<uint32_t>(f) < static_cast<uint32_t>(F) ? f : static_cast<int32_t>(F);
             d[slot[fi]] = 1;
           }
         }

@@ -199,8 +199,7 @@ double Layout<P>::slice_cost(const ITree& t, int32_t depth) {
 // the planes of their set bits.
 template <class P>
 void Layout<P>::add_sliced(const ITree& t) {
-  TreeRef ref{0, false, static_cast<int64_t>(snodes_.size()),
-              static_cast<int64_t>(svalue_.size())};
+  TreeRef ref{0, false, static_cast<int64_t>(snodes_.size()), static_cast<int64_t>(svalue_.size())};
   ref.sliced = true;
   int32_t depth = 0;
   const std::vector<int32_t> level = node_levels(t, &depth);

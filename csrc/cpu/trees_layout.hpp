@@ -96,9 +96,9 @@ struct TreeRef {
 };
 
 struct SliceNode {
-  uint16_t col;    // used column * kWords (offset of the column's words in the block's planes)
-  uint16_t me;     // reach slot of this node
-  uint16_t cold;   // reach slots of the children
+  uint16_t col;   // used column * kWords (offset of the column's words in the block's planes)
+  uint16_t me;    // reach slot of this node
+  uint16_t cold;  // reach slots of the children
   uint16_t hot;
   uint16_t level;  // depth of the node (level-coded trees)
 };

@@ -78,8 +78,8 @@ __global__ void lut_kernel(const int32_t* __restrict__ genomes, int64_t n, int64
                            const double* __restrict__ table, const int64_t* __restrict__ offset,
                            const int32_t* __restrict__ gene_slot,
                            const int32_t* __restrict__ slot_gene,
-                           const uint8_t* __restrict__ slot_active, int32_t max_choice,
-                           double bias, bool log_target, double* __restrict__ out) {
+                           const uint8_t* __restrict__ slot_active, int32_t max_choice, double bias,
+                           bool log_target, double* __restrict__ out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   const int32_t* g = genomes + i * G;
@@ -140,9 +140,14 @@ class Linear final : public DeviceModel, Common {
 class Trees final : public DeviceModel, Common {
  public:
   Trees(const predict::Common& c, const predict::CompactTrees& t)
-      : Common(c), f32_(t.float32_inputs), base_(t.base), n_trees_(static_cast<int32_t>(t.root.size())) {
-    if (f32_) thr32_ = upload(t.thr32.data(), t.thr32.size());
-    else thr64_ = upload(t.thr64.data(), t.thr64.size());
+      : Common(c),
+        f32_(t.float32_inputs),
+        base_(t.base),
+        n_trees_(static_cast<int32_t>(t.root.size())) {
+    if (f32_)
+      thr32_ = upload(t.thr32.data(), t.thr32.size());
+    else
+      thr64_ = upload(t.thr64.data(), t.thr64.size());
     feature_ = upload(t.feature.data(), t.feature.size());
     child_ = upload(t.child.data(), t.child.size());
     value_ = upload(t.value.data(), t.value.size());
@@ -164,10 +169,12 @@ class Trees final : public DeviceModel, Common {
     auto s = reinterpret_cast<cudaStream_t>(stream);
     if (f32_) {
       trees_kernel<float><<<blocks_for(n), kThreads, 0, s>>>(X, n, F_, mean_, scale_, thr32_,
-          feature_, child_, value_, root_, depth_, n_trees_, base_, log_, out);
+                                                             feature_, child_, value_, root_,
+                                                             depth_, n_trees_, base_, log_, out);
     } else {
       trees_kernel<double><<<blocks_for(n), kThreads, 0, s>>>(X, n, F_, mean_, scale_, thr64_,
-          feature_, child_, value_, root_, depth_, n_trees_, base_, log_, out);
+                                                              feature_, child_, value_, root_,
+                                                              depth_, n_trees_, base_, log_, out);
     }
     check(cudaGetLastError(), "trees kernel launch");
   }
@@ -231,14 +238,18 @@ void* device_alloc(size_t bytes) {
   check(cudaMalloc(&p, bytes == 0 ? 1 : bytes), "cudaMalloc");
   return p;
 }
-void device_free(void* p) { cudaFree(p); }
+void device_free(void* p) {
+  cudaFree(p);
+}
 void copy_to_device(void* dst, const void* src, size_t bytes, uintptr_t stream) {
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
-                        reinterpret_cast<cudaStream_t>(stream)), "cudaMemcpyAsync H2D");
+                        reinterpret_cast<cudaStream_t>(stream)),
+        "cudaMemcpyAsync H2D");
 }
 void copy_to_host(void* dst, const void* src, size_t bytes, uintptr_t stream) {
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost,
-                        reinterpret_cast<cudaStream_t>(stream)), "cudaMemcpyAsync D2H");
+                        reinterpret_cast<cudaStream_t>(stream)),
+        "cudaMemcpyAsync D2H");
   synchronize(stream);
 }
 void synchronize(uintptr_t stream) {

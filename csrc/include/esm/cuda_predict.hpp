@@ -25,8 +25,7 @@ class DeviceModel {
 std::unique_ptr<DeviceModel> device_linear(const predict::Common& c,
                                            const std::vector<double>& coef, double intercept);
 // Trees: the compact layout of esm::predict::compact_trees.
-std::unique_ptr<DeviceModel> device_trees(const predict::Common& c,
-                                          const predict::CompactTrees& t);
+std::unique_ptr<DeviceModel> device_trees(const predict::Common& c, const predict::CompactTrees& t);
 
 // Linear model over one-hot genes: y = bias + sum over active genes of table[offset[g] +
 // genome[g]]; gene g is active when gene_slot[g] < 0 or its slot is active (slot_gene,

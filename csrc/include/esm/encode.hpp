@@ -20,8 +20,14 @@ enum class OpKind { kOnehot = 0, kScalars = 1, kSlots = 2, kRoofline = 3 };
 
 // Network-level quantities of a kScalars op (codes match esm.predictor.plan.SCALARS).
 enum Scalar : int32_t {
-  kMacs = 0, kParams = 1, kActivationBytes = 2, kWeightBytes = 3, kLayers = 4,
-  kActiveSlots = 5, kInputPixels = 6, kFixedMacs = 7,
+  kMacs = 0,
+  kParams = 1,
+  kActivationBytes = 2,
+  kWeightBytes = 3,
+  kLayers = 4,
+  kActiveSlots = 5,
+  kInputPixels = 6,
+  kFixedMacs = 7,
 };
 
 struct Op {
@@ -75,8 +81,8 @@ void encode_genomes(const SpaceKernel& space, const int64_t* config, const Encod
 // A linear model over one-hot features skips the feature matrix (per-gene tables); so does a
 // model with a one-hot path (Model::accepts_hot, trees) over a one-hot-only plan.
 void predict_genomes(const SpaceKernel& space, const int64_t* config, const EncodePlan& plan,
-                     const Model& model, const int32_t* genomes, int64_t n, int64_t g,
-                     double* out, int threads, int64_t chunk);
+                     const Model& model, const int32_t* genomes, int64_t n, int64_t g, double* out,
+                     int threads, int64_t chunk);
 
 // numpy's pairwise summation of n contiguous doubles (same rounding as ndarray.sum).
 double pairwise_sum(const double* v, int64_t n, int64_t stride = 1);

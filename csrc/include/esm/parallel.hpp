@@ -23,8 +23,8 @@ inline int resolve_threads(int requested) {
 template <class Fn>
 void parallel_for(int64_t n, int threads, int64_t min_per_thread, Fn&& fn) {
   if (n <= 0) return;
-  int64_t t = std::max<int64_t>(1, std::min<int64_t>(resolve_threads(threads),
-                                                     (n + min_per_thread - 1) / min_per_thread));
+  int64_t t = std::max<int64_t>(
+      1, std::min<int64_t>(resolve_threads(threads), (n + min_per_thread - 1) / min_per_thread));
   if (t == 1) {
     fn(int64_t{0}, n);
     return;

@@ -49,7 +49,7 @@ enum class HotLayout { kAuto = 0, kWalk = 1, kSlice = 2 };
 
 struct TreesParams {
   std::vector<int32_t> feature, left, right, roots;  // [M], [M], [M], [T]
-  std::vector<double> threshold, value;               // [M], [M]
+  std::vector<double> threshold, value;              // [M], [M]
   double base = 0.0;
   bool rule_lt = false;
   bool float32_inputs = false;
@@ -99,7 +99,7 @@ CompactTrees compact_trees(const TreesParams& p, int64_t n_features);
 // H0[v] = concat(x'[index[v, c]] (0 where index is -1), node_const[v]),
 // H_{l+1} = relu(A H_l W_l + b_l), y = mean_v(H_L) . w_out + b_out.
 struct GcnParams {
-  std::vector<double> adjacency;  // [V, V]
+  std::vector<double> adjacency;    // [V, V]
   std::vector<int32_t> node_index;  // [V, C]
   std::vector<double> node_const;   // [V, T] (T may be 0)
   int64_t V = 0, C = 0, T = 0;
@@ -111,11 +111,11 @@ struct GcnParams {
 
 // The meta values of the model file (see python/esm/predictor/model.py) as the core's enums;
 // an unknown name throws std::invalid_argument naming the known ones.
-Target parse_target(const std::string& name);                // "log", "identity"
-Activation parse_activation(const std::string& name);        // "relu", "tanh", ...
-bool parse_rule_lt(const std::string& rule);                 // "le" (false), "lt" (true)
-bool parse_float32_inputs(const std::string& input_dtype);   // "float32" (true), "float64"
-HotLayout parse_hot_layout(const std::string& name);         // "auto", "walk", "slice"
+Target parse_target(const std::string& name);               // "log", "identity"
+Activation parse_activation(const std::string& name);       // "relu", "tanh", ...
+bool parse_rule_lt(const std::string& rule);                // "le" (false), "lt" (true)
+bool parse_float32_inputs(const std::string& input_dtype);  // "float32" (true), "float64"
+HotLayout parse_hot_layout(const std::string& name);        // "auto", "walk", "slice"
 
 class Model {
  public:
