@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 _BUILD_HINT = (
     "esm's compiled core is not importable ({err}). Install the package with "
@@ -20,4 +21,7 @@ def load_core() -> ModuleType:
         raise ImportError(_BUILD_HINT.format(err=err)) from err
 
 
-core = load_core()
+if TYPE_CHECKING:  # typed through python/esm/_core.pyi
+    from esm import _core as core
+else:
+    core = load_core()

@@ -35,7 +35,10 @@ class GpuPredictor:
     def __init__(self, predictor: Any) -> None:
         from esm import cuda
 
-        self.mod = cuda.require()
+        cuda.require()
+        from esm import _cuda
+
+        self.mod = _cuda
         self.p = predictor
         m = predictor.model
         a = m.arrays
