@@ -72,6 +72,13 @@ py::array_t<double> predict_host(const Model& m, const Arr<T>& rows_in, int64_t 
   return out;
 }
 
+// Queues predictions of n rows of T at device address `rows` into `out` on `stream`.
+template <class T, class Model>
+void predict_device(const Model& m, uintptr_t rows, int64_t n, uintptr_t out, uintptr_t stream) {
+  py::gil_scoped_release release;
+  m.predict(reinterpret_cast<const T*>(rows), n, reinterpret_cast<double*>(out), stream);
+}
+
 py::array_t<double> model_host(const ec::DeviceModel& m, const Arr<double>& X, int64_t chunk) {
   return predict_host(m, X, m.n_features(), "features", chunk);
 }
@@ -85,15 +92,9 @@ py::array_t<double> lut_host(const ec::DeviceLut& m, const Arr<int32_t>& G, int6
 void register_predict(py::module_& m) {
   py::class_<ec::DeviceModel, std::shared_ptr<ec::DeviceModel>>(m, "DeviceModel")
       .def_property_readonly("n_features", &ec::DeviceModel::n_features)
-      .def(
-          "predict_device",
-          [](const ec::DeviceModel& self, uintptr_t X, int64_t n, uintptr_t out, uintptr_t stream) {
-            py::gil_scoped_release release;
-            self.predict(reinterpret_cast<const double*>(X), n, reinterpret_cast<double*>(out),
-                         stream);
-          },
-          py::arg("X_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
-          "Queue predictions of n float64 feature rows at device address X_ptr into out_ptr.")
+      .def("predict_device", &predict_device<double, ec::DeviceModel>, py::arg("X_ptr"),
+           py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
+           "Queue predictions of n float64 feature rows at device address X_ptr into out_ptr.")
       .def("predict_host", &model_host, py::arg("X"), py::arg("chunk") = 1 << 20,
            "Predictions of NumPy feature rows (copied to the device chunk by chunk).");
 
@@ -145,15 +146,9 @@ void register_predict(py::module_& m) {
            py::arg("table"), py::arg("offset"), py::arg("gene_slot"), py::arg("slot_gene"),
            py::arg("slot_active"), py::arg("max_choice"), py::arg("bias"), py::arg("log_target"))
       .def_property_readonly("n_genes", &ec::DeviceLut::n_genes)
-      .def(
-          "predict_device",
-          [](const ec::DeviceLut& self, uintptr_t G, int64_t n, uintptr_t out, uintptr_t stream) {
-            py::gil_scoped_release release;
-            self.predict(reinterpret_cast<const int32_t*>(G), n, reinterpret_cast<double*>(out),
-                         stream);
-          },
-          py::arg("genomes_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
-          "Queue predictions of n validated int32 genomes at device address genomes_ptr.")
+      .def("predict_device", &predict_device<int32_t, ec::DeviceLut>, py::arg("genomes_ptr"),
+           py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
+           "Queue predictions of n validated int32 genomes at device address genomes_ptr.")
       .def("predict_host", &lut_host, py::arg("genomes"), py::arg("chunk") = 1 << 20,
            "Predictions of validated NumPy int32 genomes (copied chunk by chunk).");
   m.def(

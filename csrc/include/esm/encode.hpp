@@ -19,16 +19,12 @@ namespace esm::predict {
 enum class OpKind { kOnehot = 0, kScalars = 1, kSlots = 2, kRoofline = 3 };
 
 // Network-level quantities of a kScalars op (codes match esm.predictor.plan.SCALARS).
+// clang-format off
 enum Scalar : int32_t {
-  kMacs = 0,
-  kParams = 1,
-  kActivationBytes = 2,
-  kWeightBytes = 3,
-  kLayers = 4,
-  kActiveSlots = 5,
-  kInputPixels = 6,
-  kFixedMacs = 7,
+  kMacs = 0, kParams = 1, kActivationBytes = 2, kWeightBytes = 3, kLayers = 4,
+  kActiveSlots = 5, kInputPixels = 6, kFixedMacs = 7,
 };
+// clang-format on
 
 struct Op {
   OpKind kind = OpKind::kOnehot;
