@@ -78,11 +78,11 @@ def from_estimator(
 
 
 # ---------------------------------------------------------------------- tree ensembles
-Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_Tree = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _concat_trees(
-    trees: list[Tree],
+    trees: list[_Tree],
     n_features: int,
     base: float,
     meta: dict[str, Any],
@@ -117,7 +117,7 @@ def _concat_trees(
     return ModelArrays("trees", n_features, arrays, meta)
 
 
-def _sk_tree(tree: Any, scale: float) -> Tree:
+def _sk_tree(tree: Any, scale: float) -> _Tree:
     t = tree.tree_
     if t.n_outputs != 1:
         raise InputError("only single-output trees can be compiled")
@@ -153,7 +153,7 @@ def _sk_hist_gradient_boosting(est: Any) -> ModelArrays:
     if link not in ("IdentityLink", "NoneType"):
         raise InputError(f"HistGradientBoostingRegressor with a {link} cannot be compiled")
     f = int(est.n_features_in_)
-    trees: list[Tree] = []
+    trees: list[_Tree] = []
     for (pred,) in est._predictors:
         nodes = pred.nodes
         if np.any(nodes["is_categorical"]):
@@ -183,7 +183,7 @@ def _lightgbm(est: Any) -> ModelArrays:
                          "(its prediction is not the sum of the trees)")
     if dump.get("average_output", False):
         raise InputError("LightGBM random-forest mode (averaged trees) cannot be compiled")
-    trees: list[Tree] = []
+    trees: list[_Tree] = []
     for info in dump["tree_info"]:
         # Depth-first over the nested dump; leaf values already include the shrinkage.
         nodes: list[dict[str, Any]] = [info["tree_structure"]]
@@ -237,7 +237,7 @@ def _xgboost(est: Any) -> ModelArrays:
     if int(param.get("num_class", 0)) > 1 or int(param.get("num_target", 1)) != 1:
         raise InputError("only single-output XGBoost models can be compiled")
     base = float(np.float32(str(param["base_score"]).strip("[]")))
-    trees: list[Tree] = []
+    trees: list[_Tree] = []
     for tree in gb["model"]["trees"]:
         left = np.asarray(tree["left_children"], np.int64)
         right = np.asarray(tree["right_children"], np.int64)

@@ -112,14 +112,6 @@ def standardize(X: Any, x_mean: np.ndarray, x_scale: np.ndarray) -> np.ndarray:
     return (np.asarray(X, dtype=np.float64) - x_mean) / x_scale
 
 
-def layer_count(arrays: dict[str, np.ndarray]) -> int:
-    """Number of consecutive ``W0, W1, ...`` layers in ``arrays``."""
-    n = 0
-    while f"W{n}" in arrays:
-        n += 1
-    return n
-
-
 @dataclass
 class ModelArrays:
     """A regressor as plain arrays (see the module docstring for each family's arrays).
@@ -172,6 +164,13 @@ class ModelArrays:
         """``meta`` with the ``target``, as a model file stores it."""
         return {**self.meta, "target": self.target}
 
+    def layer_count(self) -> int:
+        """Number of consecutive ``W0, W1, ...`` layers (``mlp`` and ``gcn``)."""
+        n = 0
+        while f"W{n}" in self.arrays:
+            n += 1
+        return n
+
     # ------------------------------------------------------------------ checks
     def check(self) -> ModelArrays:
         """Raise InputError unless the arrays are complete and consistent; returns self.
@@ -181,7 +180,7 @@ class ModelArrays:
         checks the arrays again, with values, at its boundary.
         """
         a, kind, F = self.arrays, self.kind, self.n_features
-        L = layer_count(a) if kind in ("mlp", "gcn") else 0
+        L = self.layer_count() if kind in ("mlp", "gcn") else 0
         need = ["x_mean", "x_scale", *_REQUIRED[kind]]
         need += [k for i in range(L) for k in (f"W{i}", f"b{i}")]
         missing = [k for k in need if k not in a]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from esm.errors import InputError
-from esm.predictor.model import ModelArrays, inverse_target, layer_count, standardize
+from esm.predictor.model import ModelArrays, inverse_target, standardize
 
 #: Rows per block of the pairwise-distance families (bounds their memory to block * n * F).
 _BLOCK = 256
@@ -81,7 +81,7 @@ def _activation(h: np.ndarray, name: str) -> np.ndarray:
 
 def _layers(m: ModelArrays, h: np.ndarray) -> np.ndarray:
     act = str(m.meta.get("activation", "relu"))
-    n = layer_count(m.arrays)
+    n = m.layer_count()
     for i in range(n):
         h = h @ m.arrays[f"W{i}"] + m.arrays[f"b{i}"]
         if i + 1 < n:
@@ -97,7 +97,7 @@ def _gcn(m: ModelArrays, x: np.ndarray) -> np.ndarray:
     if "node_const" in a:
         const = np.broadcast_to(a["node_const"], (len(x), *a["node_const"].shape))
         H = np.concatenate([H, const], axis=2)
-    for i in range(layer_count(a)):
+    for i in range(m.layer_count()):
         H = np.maximum(np.einsum("uv,nvc->nuc", a["adjacency"], H) @ a[f"W{i}"] + a[f"b{i}"],
                        0.0)
     return np.asarray(H.mean(axis=1) @ a["Wout"][:, 0] + float(a["bout"][0]))

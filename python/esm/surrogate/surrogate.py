@@ -188,14 +188,17 @@ class Surrogate:
     # ------------------------------------------------------------------ prediction
     @property
     def kind(self) -> str:
+        """Family of the regressor's array form (``model.kind``)."""
         return self.model.kind
 
     @property
     def model_meta(self) -> dict[str, Any]:
+        """The form's meta with its ``target``, as the model file stores it."""
         return self.model.form_meta()
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
+        """The form's arrays (``model.arrays``)."""
         return self.model.arrays
 
     def features(self, genomes: Any) -> np.ndarray:
