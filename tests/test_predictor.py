@@ -320,7 +320,8 @@ def test_gcn_equals_numpy_twin() -> None:
 
 
 def _f32_le_threshold(threshold: np.ndarray) -> np.ndarray:
-    """float64 t' with x <= t' exactly when float32(x) <= threshold (the surrogate export)."""
+    """float64 t' with x <= t' exactly when float32(x) <= threshold (how surrogate files
+    written before issue 20 store scikit-learn thresholds)."""
     thr = np.asarray(threshold, dtype=np.float64)
     f = thr.astype(np.float32)
     f = np.where(f.astype(np.float64) > thr, np.nextafter(f, np.float32(-np.inf)), f)
