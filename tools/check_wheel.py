@@ -55,8 +55,8 @@ class Failed(Exception):
 def run(cmd: list[str], env: dict[str, str], cwd: Path, expect: int = 0) -> str:
     t = time.perf_counter()
     out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    shown = " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))
-    shown = shown.split("\n", 1)[0] + (" ...'" if "\n" in shown else "")
+    shown = " ".join(Path(c).name if i == 0 else "<script>" if "\n" in c else c
+                     for i, c in enumerate(cmd))
     print(f"  $ {shown[:150]}  ({time.perf_counter() - t:.1f} s, exit {out.returncode})")
     if out.returncode != expect:
         raise Failed(f"{shown} exited {out.returncode}:\n{out.stdout[-2000:]}\n"

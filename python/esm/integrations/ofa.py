@@ -101,7 +101,7 @@ class EfficiencyPredictor:
         """OFA's ``arch_dict`` (with ``image_size``) of one esm genome."""
         d = json.loads(self.space.to_str(genome))
         d["image_size"] = d.pop("r")
-        return dict(d)
+        return d
 
     def _genome(self, arch_dict: Mapping[str, Any]) -> np.ndarray:
         if not isinstance(arch_dict, Mapping):
