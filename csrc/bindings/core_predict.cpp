@@ -349,10 +349,8 @@ class Fused {
   Fused(const std::string& space, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
         const py::dict& plan, std::shared_ptr<ep::Model> model)
       : space_(esm::find_space(space)), model_(std::move(model)) {
-    if (config.ndim() != 1 || config.shape(0) != space_.config_size) {
-      throw std::invalid_argument(space + ": config must be a 1-D array of " +
-                                  std::to_string(space_.config_size) + " integers");
-    }
+    if (config.ndim() != 1) throw std::invalid_argument(space + ": config must be a 1-D array");
+    esm::check_config(space_, config.data(), config.shape(0));
     config_.assign(config.data(), config.data() + config.size());
     const std::vector<int32_t> choices = space_.choices(config_.data());
     const int64_t S = space_.n_slots(config_.data());

@@ -20,6 +20,15 @@ std::vector<std::string> space_names() {
   return names;
 }
 
+void check_config(const SpaceKernel& space, const int64_t* config, int64_t size) {
+  if (space.config_size == 0 && space.check) {
+    space.check(config, size);
+  } else if (size != space.config_size) {
+    throw std::invalid_argument(std::string(space.name) + ": config must be a 1-D array of " +
+                                std::to_string(space.config_size) + " integers");
+  }
+}
+
 void validate_genomes(const SpaceKernel& space, const int32_t* genomes, int64_t n, int64_t g,
                       const int64_t* config) {
   std::vector<int32_t> choices = space.choices(config);

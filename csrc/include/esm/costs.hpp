@@ -74,7 +74,8 @@ inline void Accumulator::linear(int64_t in, int64_t out, bool bias) {
 // A search space as the cost core knows it.
 struct SpaceKernel {
   const char* name;
-  // Number of integers the space's config must have (channel plan and such).
+  // Number of integers the space's config must have (channel plan and such); 0: any number,
+  // checked by `check`.
   int64_t config_size;
   // Per-gene number of choices for this config; its size is the genome length.
   std::vector<int32_t> (*choices)(const int64_t* config);
@@ -85,7 +86,12 @@ struct SpaceKernel {
   // [n, S, kFields] or nullptr, both zeroed); must give exactly what `walk` gives.
   void (*batch)(const int32_t* genomes, int64_t n, const int64_t* config, int64_t* totals,
                 int64_t* slots) = nullptr;
+  // For config_size 0: throws std::invalid_argument unless `config` ([size]) is sound.
+  void (*check)(const int64_t* config, int64_t size) = nullptr;
 };
+
+// Throws std::invalid_argument unless `config` ([size]) is a sound config of `space`.
+void check_config(const SpaceKernel& space, const int64_t* config, int64_t size);
 
 const SpaceKernel& find_space(const std::string& name);
 std::vector<std::string> space_names();
