@@ -297,34 +297,79 @@ void interpret(const int64_t* program, const int32_t* genome, Accumulator& acc) 
   interpret_until(View(program), genome, acc, -1, nullptr);
 }
 
+namespace {
+
+void interpret_rows(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
+                    int64_t* slots) {
+  const View v(program);
+  const int64_t G = v.genes(), S = v.slots();
+  for (int64_t i = 0; i < n; ++i) {
+    Accumulator acc(totals + i * F, slots ? slots + i * S * F : nullptr,
+                    slots ? static_cast<int>(S) : 0);
+    interpret(program, genomes + i * G, acc);
+  }
+}
+
+}  // namespace
+
 void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
                 int64_t* slots) {
   const View v(program);
   const int64_t G = v.genes(), S = v.slots();
   if (v.h(kHMode) != kTables) {
-    for (int64_t i = 0; i < n; ++i) {
-      Accumulator acc(totals + i * F, slots ? slots + i * S * F : nullptr, static_cast<int>(S));
-      interpret(program, genomes + i * G, acc);
-    }
+    interpret_rows(program, genomes, n, totals, slots);
     return;
   }
+  // Per call, a compact copy of the segments: the guard as a bit mask over the depth gene's
+  // choices (depth genes have at most 65 choices; a guard on more falls back to the
+  // interpreter's test), the keys as (gene, stride) pairs. Local copies also keep the
+  // compiler from reloading them after every store to totals/slots.
+  struct Seg {
+    int64_t slot, gene, key_start, key_count, table_off;
+    uint64_t mask;
+  };
   const int64_t n_seg = v.h(kHSegs);
+  std::vector<Seg> segs(static_cast<size_t>(n_seg));
+  std::vector<int64_t> key_gene(static_cast<size_t>(v.h(kHKeys))), key_stride(key_gene.size());
+  for (size_t k = 0; k < key_gene.size(); ++k) {
+    key_gene[k] = v.key(static_cast<int64_t>(k))[0];
+    key_stride[k] = v.key(static_cast<int64_t>(k))[1];
+  }
+  for (int64_t k = 0; k < n_seg; ++k) {
+    const int64_t* sg = v.seg(k);
+    Seg& d = segs[static_cast<size_t>(k)];
+    d = {sg[0], -1, sg[8], sg[9], sg[10], ~uint64_t{0}};
+    if (sg[1] >= 0) {
+      const int64_t* r = v.param(sg[1]);
+      const int64_t choices = r[0] >= 0 ? v.choices()[r[0]] : 1;
+      d.gene = r[0] >= 0 ? r[0] : 0;  // a constant guard reads gene 0 against a full mask
+      d.mask = 0;
+      for (int64_t c = 0; c < std::min<int64_t>(choices, 64); ++c) {
+        if (v.real(r[1] + (r[0] >= 0 ? c : 0)) > static_cast<double>(sg[2])) d.mask |= uint64_t{1} << c;
+      }
+      if (r[0] < 0) d.mask = d.mask ? ~uint64_t{0} : 0;
+      if (choices > 64) {  // pragma: no cover - depth limits keep this out of reach
+        interpret_rows(program, genomes, n, totals, slots);
+        return;
+      }
+    }
+  }
   const int64_t* table = v.table();
+  const Seg* sp = segs.data();
+  const int64_t* kg = key_gene.data();
+  const int64_t* ks = key_stride.data();
   for (int64_t i = 0; i < n; ++i) {
     const int32_t* g = genomes + i * G;
     int64_t sum[F] = {0, 0, 0, 0};
     for (int64_t k = 0; k < n_seg; ++k) {
-      const int64_t* sg = v.seg(k);
-      if (!segment_active(v, sg, g)) continue;
+      const Seg& d = sp[k];
+      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
       int64_t row = 0;
-      for (int64_t j = 0; j < sg[9]; ++j) {
-        const int64_t* key = v.key(sg[8] + j);
-        row += g[key[0]] * key[1];
-      }
-      const int64_t* c = table + sg[10] + row * F;
+      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
+      const int64_t* c = table + d.table_off + row * F;
       for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
-      if (slots && sg[0] >= 0) {
-        int64_t* out = slots + (i * S + sg[0]) * F;
+      if (slots && d.slot >= 0) {
+        int64_t* out = slots + (i * S + d.slot) * F;
         for (int64_t f = 0; f < F; ++f) out[f] += c[f];
       }
     }
