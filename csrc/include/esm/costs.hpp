@@ -1,6 +1,7 @@
 // Batched architecture costs: MACs, parameters, activation and weight bytes per genome and
-// per searchable slot. Each search space registers a kernel that walks one genome's
-// macro-architecture and reports its layers to an Accumulator.
+// per searchable slot. A cost kernel walks one genome's macro-architecture and reports its
+// layers to an Accumulator: the generic walker of spec-defined spaces (esm/spec.hpp, whose
+// config is the compiled spec) or a hand-written kernel (NAS-Bench-201's cell space).
 #pragma once
 
 #include <cstdint>
