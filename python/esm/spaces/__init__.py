@@ -34,7 +34,7 @@ def names() -> list[str]:
     return [n for n in _ORDER if n in known] + sorted(known - set(_ORDER))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin(name: str) -> str | None:
     path = _spec_files().get(name)
     return None if path is None else json.dumps(load_spec(path))
@@ -90,7 +90,8 @@ def get(name: str, **params: Any) -> SearchSpace:
     if name in _CLASSES:
         module, cls = _CLASSES[name].split(":")
         try:
-            return getattr(importlib.import_module(module), cls)(**params)  # type: ignore[no-any-return]
+            space: SearchSpace = getattr(importlib.import_module(module), cls)(**params)
+            return space
         except TypeError as err:
             raise InputError(f"{name}: bad parameters {params}: {err}") from None
     found = builtin_spec(name)

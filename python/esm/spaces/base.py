@@ -104,7 +104,7 @@ class SearchSpace(ABC):
     #: Name of the compiled cost kernel (``"spec"`` for spec-defined spaces).
     kernel: ClassVar[str]
 
-    def __init__(self, config: Sequence[int]) -> None:
+    def __init__(self, config: Sequence[int] | np.ndarray) -> None:
         self._config = np.ascontiguousarray(config, dtype=np.int64)
         self._choices = np.asarray(core.space_choices(self.kernel, self._config), dtype=np.int32)
         self._choices.setflags(write=False)

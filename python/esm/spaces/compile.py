@@ -183,7 +183,8 @@ class _Walk:
     def layer(self, it: Layer, st: _State) -> _State:
         f = it.fields
         bind = Binding()
-        refs = {k: self.ref(f[k], False) for k in ("kernel", "expand", "se") if k in f}
+        refs: dict[str, Any] = {k: self.ref(f[k], False) for k in ("kernel", "expand", "se")
+                                if k in f}
         out = self.ref(f["out"], False) if f.get("out") is not None else None
         for k, r in (*refs.items(), ("out", out)):
             if isinstance(r, tuple):
@@ -211,7 +212,7 @@ class _Walk:
         bind.depth = depth[1] if isinstance(depth, tuple) else None
         depths = sg.depths
         opts = sg.block if isinstance(sg.block, Options) else None
-        layers = opts.blocks if opts else [sg.block]  # type: ignore[list-item]
+        layers: list[Layer] = opts.blocks if opts else [sg.block]  # type: ignore[list-item]
         shared: dict[str, Any] = {}
         if opts and opts.choice.per == "stage":
             shared["option"] = self.ref(opts.choice, True)
@@ -249,8 +250,8 @@ class _Walk:
             identity = []
             for lay in layers:
                 f = dict(lay.fields)
-                lrefs = {k_: refs.get(k_, f.get(k_)) for k_ in ("kernel", "expand", "se")
-                         if k_ in f}
+                lrefs: dict[str, Any] = {k_: refs.get(k_, f.get(k_))
+                                         for k_ in ("kernel", "expand", "se") if k_ in f}
                 ins, after, keys = self.instr(lay.type, f, lrefs, stride, inner, out,
                                               f"{sg.path}.block")
                 seg.instrs.append([ins])

@@ -132,6 +132,7 @@ class ResNetBlock(nn.Module):
         super().__init__()
         f = b.fields
         mid = mid_channels(b.cout, b.expand, f["mid_round"])
+        self.conv3: nn.Module
         if b.type == "bottleneck":
             self.conv1 = conv_bn_act(b.cin, mid, 1, 1, 1, f["act"])
             self.conv2 = conv_bn_act(mid, mid, b.kernel, b.stride, 1, f["act"])

@@ -20,12 +20,13 @@ def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]
     counts = {"macs": 0, "activation_bytes": 0, "layers": 0}
 
     def hook(mod: nn.Module, _inp: object, out: torch.Tensor) -> None:
-        per_item = out.numel() // out.shape[0]
+        per_item = int(out.numel() // out.shape[0])
         if isinstance(mod, nn.Conv2d):
             kh, kw = mod.kernel_size
             counts["macs"] += per_item * (mod.in_channels // mod.groups * kh * kw)
         else:
-            counts["macs"] += per_item * mod.in_features  # type: ignore[operator]
+            assert isinstance(mod, nn.Linear)
+            counts["macs"] += per_item * mod.in_features
         counts["activation_bytes"] += per_item * BYTES_PER_ELEMENT
         counts["layers"] += 1
 
