@@ -361,3 +361,56 @@ def test_anb_mnasnet_matches_the_published_macs_and_params(data_dir: Path) -> No
     np.testing.assert_array_equal(c.macs + extra, macs)
     gap = c.macs / macs - 1
     assert -0.15 < gap.min() and gap.max() < -0.03  # the size of the convention difference
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
+def test_readme_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example, small: copy a shipped spec, change it, collect, train, search."""
+    from esm.measure import Settings
+    from esm.store import Store
+
+    assert main(["spaces", "--show", "ofa-mbv3"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    spec["name"] = "my-mbv3"
+    spec["params"].update(width_mult=0.25, resolutions=[32, 40, 8], n_classes=10)
+    spec["block"]["kernel"]["values"] = [3, 5]
+    del spec["stages"][3]
+    path = tmp_path / "my-mbv3.json"
+    path.write_text(json.dumps(spec, indent=2))
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps(Settings(warmup_min_s=0.005, warmup_max_s=0.02, min_samples=3,
+                                        max_time_s=0.05, target_rel_ci=0.05,
+                                        min_sample_s=0.0).to_dict()))
+    store, data, model = tmp_path / "my.sqlite", tmp_path / "my.csv", tmp_path / "my.esm"
+    assert main(["collect", "--space", str(path), "--n", "12", "--store", str(store),
+                 "--threads", "1", "--settings", str(fast), "--references", "1",
+                 "--no-progress"]) == 0
+    with Store(store) as st:
+        (run,) = st.runs()
+    assert run["space"] == "my-mbv3" and run["space_params"]["spec"] == spec
+    assert spaces.get(run["space"], **run["space_params"]).genome_length == 16 + 16 + 4 + 1
+    assert main(["export", "--store", str(store), "--out", str(data)]) == 0
+    assert main(["train", "--data", str(data), "--space", str(path), "--target", "lat_cpu_1",
+                 "--model", "ridge", "--train-size", "8", "--out", str(model)]) == 0
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--target",
+                 "lat_cpu_1", "--space", str(path)]) == 0
+    path.unlink()  # the model file carries the spec
+    capsys.readouterr()
+    rc = main(["search", "--model", str(model), "--latency-budget", "1000", "--objective",
+               "macs", "--max-evaluations", "2000", "--json"])
+    assert rc == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["found"] and found["space"] == "my-mbv3"
+    assert len(json.loads(found["best"])["ks"]) == 16
+
+
+def test_the_documented_example_spec_compiles() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spaces.md").read_text()
+    specs = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)
+             if '"format"' in b]
+    assert specs
+    for spec in specs:
+        sp = spaces.from_spec(spec)
+        assert sp.genome_length == 14 and sp.uses_tables  # type: ignore[attr-defined]
+        g = sp.sample(20, seed=0)
+        assert sp.to_str(g[0]).startswith('{"r":')

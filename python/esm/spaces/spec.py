@@ -133,10 +133,16 @@ class _Checker:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.label = str(spec.get("name", "space spec")) if isinstance(spec, dict) else "spec"
         self.from_param: dict[str, str] = {}
+        self.inherited: set[str] = set()  # stage block fields taken from the top-level block
 
     def fail(self, path: str, reason: str) -> SpecError:
+        def under(q: str) -> bool:
+            return path == q or path.startswith(q + ".") or path.startswith(q + "[")
+
         src = next((f" (from parameter {p!r})" for q, p in self.from_param.items()
-                    if path == q or path.startswith(q + ".") or path.startswith(q + "[")), "")
+                    if under(q)), "")
+        if any(under(q) for q in self.inherited):
+            src += " (from the top-level 'block')"
         return SpecError(f"{self.label}: {path}: {reason}{src}")
 
     # ------------------------------------------------------------------ scalars
@@ -348,6 +354,12 @@ class _Checker:
         if raw is None:
             raise self.fail(f"{path}.block", "required (or a top-level 'block' default)")
         bp = f"{path}.block"
+        own = obj.get("block")
+        if isinstance(raw, dict) and raw is not own:
+            mine = own if isinstance(own, dict) and "options" not in raw else {}
+            self.inherited |= {f"{bp}.{k}" for k in raw if k not in mine}
+            if own is None or "options" in raw:
+                self.inherited.add(bp)
         block: Layer | Options
         if isinstance(raw, dict) and "options" in raw:
             self.keys(raw, ("gene", "options", "per"), bp)
