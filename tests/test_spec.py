@@ -69,11 +69,15 @@ def zoo() -> SpecSpace:
     return sp
 
 
-def interpreted(sp: spaces.SearchSpace) -> np.ndarray:
-    """The space's program set to interpret every genome (header word 5 is the mode)."""
+def assert_walks_agree(sp: spaces.SearchSpace, g: np.ndarray) -> None:
+    """The table walk equals the interpreter (header word 5 of the program is the mode)."""
     program = sp.config.copy()
     program[5] = 0
-    return program
+    for detail in (True, False):
+        fast = core.costs("spec", g, sp.config, 2, detail)
+        slow = core.costs("spec", g, program, 1, detail)
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_zoo_genes_slots_and_contracts(zoo: SpecSpace) -> None:
@@ -100,11 +104,7 @@ def test_zoo_genes_slots_and_contracts(zoo: SpecSpace) -> None:
 
 def test_zoo_costs_equal_reference_and_interpreter(zoo: SpecSpace) -> None:
     g = zoo.sample(3000, seed=1)
-    for detail in (True, False):
-        fast = core.costs("spec", g, zoo.config, 2, detail)
-        slow = core.costs("spec", g, interpreted(zoo), 1, detail)
-        for a, b in zip(fast, slow, strict=True):
-            np.testing.assert_array_equal(a, b)
+    assert_walks_agree(zoo, g)
     c = zoo.costs(g[:60])
     for i in range(60):
         ref = zoo.reference_costs(g[i])
@@ -136,12 +136,7 @@ def test_every_shipped_space_tabulates_and_equals_its_interpreter() -> None:
         if sp.kernel != "spec":
             continue
         assert isinstance(sp, SpecSpace) and sp.uses_tables, name
-        g = sp.sample(5000, seed=3)
-        for detail in (True, False):
-            fast = core.costs("spec", g, sp.config, 2, detail)
-            slow = core.costs("spec", g, interpreted(sp), 2, detail)
-            for a, b in zip(fast, slow, strict=True):
-                np.testing.assert_array_equal(a, b)
+        assert_walks_agree(sp, sp.sample(5000, seed=3))
 
 
 def test_zoo_text_form_canonical_and_decode(zoo: SpecSpace) -> None:

@@ -9,6 +9,7 @@ forms, gene/slot names, the compiled encoders' tables, every encoding's features
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,14 @@ from esm.predictor.plan import space_tables
 from esm.surrogate import get_encoder
 
 DATA = Path(__file__).parent / "data" / "before_spec"
+_maker = importlib.util.spec_from_file_location("make_fixtures", DATA / "make_fixtures.py")
+assert _maker is not None and _maker.loader is not None
+MAKER = importlib.util.module_from_spec(_maker)
+_maker.loader.exec_module(MAKER)
+digest, fill = MAKER.digest, MAKER.fill
 BEFORE: dict[str, Any] = json.loads((DATA / "before.json").read_text())
 ARRAYS = np.load(DATA / "before.npz")
 KEYS = sorted(k for k in BEFORE if k != "model_files")
-
-
-def digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def space_of(key: str) -> spaces.SearchSpace:
@@ -88,19 +85,6 @@ def test_space_contracts_and_encodings_equal(key: str) -> None:
         assert digest(x) == rec["digests"][f"features/{enc}"], enc
 
 
-def _fill(module: Any) -> None:
-    import torch
-
-    with torch.no_grad():
-        for k, (name, t) in enumerate(module.state_dict().items()):
-            if not t.is_floating_point():
-                continue
-            gen = torch.Generator().manual_seed(k)
-            v = torch.rand(t.shape, generator=gen) if name.endswith("running_var") else \
-                torch.randn(t.shape, generator=gen) * 0.1
-            t.copy_(v + (0.5 if name.endswith("running_var") else 0.0))
-
-
 @pytest.mark.parametrize("key", [k for k in KEYS if "modules" in BEFORE[k]])
 def test_built_modules_equal(key: str) -> None:
     torch = pytest.importorskip("torch")
@@ -111,7 +95,7 @@ def test_built_modules_equal(key: str) -> None:
         net = sp.build(genome)
         shapes = [list(v.shape) for v in net.state_dict().values()]
         assert shapes == [s for _, s in rec["state"]]
-        _fill(net)
+        fill(net)
         x = torch.randn(rec["input_shape"], generator=torch.Generator().manual_seed(99))
         with torch.no_grad():
             y = net.eval()(x).numpy()

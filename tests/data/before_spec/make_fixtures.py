@@ -2,8 +2,8 @@
 
 Run once at commit 239dad2 (the last commit with the hand-written ofa-mbv3, ofa-resnet50 and
 fbnet spaces): ``PYTHONPATH=python python tests/data/before_spec/make_fixtures.py``. The
-outputs are the oracle of tests/test_spec_legacy.py; this script does not run on later
-commits (it uses the old classes' attributes).
+outputs are the oracle of tests/test_spec_legacy.py, which also uses its ``digest`` and
+``fill``; ``main`` does not run on later commits (it uses the old spaces' private helpers).
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-
-from esm import spaces
-from esm.predictor.plan import space_tables
-from esm.surrogate import Surrogate, get_encoder
-from esm.surrogate.encoders import _gene_slots, _stage_groups
 
 HERE = Path(__file__).parent
 SPACES = {
@@ -40,8 +35,10 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def fill(module: torch.nn.Module) -> None:
+def fill(module: Any) -> None:
     """Deterministic weights and BN statistics, tensor k of the state dict from seed k."""
+    import torch
+
     with torch.no_grad():
         for k, (name, t) in enumerate(module.state_dict().items()):
             if not t.is_floating_point():
@@ -53,6 +50,13 @@ def fill(module: torch.nn.Module) -> None:
 
 
 def main() -> None:
+    import torch
+
+    from esm import spaces
+    from esm.predictor.plan import space_tables
+    from esm.surrogate import Surrogate, get_encoder
+    from esm.surrogate.encoders import _gene_slots, _stage_groups
+
     out: dict = {}
     arrays: dict[str, np.ndarray] = {}
     for name, variants in SPACES.items():
