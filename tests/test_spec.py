@@ -385,6 +385,8 @@ def test_readme_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert run["space"] == "my-mbv3" and run["space_params"]["spec"] == spec
     assert spaces.get(run["space"], **run["space_params"]).genome_length == 16 + 16 + 4 + 1
     assert main(["export", "--store", str(store), "--out", str(data)]) == 0
+    assert main(["import", str(data), "--space", str(path), "--store",
+                 str(tmp_path / "copy.sqlite")]) == 0
     assert main(["train", "--data", str(data), "--space", str(path), "--target", "lat_cpu_1",
                  "--model", "ridge", "--train-size", "8", "--out", str(model)]) == 0
     assert main(["evaluate", "--model", str(model), "--data", str(data), "--target",

@@ -408,12 +408,6 @@ def _scale(c: Choice, width: float | None) -> Choice:
 # ---------------------------------------------------------------------- parameters
 
 
-def spec_params(spec: dict[str, Any]) -> dict[str, Any]:
-    """The declared parameters of ``spec`` with their defaults."""
-    params = spec.get("params", {})
-    return dict(params) if isinstance(params, dict) else {}
-
-
 def _substitute(obj: Any, values: dict[str, Any], path: str, chk: _Checker) -> Any:
     if isinstance(obj, dict):
         if "param" in obj:
