@@ -1,7 +1,8 @@
 """Accuracy of surrogate encodings x regressors on the real latency data, vs. the baseline.
 
 For every latency column of ../shared/data/ofa_mbv3_gpu.csv (and the GPU and CPU columns of
-nb201_latency.csv and fbnet_latency.csv when those spaces are registered), train on 100 and
+nb201_latency.csv and fbnet_latency.csv, and the FPGA and TPU columns of mnasnet_anb.csv, when
+those spaces are registered; empty cells are left out), train on 100 and
 500 rows drawn per seed and evaluate on all other rows of the file: MAPE, accuracy within
 +-10 % and Kendall tau, mean over seeds, for
 
@@ -19,7 +20,8 @@ Usage::
 
 ``gcn`` (the BRP-NAS graph network on the onehot encoding) runs on cell spaces (nb201) only.
 
-Credit for the data: HELP (Lee et al., NeurIPS 2021) and HW-NAS-Bench (Li et al., ICLR 2021).
+Credit for the data: HELP (Lee et al., NeurIPS 2021), HW-NAS-Bench (Li et al., ICLR 2021) and
+Accel-NASBench (Ahmad et al., DAC 2024).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ FILES = (
     ("ofa_mbv3_gpu.csv", "ofa-mbv3", None),
     ("nb201_latency.csv", "nb201", ("1080ti", "2080ti", "titanx", "gold", "silver")),
     ("fbnet_latency.csv", "fbnet", ("1080ti", "2080ti", "titanx", "gold", "silver")),
+    ("mnasnet_anb.csv", "anb-mnasnet", ("lat_", "ms_per_image_")),
 )
 GRIDS = {
     "small": [("stats", "ridge"), ("roofline", "ridge"), ("layerwise", "ridge"),
@@ -86,7 +89,7 @@ def load(path: Path, space_name: str, keep: tuple[str, ...] | None, max_rows: in
         header = next(r)
         rows = [row for _, row in zip(range(max_rows or 10**9), r, strict=False)]
     cols = [c for c in header[1:] if keep is None or any(k in c for k in keep)]
-    Y = np.array([[float(row[header.index(c)]) for c in cols] for row in rows])
+    Y = np.array([[float(row[header.index(c)] or "nan") for c in cols] for row in rows])
     G = space.from_strs([row[0] for row in rows])
     return space, G, cols, Y
 

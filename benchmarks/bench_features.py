@@ -1,9 +1,11 @@
 """Throughput of batched cost features vs. the per-genome ways users would otherwise get them.
 
 Computes costs of 1,000,000 random ``ofa-mbv3`` genomes with the compiled core (totals only,
-and with per-slot detail), and compares the per-genome rate with the pure-Python reference
-walk and with counting MACs/params by forward hooks on built torch modules (the usual way:
-thop/fvcore-style). Everything is measured in this one run.
+and with per-slot detail), and compares the per-genome rate with the spec walker's interpreter
+(what a spec gets when its cost tables would be too large), the pure-Python reference walk and
+counting MACs/params by forward hooks on built torch modules (the usual way: thop/fvcore-style).
+Everything is measured in this one run. ``benchmarks/results/bench_walker.txt`` compares the
+walker with the hand-written kernels it replaced.
 
 Usage: python benchmarks/bench_features.py [--n 1000000] [--space ofa-mbv3] [--threads 0]
 """
@@ -43,6 +45,14 @@ def main() -> None:
     t_tot = best_of(lambda: space.costs(genomes, threads=args.threads, detail=False))
     t_det = best_of(lambda: space.costs(genomes, threads=args.threads, detail=True))
     t_one = best_of(lambda: space.costs(genomes, threads=1, detail=False))
+    t_interp = None
+    if space.kernel == "spec":
+        from esm._native import core
+
+        program = space.config.copy()
+        program[5] = 0  # header word kHMode: interpret every genome (csrc/include/esm/spec.hpp)
+        part = genomes[: max(1, args.n // 10)]
+        t_interp = best_of(lambda: core.costs("spec", part, program, 1, False)) / len(part)
 
     sub = genomes[: args.python_n]
     t0 = time.perf_counter()
@@ -54,6 +64,7 @@ def main() -> None:
         ("compiled, totals, all threads", args.n / t_tot),
         ("compiled, totals, 1 thread", args.n / t_one),
         ("compiled, with per-slot detail", args.n / t_det),
+        *([("compiled, interpreter, 1 thread", 1 / t_interp)] if t_interp else []),
         ("Python reference walk (per genome)", 1 / per_py),
     ]
     try:

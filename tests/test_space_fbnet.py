@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from esm import InputError, spaces
-from esm.spaces.fbnet import BLOCKS
 from tests.conftest import HAVE_TORCH
 
 SPACE = spaces.get("fbnet")
+BLOCKS = tuple(o["name"] for o in spaces.spec("fbnet")["block"]["options"])
 
 
 def _archs(data_dir: Path) -> list[str]:
@@ -118,16 +118,16 @@ def test_hand_checked_all_k3_e1_g2_network() -> None:
 def test_built_network_shapes_and_residuals() -> None:
     import torch
 
-    from esm.spaces.nets.fbnet import ConvBlock
+    from esm.spaces.nets.chain import FBNetBlock
 
     genome = SPACE.from_str(json.dumps(["k5_e6"] * 11 + ["skip"] * 11))
     net = SPACE.build(genome)
     with torch.no_grad():
         out = net(torch.zeros(SPACE.input_shape(genome, 2)))
     assert out.shape == (2, 100)
-    blocks = list(net.blocks)
-    assert isinstance(blocks[0], ConvBlock) and blocks[0].residual  # 16 -> 16, stride 1
+    blocks = list(net)[1:23]  # stem, 22 blocks, header, pooling, classifier
+    assert isinstance(blocks[0], FBNetBlock) and blocks[0].residual  # 16 -> 16, stride 1
     assert not blocks[1].residual and not blocks[5].residual  # channels/stride change
     assert isinstance(blocks[12], torch.nn.Identity)  # skip inside stage 3
     assert isinstance(blocks[13], torch.nn.Sequential)  # skip 64 -> 112 projection
-    assert net.header[0].out_channels == 1504 and net.fc.in_features == 1504
+    assert net[23][0].out_channels == 1504 and net[25][1].in_features == 1504

@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 from esm import InputError, spaces
-from esm.spaces.ofa_resnet50 import OfaResNet50
+from esm.spaces.blocks import mid_channels
+from esm.spaces.reference import make_divisible
+from esm.spaces.specspace import SpecSpace
 from tests.conftest import HAVE_TORCH
+
+WIDTHS = (0.65, 0.8, 1.0)
 
 
 @pytest.fixture(scope="module")
-def space() -> OfaResNet50:
+def space() -> SpecSpace:
     s = spaces.get("ofa-resnet50")
-    assert isinstance(s, OfaResNet50)
+    assert isinstance(s, SpecSpace)
     return s
 
 
@@ -31,7 +35,7 @@ SMALLEST = arch([0, 0, 0, 0, 0], 0.2, 0, 128)
 RESNET50D = arch([2, 1, 2, 2, 1], 0.25, 2, 224)
 
 
-def test_shape_of_the_space(space: OfaResNet50) -> None:
+def test_shape_of_the_space(space: SpecSpace) -> None:
     assert space.genome_length == 30
     assert space.gene_names[:2] == ("d0", "d1") and space.gene_names[-1] == "r"
     assert len(space.slot_names) == 19 and space.slot_names[0] == "stem.residual"
@@ -41,19 +45,24 @@ def test_shape_of_the_space(space: OfaResNet50) -> None:
     assert space.size == 2 * 3**4 * 3**18 * 3**6 * 25
 
 
-def test_channel_plan_follows_ofa_make_divisible(space: OfaResNet50) -> None:
-    assert space.stem_out == (40, 48, 64)
-    assert space.stem_mid == (24, 24, 32)
-    assert space.stage_widths == (
-        (168, 208, 256), (336, 408, 512), (664, 816, 1024), (1328, 1640, 2048)
-    )
+def test_channel_plan_follows_ofa_make_divisible(space: SpecSpace) -> None:
+    """The spec lists OFA's make_divisible(base * w, 8) channel counts; check them."""
+    spec = space.spec
+    stem_out = [make_divisible(64 * m, 8) for m in WIDTHS]
+    assert spec["stem"][2]["out"]["values"] == stem_out == [40, 48, 64]
+    assert spec["stem"][0]["out"]["values"] == [make_divisible(c // 2, 8) for c in stem_out]
+    widths = [st["out"]["values"] for st in spec["stages"]]
+    assert widths == [[make_divisible(b * m, 8) for m in WIDTHS] for b in (256, 512, 1024, 2048)]
+    assert widths == [[168, 208, 256], [336, 408, 512], [664, 816, 1024], [1328, 1640, 2048]]
     # width 1.0, expand 0.25: the classic ResNet-50 bottleneck widths
-    assert [s[2][1] for s in space.stage_mids] == [64, 128, 256, 512]
+    assert [mid_channels(w[2], 0.25, 8) for w in widths] == [64, 128, 256, 512]
     # make_divisible(round(168 * 0.35) = 59, 8) = 56; make_divisible(round(2048 * 0.35), 8) = 720
-    assert space.stage_mids[0][0][2] == 56 and space.stage_mids[3][2][2] == 720
+    assert mid_channels(168, 0.35, 8) == 56 and mid_channels(2048, 0.35, 8) == 720
+    blocks = space.network(space.from_str(LARGEST))
+    assert [b.cout for b in blocks if b.type == "bottleneck"][::6] == [256, 512, 1024]
 
 
-def test_resnet50d_equivalent_matches_published_resnet50(space: OfaResNet50) -> None:
+def test_resnet50d_equivalent_matches_published_resnet50(space: SpecSpace) -> None:
     """The d=[2,1,2,2,1], e=0.25, w=1.0 subnet is ResNet-50-D (deep stem, avgpool shortcut).
 
     torchvision's ResNet-50 has 25,557,032 parameters and 4.09 GMACs at 224 (its docs' "4.09
@@ -71,7 +80,7 @@ def test_resnet50d_equivalent_matches_published_resnet50(space: OfaResNet50) -> 
     assert c.layers[0] == 3 + 16 * 3 + 4 + 1  # stem convs, 16 blocks, 4 shortcut convs, fc
 
 
-def test_extreme_subnets(space: OfaResNet50) -> None:
+def test_extreme_subnets(space: SpecSpace) -> None:
     big, small = space.from_str(LARGEST), space.from_str(SMALLEST)
     c = space.costs(np.stack([big, small]))
     assert c.macs.tolist() == [7_491_643_904, 315_079_552]
@@ -92,7 +101,7 @@ def test_extreme_subnets(space: OfaResNet50) -> None:
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
 @pytest.mark.parametrize("text", [SMALLEST, LARGEST, RESNET50D])
-def test_extreme_subnets_equal_built_module(space: OfaResNet50, text: str) -> None:
+def test_extreme_subnets_equal_built_module(space: SpecSpace, text: str) -> None:
     import torch
 
     from esm.spaces.nets.counting import count_macs_params
@@ -106,7 +115,7 @@ def test_extreme_subnets_equal_built_module(space: OfaResNet50, text: str) -> No
         assert module(torch.zeros(space.input_shape(genome, 2))).shape == (2, 1000)
 
 
-def test_odd_resolution_spatial_sizes(space: OfaResNet50) -> None:
+def test_odd_resolution_spatial_sizes(space: SpecSpace) -> None:
     # r=132: stem 66, max-pool 33, stages 33, 17, 9, 5 (ceil-mode avg-pool shortcut agrees
     # with the stride-2 3x3 conv)
     genome = space.from_str(arch([0, 0, 0, 0, 0], 0.2, 0, 132))
@@ -115,14 +124,14 @@ def test_odd_resolution_spatial_sizes(space: OfaResNet50) -> None:
     assert ref["slots"][-1][0] == 0  # stage3.block3 inactive at d=0
     # stage 3 first block (w=0.65: 664 -> 1328 channels, mid 264 at e=0.2): 1x1 at 9x9, 3x3
     # stride 2 to 5x5, 1x1, and the shortcut's 1x1 conv after a 9x9 -> 5x5 ceil-mode avg-pool
-    assert space.stage_mids[3][0][0] == 264
+    assert mid_channels(1328, 0.2, 8) == 264
     slot = space.slot_names.index("stage3.block0")
     expected = (9 * 9 * 264 * 664 + 5 * 5 * 264 * 264 * 9 + 5 * 5 * 1328 * 264
                 + 5 * 5 * 1328 * 664)
     assert ref["slots"][slot][0] == expected
 
 
-def test_text_form(space: OfaResNet50) -> None:
+def test_text_form(space: SpecSpace) -> None:
     g = space.sample(300, seed=4)
     texts = space.to_strs(g)
     assert all(" " not in t for t in texts)
@@ -150,12 +159,12 @@ def test_text_form(space: OfaResNet50) -> None:
         arch([0, 0, 0, 0, 0], 0.2, 0, 224).replace('"w":[0', '"w":["0"'),
     ],
 )
-def test_bad_strings_are_rejected(space: OfaResNet50, bad: str) -> None:
+def test_bad_strings_are_rejected(space: SpecSpace, bad: str) -> None:
     with pytest.raises(InputError, match="ofa-resnet50"):
         space.from_str(bad)
 
 
-def test_active_slots_and_canonical(space: OfaResNet50) -> None:
+def test_active_slots_and_canonical(space: SpecSpace) -> None:
     g = space.from_str(arch([0, 1, 0, 2, 0], 0.35, 1, 224))
     active = space.active_slots(g)[0]
     names = np.asarray(space.slot_names)
@@ -185,8 +194,9 @@ def test_bad_space_parameters() -> None:
     with pytest.raises(InputError):
         spaces.get("ofa-resnet50", n_classes=0)
     small = spaces.get("ofa-resnet50", resolutions=(160, 224, 32), n_classes=10)
-    assert isinstance(small, OfaResNet50)
-    assert small.resolutions == (160, 192, 224)
+    assert isinstance(small, SpecSpace)
+    assert small.decode(np.arange(3)[:, None] * np.eye(30, dtype=np.int32)[-1])["r"].tolist() \
+        == [160, 192, 224]
     g = small.from_str(arch([2, 2, 2, 2, 2], 0.35, 2, 192))
     assert small.to_str(g).endswith('"r":192}')
     assert small.costs(g).params[0] == 48_105_992 - 2048 * 990 - 990

@@ -16,8 +16,8 @@ def space(request: pytest.FixtureRequest) -> spaces.SearchSpace:
     return spaces.get(request.param)
 
 
-def test_registry_knows_all_four() -> None:
-    assert {"ofa-mbv3", "ofa-resnet50", "nb201", "fbnet"} <= set(NAMES)
+def test_registry_knows_the_built_in_spaces() -> None:
+    assert {"ofa-mbv3", "ofa-resnet50", "nb201", "fbnet", "anb-mnasnet"} <= set(NAMES)
     with pytest.raises(InputError, match="unknown search space"):
         spaces.get("nope")
 
@@ -85,11 +85,11 @@ def test_compiled_core_checks_bounds_itself(space: spaces.SearchSpace) -> None:
     g = space.sample(3, seed=0)
     g[1, -1] = 10_000
     with pytest.raises(ValueError, match="genome 1"):
-        core.costs(space.name, g, space.config, 1)
+        core.costs(space.kernel, g, space.config, 1)
     with pytest.raises(ValueError, match="2-D"):
-        core.costs(space.name, g[0], space.config, 1)
+        core.costs(space.kernel, g[0], space.config, 1)
     with pytest.raises(ValueError, match="config"):
-        core.costs(space.name, g, space.config[:-1], 1)
+        core.costs(space.kernel, g, space.config[:-1], 1)
 
 
 def test_text_form_round_trips(space: spaces.SearchSpace) -> None:
@@ -133,13 +133,14 @@ def test_canonical_identifies_equal_networks(space: spaces.SearchSpace) -> None:
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
 def test_costs_equal_built_torch_module(space: spaces.SearchSpace) -> None:
-    from esm.spaces.nets.counting import count_macs_params
+    from esm.spaces.nets.counting import count_costs
 
     g = space.sample(100, seed=21)
     c = space.costs(g)
     for i in range(len(g)):
         module = space.build(g[i])
-        macs, params = count_macs_params(module, space.input_shape(g[i], 1))
-        assert (macs, params) == (c.macs[i], c.params[i]), space.to_str(g[i])
+        got = count_costs(module, space.input_shape(g[i], 1))
+        want = {k: int(v[i]) for k, v in c.totals().items() if k != "weight_bytes"}
+        assert got == want, space.to_str(g[i])
     shape = space.input_shape(g[0], batch_size=3)
     assert shape[0] == 3 and len(shape) == 4

@@ -3,10 +3,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "esm/costs.hpp"
+#include "esm/spec.hpp"
 
 namespace py = pybind11;
 
@@ -17,7 +19,7 @@ using Config = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
 const esm::SpaceKernel& checked_space(const std::string& name, const Config& config) {
   const esm::SpaceKernel& space = esm::find_space(name);
-  esm::check_config(space, config.ndim(), config.size());
+  esm::check_config(space, config.ndim(), config.data(), config.size());
   return space;
 }
 
@@ -54,6 +56,19 @@ void validate(const std::string& name, const Genomes& genomes, const Config& con
 
 }  // namespace
 
+// Fills the cost tables of a spec program (a copy) and checks them against the interpreter.
+py::tuple spec_tabulate(const Config& program, int64_t check_genomes) {
+  if (program.ndim() != 1) throw std::invalid_argument("spec program must be a 1-D array");
+  py::array_t<int64_t> out(program.shape(0));
+  std::copy(program.data(), program.data() + program.size(), out.mutable_data());
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = esm::spec::tabulate(out.mutable_data(), out.shape(0), check_genomes);
+  }
+  return py::make_tuple(out, ok);
+}
+
 void register_costs(py::module_& m) {
   m.def("space_names", &esm::space_names, "Names of the search spaces the core knows.");
   m.def(
@@ -74,5 +89,8 @@ void register_costs(py::module_& m) {
         "macs, params, activation_bytes, layers. detail=False leaves slots empty [N, 0, 4].");
   m.def("validate", &validate, py::arg("space"), py::arg("genomes"), py::arg("config"),
         "Raise ValueError naming the first out-of-range gene.");
+  m.def("spec_tabulate", &spec_tabulate, py::arg("program"), py::arg("check_genomes") = 512,
+        "(program with its cost tables filled, whether the table walk equals the interpreter on "
+        "check_genomes random genomes; when not, the program interprets).");
   m.attr("COST_FIELDS") = py::make_tuple("macs", "params", "activation_bytes", "layers");
 }

@@ -329,7 +329,7 @@ class Fused {
         const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& config,
         const py::dict& plan, std::shared_ptr<ep::Model> model)
       : space_(esm::find_space(space)), model_(std::move(model)) {
-    esm::check_config(space_, config.ndim(), config.size());
+    esm::check_config(space_, config.ndim(), config.data(), config.size());
     config_.assign(config.data(), config.data() + config.size());
     plan_.choices = int_list<int32_t>(plan, "choices");
     plan_.n_slots = plan.contains("n_slots") ? plan["n_slots"].cast<int64_t>() : -1;

@@ -21,8 +21,13 @@ std::vector<std::string> space_names() {
   return names;
 }
 
-void check_config(const SpaceKernel& space, int64_t ndim, int64_t size) {
-  if (ndim != 1 || size != space.config_size) {
+void check_config(const SpaceKernel& space, int64_t ndim, const int64_t* config, int64_t size) {
+  if (ndim != 1) {
+    throw std::invalid_argument(std::string(space.name) + ": config must be a 1-D array");
+  }
+  if (space.config_size == 0 && space.check) {
+    space.check(config, size);
+  } else if (size != space.config_size) {
     throw std::invalid_argument(std::string(space.name) + ": config must be a 1-D array of " +
                                 std::to_string(space.config_size) + " integers");
   }

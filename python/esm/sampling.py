@@ -136,11 +136,11 @@ def choice_counts(space: SearchSpace, genomes: Any) -> np.ndarray:
 
 
 def stages(space: SearchSpace) -> np.ndarray | None:
-    """Stage index of every cost slot (slot names ``"stageK.blockJ"`` grouped by the part
-    before the dot), or None where that groups nothing (every slot its own stage)."""
-    keys = [n.split(".")[0] for n in space.slot_names]
-    uniq = list(dict.fromkeys(keys))
-    return None if len(uniq) == len(keys) else np.array([uniq.index(k) for k in keys])
+    """Stage index of every cost slot (:attr:`~esm.spaces.SearchSpace.slot_stages`), or None
+    where summing per stage groups nothing: a single stage (the totals) or one slot each."""
+    st = np.asarray(space.slot_stages)
+    n = len(np.unique(st))
+    return None if n < 2 or n == len(st) else st
 
 
 def feature_sets(space: SearchSpace) -> list[str]:

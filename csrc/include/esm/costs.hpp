@@ -1,6 +1,7 @@
 // Batched architecture costs: MACs, parameters, activation and weight bytes per genome and
-// per searchable slot. Each search space registers a kernel that walks one genome's
-// macro-architecture and reports its layers to an Accumulator.
+// per searchable slot. A cost kernel walks one genome's macro-architecture and reports its
+// layers to an Accumulator: the generic walker of spec-defined spaces (esm/spec.hpp, whose
+// config is the compiled spec) or a hand-written kernel (NAS-Bench-201's cell space).
 #pragma once
 
 #include <cstdint>
@@ -74,7 +75,8 @@ inline void Accumulator::linear(int64_t in, int64_t out, bool bias) {
 // A search space as the cost core knows it.
 struct SpaceKernel {
   const char* name;
-  // Number of integers the space's config must have (channel plan and such).
+  // Number of integers the space's config must have (channel plan and such); 0: any number,
+  // checked by `check`.
   int64_t config_size;
   // Per-gene number of choices for this config; its size is the genome length.
   std::vector<int32_t> (*choices)(const int64_t* config);
@@ -85,14 +87,17 @@ struct SpaceKernel {
   // [n, S, kFields] or nullptr, both zeroed); must give exactly what `walk` gives.
   void (*batch)(const int32_t* genomes, int64_t n, const int64_t* config, int64_t* totals,
                 int64_t* slots) = nullptr;
+  // For config_size 0: throws std::invalid_argument unless `config` ([size]) is sound.
+  void (*check)(const int64_t* config, int64_t size) = nullptr;
 };
+
+// Throws std::invalid_argument unless `config` (an array of `ndim` dimensions and `size` values)
+// is the 1-D config that the space's functions read: space.config_size integers, or for a space
+// with config_size 0, a config its `check` accepts.
+void check_config(const SpaceKernel& space, int64_t ndim, const int64_t* config, int64_t size);
 
 const SpaceKernel& find_space(const std::string& name);
 std::vector<std::string> space_names();
-
-// Throws std::invalid_argument unless a config array of `ndim` dimensions and `size` values is
-// the 1-D array of space.config_size integers that the space's functions read.
-void check_config(const SpaceKernel& space, int64_t ndim, int64_t size);
 
 // Checks every gene against its number of choices; throws std::invalid_argument naming the
 // first bad gene.

@@ -12,7 +12,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("info", help="what was built and which devices are usable")
     add_json_flag(p)
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("spaces", help="list the search spaces")
+    p = sub.add_parser("spaces", help="list the search spaces, or show one's spec",
+                       description="List the built-in search spaces. With --show, print the "
+                       "spec of a spec-defined space (a built-in name or a spec file), to copy "
+                       "and edit into a new space (docs/spaces.md).")
+    p.add_argument("--show", default=None, metavar="NAME|PATH",
+                   help="print this space's spec (JSON) after checking that it compiles")
     add_json_flag(p)
     p.set_defaults(func=cmd_spaces)
 
@@ -43,8 +48,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
+    import json
+
     from esm import spaces
 
+    if args.show is not None:
+        spec = spaces.spec(args.show)
+        spaces.from_spec(spec)  # a spec that does not compile is refused (exit 2)
+        if args.json:
+            emit_json(spec)
+        else:
+            print(json.dumps(spec, indent=2))
+        return 0
     rows: list[dict[str, Any]] = []
     for name in spaces.names():
         s = spaces.get(name)

@@ -23,7 +23,8 @@ def register(sub: Any) -> None:
         "train, estimate the error, pick the next batch with a sampling strategy, until the "
         "target MAPE or the budget. On a device (--device, --store, --out) or on a dataset "
         "file as the device (--from-csv FILE --target COLUMN).")
-    p.add_argument("--space", required=True, help="search space (see esm spaces)")
+    p.add_argument("--space", metavar="NAME|PATH", required=True,
+                   help="search space: a built-in name (esm spaces) or a spec file")
     p.add_argument("--device", help="cpu or cuda[:i] (measure on this device)")
     p.add_argument("--store", help="SQLite store for the measurements (device builds)")
     p.add_argument("--out", help="surrogate model file to write")

@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
                        description="Measure N architectures of a space on a device into an "
                        "SQLite store. Resumable: running it again measures only what is "
                        "missing.")
-    p.add_argument("--space", required=True, help="search space name (see `esm spaces`)")
+    p.add_argument("--space", metavar="NAME|PATH", required=True,
+                   help="search space: a built-in name (esm spaces) or a spec file")
     p.add_argument("--space-params", default=None, metavar="JSON",
                    help='space parameters as a JSON object, e.g. \'{"width_mult": 1.0}\'')
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index> (default cpu)")
@@ -56,7 +57,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("import", help="import a Dataset CSV into a store as external runs")
     p.add_argument("file", help="CSV with an 'arch' column and latency columns in ms")
-    p.add_argument("--space", required=True, help="search space of the architectures")
+    p.add_argument("--space", metavar="NAME|PATH", required=True,
+                   help="search space of the architectures (a name or a spec file)")
     p.add_argument("--store", required=True, help="SQLite store path (created if missing)")
     add_json_flag(p)
     p.set_defaults(func=cmd_import)

@@ -19,7 +19,8 @@ def register(sub: Any) -> None:
                     "--seed) and save it to one model file. Rows with a missing, NaN or "
                     "non-positive latency are dropped and counted.")
     p.add_argument("--data", required=True, help="dataset CSV (column arch + latency columns)")
-    p.add_argument("--space", required=True, help="search space of the arch column")
+    p.add_argument("--space", metavar="NAME|PATH", required=True,
+                   help="search space of the arch column (a name or a spec file)")
     p.add_argument("--target", required=True, help="latency column (ms) to learn")
     p.add_argument("--encoding", default="fcc",
                    help="onehot, stats, layerwise, lut, roofline or fcc (default)")
@@ -44,7 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("--model", required=True, help="model file written by esm train")
     p.add_argument("--data", required=True, help="dataset CSV")
     p.add_argument("--target", required=True, help="latency column (ms)")
-    p.add_argument("--space", default=None, help="refuse unless the model is for this space")
+    p.add_argument("--space", metavar="NAME|PATH", default=None,
+                   help="refuse unless the model is for this space (a name or a spec file)")
     add_json_flag(p)
     p.set_defaults(func=cmd_evaluate)
 

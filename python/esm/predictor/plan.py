@@ -1,9 +1,10 @@
 """Encoder plans: the compiled twin of an ``esm.surrogate`` encoder.
 
 :func:`build_plan` turns an encoder into a plan dict for ``esm._core.FusedPredictor``: a list
-of ops (``onehot``, ``scalars``, ``slots``, ``roofline``) plus two per-space tables found by
-probing the space once (which slots are active for which value of which gene; the input pixels
-per value of the resolution gene). :func:`verify_plan` then checks on a seeded random sample
+of ops (``onehot``, ``scalars``, ``slots``, ``roofline``) plus two per-space tables the space
+declares (:meth:`~esm.spaces.SearchSpace.slot_activity`: which slots are active for which value
+of which gene; :meth:`~esm.spaces.SearchSpace.pixel_table`: the input pixels per value of the
+resolution gene). :func:`verify_plan` then checks on a seeded random sample
 that the compiled encoder reproduces the Python encoder; a plan that does not is never used.
 """
 
@@ -28,80 +29,25 @@ class PlanError(InputError):
     """The encoder has no compiled twin (unknown encoder, or a table could not be derived)."""
 
 
-def _single_gene_table(
-    space: SearchSpace, values: np.ndarray, genomes: np.ndarray
-) -> tuple[int, np.ndarray] | None:
-    """Find a gene ``c`` such that ``values`` is a function of ``genomes[:, c]``.
-
-    Returns ``(c, table)`` with ``table[v]`` the value for choice ``v``, ``(-1, [value])``
-    when ``values`` is constant, or None.
-    """
-    if np.all(values == values[0]):
-        return -1, values[:1].astype(np.float64)
-    for c in range(space.genome_length):
-        k = int(space.choices[c])
-        table = np.full(k, np.nan)
-        col = genomes[:, c]
-        ok = True
-        for v in range(k):
-            sel = values[col == v]
-            if sel.size == 0 or not np.all(sel == sel[0]):
-                ok = False
-                break
-            table[v] = sel[0]
-        if ok:
-            return c, table
-    return None
-
-
-def space_tables(space: SearchSpace, seed: int = 7) -> dict[str, Any]:
-    """Slot activity and input-pixel tables of ``space`` (probed on a seeded sample)."""
-    cached = getattr(space, "_esm_plan_tables", None)
-    if cached is not None:
-        return cached
-    genomes = space.sample(4096, seed=seed)
-    active = space.active_slots(genomes)
-    S = active.shape[1]
-    maxc = int(space.choices.max())
-    slot_gene = np.full(S, -1, np.int32)
-    slot_active = np.ones((S, maxc), np.uint8)
-    for s in range(S):
-        found = _single_gene_table(space, active[:, s].astype(np.float64), genomes)
-        if found is None:
-            raise PlanError(f"{space.name}: activity of slot {s} is not set by a single gene")
-        c, table = found
-        if c < 0:
-            if table[0] != 1.0:
-                raise PlanError(f"{space.name}: slot {s} is never active")
-            continue
-        slot_gene[s] = c
-        slot_active[s, : len(table)] = table.astype(np.uint8)
-    from esm.surrogate import encoders as enc
-
-    pixels = np.asarray(enc._input_pixels(space, genomes), dtype=np.float64)
-    found = _single_gene_table(space, pixels, genomes)
-    if found is None:
-        raise PlanError(f"{space.name}: input pixels are not set by a single gene")
-    tables = {
-        "slot_gene": slot_gene,
-        "slot_active": slot_active.reshape(-1),
-        "pixel_gene": int(found[0]),
-        "pixel_table": found[1],
+def space_tables(space: SearchSpace) -> dict[str, Any]:
+    """Slot activity and input-pixel tables of ``space`` (its declared contracts)."""
+    slot_gene, slot_active = space.slot_activity()
+    pixel_gene, pixel_table = space.pixel_table()
+    return {
+        "slot_gene": np.asarray(slot_gene, np.int32),
+        "slot_active": np.ascontiguousarray(slot_active, np.uint8).reshape(-1),
+        "pixel_gene": int(pixel_gene),
+        "pixel_table": np.asarray(pixel_table, np.float64),
     }
-    try:
-        space._esm_plan_tables = tables  # type: ignore[attr-defined]
-    except AttributeError:  # pragma: no cover
-        pass
-    return tables
 
 
 def _ops(encoder: Any) -> list[dict[str, Any]]:
     from esm.surrogate import encoders as enc
 
     if isinstance(encoder, enc.FccEncoder):
-        return [op for part in encoder._parts for op in _ops(part)]
+        return [op for part in encoder.parts for op in _ops(part)]
     if isinstance(encoder, enc.OneHotEncoder):  # includes LutEncoder
-        return [{"kind": "onehot", "ints": np.asarray(encoder._gene_slot, np.int32)}]
+        return [{"kind": "onehot", "ints": np.asarray(encoder.gene_slots, np.int32)}]
     if isinstance(encoder, enc.StatsEncoder):
         names = list(encoder.feature_names)
         unknown = [n for n in names if n not in SCALARS]
@@ -115,10 +61,10 @@ def _ops(encoder: Any) -> list[dict[str, Any]]:
         spec = encoder.spec
         return [{
             "kind": "roofline",
-            "ints": np.asarray(encoder._stage_of, np.int32),
+            "ints": np.asarray(encoder.stage_of, np.int32),
             "reals": np.asarray([spec.peak_tflops, spec.bandwidth_gbs, spec.launch_us,
                                  float(encoder.params["batch"])]),
-            "n_stages": len(encoder._stages),
+            "n_stages": len(encoder.stages),
         }]
     raise PlanError(f"encoder {type(encoder).__name__} has no compiled twin")
 
@@ -139,7 +85,7 @@ def fused(encoder: Any, model: Any | None = None) -> Any:
     """``esm._core.FusedPredictor`` for ``encoder`` and a compiled model (or None)."""
     space = encoder.space
     try:
-        return core.FusedPredictor(space.name, space.config, build_plan(encoder), model)
+        return core.FusedPredictor(space.kernel, space.config, build_plan(encoder), model)
     except ValueError as err:
         if isinstance(err, PlanError):
             raise

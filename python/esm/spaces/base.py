@@ -92,18 +92,21 @@ class SearchSpace(ABC):
     """A NAS search space whose architectures are fixed-length integer genomes.
 
     Every gene is a choice index in ``[0, choices[g])``. Subclasses define the genes, the
-    text form, the reference cost walk and the torch build; sampling, variation, validation and
-    the compiled costs are shared.
+    slots and which genes and slots belong together, the text form, the reference cost walk and
+    the torch build; sampling, variation, validation, canonical forms and the compiled costs
+    are shared. Spaces defined by a spec file are :class:`esm.spaces.specspace.SpecSpace`.
     """
 
     #: Registry name, e.g. ``"ofa-mbv3"``.
-    name: ClassVar[str]
+    name: str
     #: One-line description.
-    description: ClassVar[str]
+    description: str
+    #: Name of the compiled cost kernel (``"spec"`` for spec-defined spaces).
+    kernel: ClassVar[str]
 
-    def __init__(self, config: Sequence[int]) -> None:
+    def __init__(self, config: Sequence[int] | np.ndarray) -> None:
         self._config = np.ascontiguousarray(config, dtype=np.int64)
-        self._choices = np.asarray(core.space_choices(self.name, self._config), dtype=np.int32)
+        self._choices = np.asarray(core.space_choices(self.kernel, self._config), dtype=np.int32)
         self._choices.setflags(write=False)
         self._config.setflags(write=False)
 
@@ -138,6 +141,53 @@ class SearchSpace(ABC):
     def slot_names(self) -> tuple[str, ...]:
         """Name of every searchable slot (layer or block position)."""
 
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Names of the stages the slots belong to, in order.
+
+        By default the part of a slot name before its first ``.`` (``"stage2.block0"`` is in
+        ``"stage2"``), and one stage ``"slots"`` for names without a dot.
+        """
+        return tuple(dict.fromkeys(s.split(".", 1)[0] if "." in s else "slots"
+                                   for s in self.slot_names))
+
+    @property
+    def slot_stages(self) -> np.ndarray:
+        """Index into :attr:`stage_names` of every slot, int64 ``[S]``."""
+        names = self.stage_names
+        return np.asarray([names.index(s.split(".", 1)[0] if "." in s else "slots")
+                           for s in self.slot_names], dtype=np.int64)
+
+    @property
+    @abstractmethod
+    def gene_slots(self) -> np.ndarray:
+        """Slot of every gene that matters only while that slot is active, else -1 (int64 [G]).
+
+        A gene tied to a slot is zeroed by :meth:`canonical` and left out of one-hot encodings
+        when its slot is inactive (a block past its stage's depth).
+        """
+
+    @abstractmethod
+    def slot_activity(self) -> tuple[np.ndarray, np.ndarray]:
+        """When each slot is part of the network: ``(slot_gene, table)``.
+
+        ``slot_gene`` (int32 ``[S]``) is the gene deciding slot ``s`` (-1: always active) and
+        ``table`` (uint8 ``[S, max(choices)]``) says for each of its values whether the slot
+        is active. :meth:`active_slots` applies it; the compiled encoders use it as is.
+        """
+
+    @abstractmethod
+    def pixel_table(self) -> tuple[int, np.ndarray]:
+        """Input pixels (height * width): ``(gene, table)``, the pixels being
+        ``table[genome[gene]]``, or ``table[0]`` when ``gene`` is -1 (a fixed resolution)."""
+
+    def input_pixels(self, genomes: Any) -> np.ndarray:
+        """Input height * width of every genome, float64 ``[N]``."""
+        g = self.validate(genomes)
+        gene, table = self.pixel_table()
+        table = np.asarray(table, dtype=np.float64)
+        return table[g[:, gene]] if gene >= 0 else np.full(len(g), table[0])
+
     def params(self) -> dict[str, Any]:
         """Constructor parameters, enough to recreate this space with :func:`esm.spaces.get`."""
         return {}
@@ -151,7 +201,7 @@ class SearchSpace(ABC):
         """
         g = self._coerce(genomes)
         with self._core_errors():
-            core.validate(self.name, g, self._config)
+            core.validate(self.kernel, g, self._config)
         return g
 
     def _coerce(self, genomes: Any) -> np.ndarray:
@@ -184,7 +234,10 @@ class SearchSpace(ABC):
         except InputError:
             raise
         except ValueError as err:
-            raise InputError(str(err)) from None
+            msg = str(err)
+            if msg.startswith(self.kernel + ":"):
+                msg = self.name + msg[len(self.kernel):]
+            raise InputError(msg) from None
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` genomes uniformly over every gene's choices."""
@@ -283,16 +336,28 @@ class SearchSpace(ABC):
         return out
 
     def canonical(self, genomes: Any) -> np.ndarray:
-        """Genomes with genes that do not change the network (inactive slots) set to 0.
+        """Genomes with genes that do not change the network (of inactive slots) set to 0.
 
         Two genomes describe the same network exactly when their canonical forms are equal.
         """
-        return self.validate(genomes).copy()
+        g = self.validate(genomes).copy()
+        slot = np.asarray(self.gene_slots)
+        bound = np.flatnonzero(slot >= 0)
+        if bound.size:
+            active = self.active_slots(g)
+            sub = g[:, bound]
+            sub[~active[:, slot[bound]]] = 0
+            g[:, bound] = sub
+        return g
 
     def active_slots(self, genomes: Any) -> np.ndarray:
-        """Boolean ``[N, S]``: which slots are part of each network."""
+        """Boolean ``[N, S]``: which slots are part of each network (:meth:`slot_activity`)."""
         g = self.validate(genomes)
-        return np.ones((g.shape[0], len(self.slot_names)), dtype=bool)
+        slot_gene, table = self.slot_activity()
+        out = np.ones((g.shape[0], len(self.slot_names)), dtype=bool)
+        for s in np.flatnonzero(slot_gene >= 0):
+            out[:, s] = table[s][g[:, slot_gene[s]]].astype(bool)
+        return out
 
     # ------------------------------------------------------------------ text forms
     @abstractmethod
@@ -330,7 +395,7 @@ class SearchSpace(ABC):
         """
         g = self._coerce(genomes)
         with self._core_errors():
-            totals, slots = core.costs(self.name, g, self._config, int(threads), bool(detail))
+            totals, slots = core.costs(self.kernel, g, self._config, int(threads), bool(detail))
         return Costs(
             macs=totals[:, 0],
             params=totals[:, 1],

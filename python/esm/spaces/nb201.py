@@ -66,6 +66,7 @@ class Nb201(SearchSpace):
 
     name = "nb201"
     description = "NAS-Bench-201 cell: 6 edges x 5 ops, 3 stages x 5 cells, CIFAR 32x32"
+    kernel = "nb201"
 
     def __init__(
         self, channels: int = 16, cells: int = 5, n_classes: int = 10, resolution: int = 32
@@ -93,14 +94,25 @@ class Nb201(SearchSpace):
     def slot_names(self) -> tuple[str, ...]:
         return tuple(f"edge{t}<-{f}" for t, f in EDGES)
 
+    @property
+    def gene_slots(self) -> np.ndarray:
+        """-1 for every gene: an edge's gene is what makes its slot active or not."""
+        return np.full(len(EDGES), -1, dtype=np.int64)
+
+    def slot_activity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Edge ``e`` is active when its operation is not ``none`` (see the module notes on
+        dead edges)."""
+        table = np.ones((len(EDGES), len(OPS)), dtype=np.uint8)
+        table[:, _NONE] = 0
+        return np.arange(len(EDGES), dtype=np.int32), table
+
+    def pixel_table(self) -> tuple[int, np.ndarray]:
+        return -1, np.asarray([float(self.resolution) ** 2])
+
     # ------------------------------------------------------------------ decoding
     def decode(self, genomes: Any) -> np.ndarray:
         """Operation names ``[N, 6]`` (str) of every edge."""
         return np.asarray(OPS)[self.validate(genomes)]
-
-    def active_slots(self, genomes: Any) -> np.ndarray:
-        """Edges whose operation is not ``none`` (see the module notes on dead edges)."""
-        return self.validate(genomes) != _NONE
 
     def live_edges(self, genomes: Any) -> np.ndarray:
         """Boolean ``[N, 6]``: edges on a path from the cell input to its output.

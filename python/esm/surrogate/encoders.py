@@ -161,71 +161,6 @@ def resolve_device(device: str | dict[str, Any] | None) -> DeviceSpec:
     raise InputError(f"device must be a name or a dict, got {type(device).__name__}")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _gene_slots(space: SearchSpace) -> np.ndarray:
-    """Slot index of every gene, or -1 for genes that are always active.
-
-    Uses ``space.gene_slots`` when a space defines it; otherwise it is inferred once by
-    probing: gene ``g`` belongs to slot ``s`` when, over a fixed seeded sample, changing ``g``
-    leaves the canonical genome unchanged exactly when slot ``s`` is inactive.
-    """
-    explicit = getattr(space, "gene_slots", None)
-    if explicit is not None:
-        return np.asarray(explicit, dtype=np.int64)
-    cached = getattr(space, "_esm_gene_slots", None)
-    if cached is not None:
-        return np.asarray(cached)
-    genomes = space.sample(256, seed=12345)
-    active = space.active_slots(genomes)
-    canon = space.canonical(genomes)
-    out = np.full(space.genome_length, -1, dtype=np.int64)
-    for g in range(space.genome_length):
-        if space.choices[g] < 2:
-            continue
-        probe = genomes.copy()
-        probe[:, g] = (probe[:, g] + 1) % space.choices[g]
-        dead = np.all(space.canonical(probe) == canon, axis=1)
-        if not dead.any():
-            continue
-        for s in range(active.shape[1]):
-            if np.array_equal(dead, ~active[:, s]):
-                out[g] = s
-                break
-    try:
-        space._esm_gene_slots = out  # type: ignore[attr-defined]
-    except AttributeError:  # pragma: no cover - slotted space classes
-        pass
-    return out
-
-
-def _input_pixels(space: SearchSpace, genomes: np.ndarray) -> np.ndarray:
-    """Input height * width of every genome (vectorized where the space decodes ``r``)."""
-    decode = getattr(space, "decode", None)
-    if decode is not None:
-        d = decode(genomes)
-        if isinstance(d, dict) and "r" in d:
-            r = np.asarray(d["r"], dtype=np.float64)
-            return r * r
-    if len(genomes) == 0:
-        return np.zeros(0)
-    _, _, h, w = space.input_shape(genomes[0])
-    return np.full(len(genomes), float(h * w))
-
-
-def _stage_groups(space: SearchSpace) -> tuple[list[str], np.ndarray]:
-    """Stage names and the stage index of every slot (slot name before the first ``.``)."""
-    names: list[str] = []
-    index = []
-    for s in space.slot_names:
-        stage = s.split(".", 1)[0] if "." in s else "slots"
-        if stage not in names:
-            names.append(stage)
-        index.append(names.index(stage))
-    return names, np.asarray(index, dtype=np.int64)
-
-
 # --------------------------------------------------------------------------- encoders
 
 
@@ -285,7 +220,8 @@ class OneHotEncoder(Encoder):
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__(space)
-        self._gene_slot = _gene_slots(space)
+        #: Slot of every gene (``space.gene_slots``): a gene of an inactive slot encodes as 0.
+        self.gene_slots = np.asarray(space.gene_slots, dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(space.choices)[:-1]]).astype(np.int64)
         self._names = [f"{gn}={c}" for gn, n in zip(space.gene_names, space.choices, strict=True)
                        for c in range(int(n))]
@@ -298,7 +234,7 @@ class OneHotEncoder(Encoder):
         n = len(genomes)
         out = np.zeros((n, len(self._names)))
         val = np.ones(genomes.shape)
-        slot = self._gene_slot
+        slot = self.gene_slots
         if (slot >= 0).any():
             active = self.space.active_slots(genomes)
             bound = slot >= 0
@@ -333,7 +269,7 @@ class StatsEncoder(Encoder):
         slot_macs = costs.slots[:, :, 0].sum(axis=1)
         return np.column_stack([
             costs.macs, costs.params, costs.activation_bytes, costs.weight_bytes, costs.layers,
-            self.space.active_slots(genomes).sum(axis=1), _input_pixels(self.space, genomes),
+            self.space.active_slots(genomes).sum(axis=1), self.space.input_pixels(genomes),
             costs.macs - slot_macs,
         ]).astype(np.float64)
 
@@ -370,8 +306,10 @@ class RooflineEncoder(Encoder):
             DEVICE_SPECS[spec.name] == spec else spec.to_dict()
         super().__init__(space, device=dev, batch=int(batch))
         self.spec = spec
-        self._stages, self._stage_of = _stage_groups(space)
-        self._names = [f"roof_{s}_ms" for s in self._stages] + [
+        #: Stage names (``space.stage_names``) and the stage of every slot.
+        self.stages = list(space.stage_names)
+        self.stage_of = np.asarray(space.slot_stages, dtype=np.int64)
+        self._names = [f"roof_{s}_ms" for s in self.stages] + [
             "roof_fixed_ms", "roof_total_ms", "roof_compute_ms", "roof_memory_ms",
             "roof_launch_ms"]
 
@@ -391,9 +329,9 @@ class RooflineEncoder(Encoder):
         sl = costs.slots.astype(np.float64)
         c, m, ln = self._times(sl[:, :, 0], sl[:, :, 1], sl[:, :, 2], sl[:, :, 3])
         per_slot = np.maximum(c, m) + ln
-        stages = np.zeros((len(genomes), len(self._stages)))
-        for k in range(len(self._stages)):
-            stages[:, k] = per_slot[:, self._stage_of == k].sum(axis=1)
+        stages = np.zeros((len(genomes), len(self.stages)))
+        for k in range(len(self.stages)):
+            stages[:, k] = per_slot[:, self.stage_of == k].sum(axis=1)
         fc, fm, fl = self._times(
             costs.macs - sl[:, :, 0].sum(axis=1), costs.params - sl[:, :, 1].sum(axis=1),
             costs.activation_bytes - sl[:, :, 2].sum(axis=1),
@@ -431,11 +369,12 @@ class FccEncoder(Encoder):
             "layerwise": LayerwiseEncoder(space, layer_fields) if "layerwise" in parts else None,  # type: ignore[dict-item]
             "onehot": OneHotEncoder(space) if "onehot" in parts else None,  # type: ignore[dict-item]
         }
-        self._parts = [built[p] for p in parts]
-        self._names = [n for e in self._parts for n in e.feature_names]
+        #: The encoders combined, in column order.
+        self.parts = [built[p] for p in parts]
+        self._names = [n for e in self.parts for n in e.feature_names]
         self._groups: dict[str, list[int]] = {}
         start = 0
-        for p, e in zip(parts, self._parts, strict=True):
+        for p, e in zip(parts, self.parts, strict=True):
             self._groups[p] = list(range(start, start + e.n_features))
             start += e.n_features
 
@@ -448,7 +387,7 @@ class FccEncoder(Encoder):
         return self._names
 
     def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
-        return np.concatenate([e._encode(genomes, costs) for e in self._parts], axis=1)
+        return np.concatenate([e._encode(genomes, costs) for e in self.parts], axis=1)
 
 
 #: Encoder classes by name.

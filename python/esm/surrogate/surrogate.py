@@ -268,7 +268,13 @@ class Surrogate:
         return np.fromiter((row.tobytes() in seen for row in g), dtype=bool, count=len(g))
 
     def check_space(self, space: SearchSpace | str) -> None:
-        """Raise InputError unless ``space`` is the space this surrogate was trained for."""
+        """Raise InputError unless ``space`` (a space, a name or a spec file) is the space
+        this surrogate was trained for."""
+        if isinstance(space, str) and space != self.space.name:
+            from esm import spaces
+
+            if spaces.builtin_spec(space) is None and space not in spaces.names():
+                space = spaces.get(space)
         name = space.name if isinstance(space, SearchSpace) else str(space)
         if name != self.space.name:
             raise InputError(f"this model is for space {self.space.name!r}, not {name!r}")
@@ -282,9 +288,7 @@ class Surrogate:
     def to_meta(self) -> dict[str, Any]:
         """The JSON metadata of the file."""
         return {
-            "space": {"name": self.space.name, "params": _plain_params(self.space.params()),
-                      "genome_length": self.space.genome_length,
-                      "config": self.space.config.tolist()},
+            "space": _space_meta(self.space),
             "encoding": self.encoder.to_dict(),
             "n_features": self.encoder.n_features,
             "model_form": {"kind": self.kind, "meta": self.model_meta},
@@ -303,9 +307,13 @@ class Surrogate:
         meta, arrays, _ = modelfile.read(path)
         try:
             sp_meta = meta["space"]
-            sp = _space(str(sp_meta["name"]), dict(sp_meta.get("params", {})))
+            params = dict(sp_meta.get("params", {}))
+            if isinstance(sp_meta.get("spec"), dict):  # the spec it was made with
+                params.pop("spec", None)
+                params["spec"] = sp_meta["spec"]
+            sp = _space(str(sp_meta["name"]), params)
             if sp.genome_length != int(sp_meta["genome_length"]) or \
-                    sp.config.tolist() != list(sp_meta["config"]):
+                    sp.choices.tolist() != list(sp_meta.get("choices", sp.choices.tolist())):
                 raise InputError(f"{path}: the model's {sp.name} space differs from this esm's")
             enc = encoder_from_dict(meta["encoding"], sp)
             form = meta["model_form"]
@@ -346,6 +354,18 @@ def default_column_sets(enc: Encoder) -> list[tuple[str, list[int] | None]] | No
     if "stats" in groups:
         sets.append(("totals", groups["stats"][:4]))  # macs, params, activation/weight bytes
     return sets
+
+
+def _space_meta(space: SearchSpace) -> dict[str, Any]:
+    """What a model file records of its space: name, parameters, genome shape and, for a
+    spec-defined space, the spec itself (the file loads without the spec file)."""
+    meta = {"name": space.name, "params": _plain_params(space.params()),
+            "genome_length": space.genome_length, "choices": space.choices.tolist()}
+    spec = getattr(space, "spec", None)
+    if isinstance(spec, dict):
+        meta["params"].pop("spec", None)
+        meta["spec"] = spec
+    return meta
 
 
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Count MACs and parameters of a built torch module with forward hooks (the exactness oracle)."""
+"""Count the costs of a built torch module with forward hooks (the exactness oracle)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,28 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from esm.spaces.base import BYTES_PER_ELEMENT
 
-def count_macs_params(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, int]:
-    """MACs of every Conv2d and Linear in one forward pass at batch 1, and the parameter count.
 
-    MACs exclude bias additions, matching :class:`esm.spaces.Costs`.
+def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """What one forward pass at batch 1 runs: the :class:`esm.spaces.Costs` totals.
+
+    ``macs`` of every Conv2d and Linear (bias excluded), ``params`` (all parameters),
+    ``activation_bytes`` (4 bytes per output element of a Conv2d or Linear) and ``layers`` (how
+    many Conv2d and Linear calls ran).
     """
-    macs = 0
+    counts = {"macs": 0, "activation_bytes": 0, "layers": 0}
 
     def hook(mod: nn.Module, _inp: object, out: torch.Tensor) -> None:
-        nonlocal macs
+        per_item = int(out.numel() // out.shape[0])
         if isinstance(mod, nn.Conv2d):
             kh, kw = mod.kernel_size
-            per_out = mod.in_channels // mod.groups * kh * kw
-            macs += out.numel() // out.shape[0] * per_out
-        elif isinstance(mod, nn.Linear):
-            macs += out.numel() // out.shape[0] * mod.in_features
+            counts["macs"] += per_item * (mod.in_channels // mod.groups * kh * kw)
+        else:
+            assert isinstance(mod, nn.Linear)
+            counts["macs"] += per_item * mod.in_features
+        counts["activation_bytes"] += per_item * BYTES_PER_ELEMENT
+        counts["layers"] += 1
 
     handles = [m.register_forward_hook(hook) for m in module.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -33,4 +39,10 @@ def count_macs_params(module: nn.Module, input_shape: Sequence[int]) -> tuple[in
     finally:
         for h in handles:
             h.remove()
-    return macs, sum(p.numel() for p in module.parameters())
+    return {**counts, "params": sum(p.numel() for p in module.parameters())}
+
+
+def count_macs_params(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, int]:
+    """MACs and parameters of :func:`count_costs`."""
+    c = count_costs(module, input_shape)
+    return c["macs"], c["params"]

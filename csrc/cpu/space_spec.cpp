@@ -1,0 +1,469 @@
+// The generic walker of spec-defined spaces; see esm/spec.hpp for the program layout and
+// python/esm/spaces/blocks.py for the Python twin of every block formula.
+#include "esm/spec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "esm/channels.hpp"
+
+namespace esm::spec {
+namespace {
+
+constexpr int64_t F = Accumulator::kFields;
+
+// Read-only view of a checked program.
+struct View {
+  const int64_t* p;
+  explicit View(const int64_t* program) : p(program) {}
+  int64_t h(int64_t k) const { return p[k]; }
+  int64_t genes() const { return p[kHGenes]; }
+  int64_t slots() const { return p[kHSlots]; }
+  const int64_t* param(int64_t i) const { return p + p[kHParamsOff] + i * kParamWords; }
+  const int64_t* instr(int64_t i) const { return p + p[kHInstrOff] + i * kInstrWords; }
+  const int64_t* seg(int64_t i) const { return p + p[kHSegsOff] + i * kSegWords; }
+  const int64_t* opt(int64_t i) const { return p + p[kHOptsOff] + i * 2; }
+  const int64_t* key(int64_t i) const { return p + p[kHKeysOff] + i * 2; }
+  const int64_t* choices() const { return p + p[kHChoicesOff]; }
+  const int64_t* table() const { return p + p[kHTableOff]; }
+  double real(int64_t i) const {
+    double d;
+    std::memcpy(&d, p + p[kHRealsOff] + i, sizeof d);
+    return d;
+  }
+  double value(int64_t param_index, const int32_t* g) const {
+    const int64_t* r = param(param_index);
+    return real(r[1] + (r[0] >= 0 ? g[r[0]] : 0));
+  }
+  int64_t ivalue(int64_t param_index, const int32_t* g) const {
+    return static_cast<int64_t>(value(param_index, g));
+  }
+};
+
+// Middle width: make_divisible(round(base * expand), divisor); Python's round() is
+// round-half-even, which nearbyint gives under the default rounding mode.
+int64_t rounded(int64_t base, double expand, int64_t divisor) {
+  const double v = std::nearbyint(static_cast<double>(base) * expand);
+  return make_divisible(v, divisor);
+}
+
+// Conv + optional BN with "same" padding (odd kernels): out = (h - 1) / stride + 1.
+void conv_bn(Accumulator& acc, int64_t cin, int64_t cout, int64_t k, int64_t stride,
+             int64_t groups, int64_t* h, int64_t* w, bool bn, bool bias) {
+  acc.conv(cin, cout, k, stride, k / 2, groups, *h, *w, bias, h, w);
+  if (bn) acc.batchnorm(cout);
+}
+
+// The shortcut of a residual block whose shape changes: 1x1 conv (stride) + BN.
+void shortcut(Accumulator& acc, int64_t cin, int64_t cout, int64_t stride, int64_t h,
+              int64_t w) {
+  if (stride != 1 || cin != cout) {
+    acc.conv(cin, cout, 1, stride, 0, 1, h, w, false, nullptr, nullptr);
+    acc.batchnorm(cout);
+  }
+}
+
+// Output size of a pooling window (PyTorch's rule: in ceil mode the last window must start
+// inside the input or its left padding).
+int64_t pool_out(int64_t h, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
+  const int64_t span = h + 2 * pad - k;
+  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= h + pad) --out;
+  return out;
+}
+
+struct State {
+  int64_t c, h, w;
+};
+
+void run(const View& v, const int64_t* in, const int32_t* g, State& s, Accumulator& acc) {
+  const int64_t op = in[0];
+  const int64_t cout = in[1] >= 0 ? v.ivalue(in[1], g) : s.c;
+  const int64_t k = in[2] >= 0 ? v.ivalue(in[2], g) : 1;
+  const double e = in[3] >= 0 ? v.value(in[3], g) : 1.0;
+  const bool se = in[4] >= 0 && v.value(in[4], g) != 0.0;
+  const int64_t stride = in[5], flags = in[7];
+  switch (op) {
+    case kConv: {
+      const int64_t groups = in[6] == 0 ? s.c : in[6];
+      conv_bn(acc, s.c, cout, k, stride, groups, &s.h, &s.w, flags & kBn, flags & kBias);
+      s.c = cout;
+      break;
+    }
+    case kLinear:
+      acc.linear(s.c * s.h * s.w, cout, flags & kBias);
+      s.c = cout;
+      s.h = s.w = 1;
+      break;
+    case kMBConv: {
+      const int64_t cin = s.c, mid = rounded(cin, e, in[11]);
+      if (mid != cin) conv_bn(acc, cin, mid, 1, 1, 1, &s.h, &s.w, true, false);
+      conv_bn(acc, mid, mid, k, stride, mid, &s.h, &s.w, true, false);
+      if (se) {
+        const int64_t base = in[8] == 0 ? mid : cin;
+        const int64_t red = make_divisible(static_cast<double>(base / in[9]), in[10]);
+        acc.conv(mid, red, 1, 1, 0, 1, 1, 1, true, nullptr, nullptr);
+        acc.conv(red, mid, 1, 1, 0, 1, 1, 1, true, nullptr, nullptr);
+      }
+      conv_bn(acc, mid, cout, 1, 1, 1, &s.h, &s.w, true, false);
+      s.c = cout;
+      break;
+    }
+    case kFbnet: {
+      const int64_t cin = s.c, mid = rounded(cin, e, 1), groups = in[6];
+      conv_bn(acc, cin, mid, 1, 1, groups, &s.h, &s.w, true, false);
+      conv_bn(acc, mid, mid, k, stride, mid, &s.h, &s.w, true, false);
+      conv_bn(acc, mid, cout, 1, 1, groups, &s.h, &s.w, true, false);
+      s.c = cout;
+      break;
+    }
+    case kBottleneck:
+    case kBasic: {
+      const int64_t cin = s.c, mid = rounded(cout, e, in[11]), h0 = s.h, w0 = s.w;
+      if (op == kBottleneck) {
+        conv_bn(acc, cin, mid, 1, 1, 1, &s.h, &s.w, true, false);
+        conv_bn(acc, mid, mid, k, stride, 1, &s.h, &s.w, true, false);
+        conv_bn(acc, mid, cout, 1, 1, 1, &s.h, &s.w, true, false);
+      } else {
+        conv_bn(acc, cin, mid, k, stride, 1, &s.h, &s.w, true, false);
+        conv_bn(acc, mid, cout, k, 1, 1, &s.h, &s.w, true, false);
+      }
+      shortcut(acc, cin, cout, stride, h0, w0);
+      s.c = cout;
+      break;
+    }
+    case kSkip:
+      if (stride != 1 || s.c != cout) {
+        conv_bn(acc, s.c, cout, 1, stride, 1, &s.h, &s.w, true, false);
+        s.c = cout;
+      }
+      break;
+    case kPool: {
+      s.h = pool_out(s.h, in[8], stride, in[9], in[10]);
+      s.w = pool_out(s.w, in[8], stride, in[9], in[10]);
+      break;
+    }
+    case kGlobalPool:
+      s.h = s.w = 1;
+      break;
+    default:
+      break;  // unreachable for a checked program
+  }
+}
+
+bool segment_active(const View& v, const int64_t* sg, const int32_t* g) {
+  return sg[1] < 0 || v.value(sg[1], g) > static_cast<double>(sg[2]);
+}
+
+// Interprets the segments of one genome up to `only` (all when only < 0); the costs of
+// segment `only` go to `acc`, those of the segments before it to `sink`.
+void interpret_until(const View& v, const int32_t* g, Accumulator& acc, int64_t only,
+                     Accumulator* sink) {
+  State s{v.h(kHInputChannels), 0, 0};
+  s.h = s.w = v.ivalue(v.h(kHResParam), g);
+  const int64_t n = only < 0 ? v.h(kHSegs) : only + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t* sg = v.seg(i);
+    if (!segment_active(v, sg, g)) continue;
+    int64_t start = sg[6], count = sg[7];
+    if (sg[3] >= 0) {
+      const int64_t* o = v.opt(sg[4] + g[sg[3]]);
+      start = o[0];
+      count = o[1];
+    }
+    Accumulator& out = (only < 0 || i == only) ? acc : *sink;
+    out.set_slot(static_cast<int>(sg[0]));
+    for (int64_t j = 0; j < count; ++j) run(v, v.instr(start + j), g, s, out);
+  }
+}
+
+void fail(const std::string& what) {
+  throw std::invalid_argument("spec: config (the compiled space program): " + what);
+}
+
+void need(bool ok, const char* what, int64_t index = -1) {
+  if (!ok) fail(std::string(what) + (index >= 0 ? " (entry " + std::to_string(index) + ")" : ""));
+}
+
+bool in_range(int64_t off, int64_t count, int64_t limit) {
+  return off >= 0 && count >= 0 && off <= limit && count <= limit - off;
+}
+
+// Value ranges per kind (docs/spaces.md, "Limits").
+bool value_ok(int64_t kind, double x) {
+  if (!std::isfinite(x)) return false;
+  const bool integral = x == std::floor(x);
+  switch (kind) {
+    case kChannels: return integral && x >= 1 && x <= 16384;
+    case kKernel: return integral && x >= 1 && x <= 15;
+    case kExpand: return x > 0 && x <= 64;
+    case kFlag: return x == 0 || x == 1;
+    case kDepth: return integral && x >= 0 && x <= 64;
+    case kResolution: return integral && x >= 1 && x <= 2048;
+    default: return false;
+  }
+}
+
+void check_param_ref(const View& v, int64_t index, int64_t kind, bool optional) {
+  if (index < 0 && optional) return;
+  need(index >= 0 && index < v.h(kHParams), "instruction refers to a missing parameter", index);
+  need(v.param(index)[2] == kind, "instruction parameter of the wrong kind", index);
+}
+
+}  // namespace
+
+void check_program(const int64_t* p, int64_t words) {
+  need(words >= kHeaderWords, "shorter than its header");
+  need(p[kHMagic] == kMagic && p[kHVersion] == kVersion, "not an esm spec program of version 1");
+  need(p[kHWords] == words, "its length differs from its header");
+  View v(p);
+  const int64_t G = v.genes(), S = v.slots();
+  need(G >= 1 && G <= (1 << 20) && S >= 0 && S <= (1 << 20), "bad gene or slot count");
+  need(p[kHMode] == kInterpret || p[kHMode] == kTables, "unknown mode");
+  need(p[kHInputChannels] >= 1 && p[kHInputChannels] <= 16384, "bad input channel count");
+  const int64_t sections[][3] = {
+      {kHParams, kHParamsOff, kParamWords}, {kHInstr, kHInstrOff, kInstrWords},
+      {kHSegs, kHSegsOff, kSegWords},       {kHOpts, kHOptsOff, 2},
+      {kHKeys, kHKeysOff, 2},               {kHReals, kHRealsOff, 1},
+      {kHTableWords, kHTableOff, 1}};
+  for (const auto& sec : sections) {
+    const int64_t n = p[sec[0]], off = p[sec[1]];
+    need(n >= 0 && n <= words / sec[2] && in_range(off, n * sec[2], words),
+         "a section lies outside the program");
+  }
+  need(in_range(p[kHChoicesOff], G, words), "the choices lie outside the program");
+  const int64_t* choices = v.choices();
+  for (int64_t j = 0; j < G; ++j) need(choices[j] >= 1 && choices[j] <= (1 << 20), "bad choice count", j);
+  for (int64_t i = 0; i < p[kHParams]; ++i) {
+    const int64_t* r = v.param(i);
+    need(r[0] >= -1 && r[0] < G, "parameter gene out of range", i);
+    const int64_t n = r[0] >= 0 ? choices[r[0]] : 1;
+    need(in_range(r[1], n, p[kHReals]), "parameter values lie outside the program", i);
+    for (int64_t j = 0; j < n; ++j) need(value_ok(r[2], v.real(r[1] + j)), "parameter value out of range", i);
+  }
+  check_param_ref(v, p[kHResParam], kResolution, false);
+  for (int64_t i = 0; i < p[kHInstr]; ++i) {
+    const int64_t* in = v.instr(i);
+    need(in[0] >= kConv && in[0] <= kGlobalPool, "unknown instruction", i);
+    check_param_ref(v, in[1], kChannels, in[0] != kLinear);
+    check_param_ref(v, in[2], kKernel, true);
+    check_param_ref(v, in[3], kExpand, true);
+    check_param_ref(v, in[4], kFlag, true);
+    need(in[5] >= 1 && in[5] <= 16, "stride out of range", i);
+    need(in[6] >= 0 && in[6] <= 16384 && (in[6] > 0 || in[0] == kConv), "groups out of range", i);
+    need(in[7] >= 0 && in[7] <= (kBn | kBias | kResidual), "unknown flags", i);
+    if (in[0] == kMBConv) {
+      need(in[8] == 0 || in[8] == 1, "bad SE base", i);
+      need(in[9] >= 1 && in[9] <= 64 && in[10] >= 1 && in[10] <= 64, "bad SE rounding", i);
+    }
+    if (in[0] == kMBConv || in[0] == kBottleneck || in[0] == kBasic) {
+      need(in[11] >= 1 && in[11] <= 64, "bad mid rounding", i);
+    }
+    if (in[0] == kPool) {
+      need(in[8] >= 1 && in[8] <= 16 && in[9] >= 0 && in[9] < in[8] && (in[10] == 0 || in[10] == 1),
+           "bad pooling window", i);
+    }
+  }
+  for (int64_t i = 0; i < p[kHOpts]; ++i) {
+    need(in_range(v.opt(i)[0], v.opt(i)[1], p[kHInstr]), "option range out of range", i);
+  }
+  for (int64_t i = 0; i < p[kHSegs]; ++i) {
+    const int64_t* sg = v.seg(i);
+    need(sg[0] >= -1 && sg[0] < S, "segment slot out of range", i);
+    if (sg[1] >= 0) check_param_ref(v, sg[1], kDepth, false);
+    need(sg[3] >= -1 && sg[3] < G, "segment option gene out of range", i);
+    if (sg[3] >= 0) {
+      need(sg[5] == choices[sg[3]] && in_range(sg[4], sg[5], p[kHOpts]), "bad option list", i);
+    } else {
+      need(in_range(sg[6], sg[7], p[kHInstr]), "segment instructions out of range", i);
+    }
+    need(in_range(sg[8], sg[9], p[kHKeys]), "segment keys out of range", i);
+    int64_t rows = 1;
+    for (int64_t k = sg[9] - 1; k >= 0; --k) {
+      const int64_t* key = v.key(sg[8] + k);
+      need(key[0] >= 0 && key[0] < G && key[1] == rows, "bad segment key", i);
+      rows *= choices[key[0]];
+      need(rows <= kMaxTableRows, "segment table too large", i);
+    }
+    need(sg[11] == rows && in_range(sg[10], rows * F, p[kHTableWords]), "bad segment table", i);
+  }
+}
+
+void interpret(const int64_t* program, const int32_t* genome, Accumulator& acc) {
+  interpret_until(View(program), genome, acc, -1, nullptr);
+}
+
+namespace {
+
+void interpret_rows(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
+                    int64_t* slots) {
+  const View v(program);
+  const int64_t G = v.genes(), S = v.slots();
+  for (int64_t i = 0; i < n; ++i) {
+    Accumulator acc(totals + i * F, slots ? slots + i * S * F : nullptr,
+                    slots ? static_cast<int>(S) : 0);
+    interpret(program, genomes + i * G, acc);
+  }
+}
+
+}  // namespace
+
+void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
+                int64_t* slots) {
+  const View v(program);
+  const int64_t G = v.genes(), S = v.slots();
+  if (v.h(kHMode) != kTables) {
+    interpret_rows(program, genomes, n, totals, slots);
+    return;
+  }
+  // Per call, a compact copy of the segments: the guard as a bit mask over the depth gene's
+  // choices (depth genes have at most 65 choices; a guard on more falls back to the
+  // interpreter's test), the keys as (gene, stride) pairs. Local copies also keep the
+  // compiler from reloading them after every store to totals/slots.
+  struct Seg {
+    int64_t slot, gene, key_start, key_count, table_off;
+    uint64_t mask;
+  };
+  const int64_t n_seg = v.h(kHSegs);
+  std::vector<Seg> segs(static_cast<size_t>(n_seg));
+  std::vector<int64_t> key_gene(static_cast<size_t>(v.h(kHKeys))), key_stride(key_gene.size());
+  for (size_t k = 0; k < key_gene.size(); ++k) {
+    key_gene[k] = v.key(static_cast<int64_t>(k))[0];
+    key_stride[k] = v.key(static_cast<int64_t>(k))[1];
+  }
+  for (int64_t k = 0; k < n_seg; ++k) {
+    const int64_t* sg = v.seg(k);
+    Seg& d = segs[static_cast<size_t>(k)];
+    d = {sg[0], -1, sg[8], sg[9], sg[10], ~uint64_t{0}};
+    if (sg[1] >= 0) {
+      const int64_t* r = v.param(sg[1]);
+      const int64_t choices = r[0] >= 0 ? v.choices()[r[0]] : 1;
+      d.gene = r[0] >= 0 ? r[0] : 0;  // a constant guard reads gene 0 against a full mask
+      d.mask = 0;
+      for (int64_t c = 0; c < std::min<int64_t>(choices, 64); ++c) {
+        if (v.real(r[1] + (r[0] >= 0 ? c : 0)) > static_cast<double>(sg[2])) d.mask |= uint64_t{1} << c;
+      }
+      if (r[0] < 0) d.mask = d.mask ? ~uint64_t{0} : 0;
+      if (choices > 64) {  // pragma: no cover - depth limits keep this out of reach
+        interpret_rows(program, genomes, n, totals, slots);
+        return;
+      }
+    }
+  }
+  const int64_t* table = v.table();
+  const Seg* sp = segs.data();
+  const int64_t* kg = key_gene.data();
+  const int64_t* ks = key_stride.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t* g = genomes + i * G;
+    int64_t sum[F] = {0, 0, 0, 0};
+    for (int64_t k = 0; k < n_seg; ++k) {
+      const Seg& d = sp[k];
+      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
+      int64_t row = 0;
+      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
+      const int64_t* c = table + d.table_off + row * F;
+      for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
+      if (slots && d.slot >= 0) {
+        int64_t* out = slots + (i * S + d.slot) * F;
+        for (int64_t f = 0; f < F; ++f) out[f] += c[f];
+      }
+    }
+    for (int64_t f = 0; f < F; ++f) totals[i * F + f] = sum[f];
+  }
+}
+
+bool tabulate(int64_t* program, int64_t words, int64_t check_genomes) {
+  check_program(program, words);
+  const View v(program);
+  if (v.h(kHMode) != kTables) return false;
+  const int64_t G = v.genes(), S = v.slots();
+  const int64_t* choices = v.choices();
+  int64_t* table = program + program[kHTableOff];
+  std::vector<int32_t> g(static_cast<size_t>(G));
+  int64_t discard[F];
+  for (int64_t k = 0; k < v.h(kHSegs); ++k) {
+    const int64_t* sg = v.seg(k);
+    // Base genome: every gene 0 except the segment's depth gene, set to its deepest choice so
+    // that the blocks before this one in its stage run too.
+    std::fill(g.begin(), g.end(), 0);
+    if (sg[1] >= 0) {
+      const int64_t* r = v.param(sg[1]);
+      if (r[0] >= 0) {
+        int32_t best = 0;
+        for (int32_t c = 1; c < choices[r[0]]; ++c) {
+          if (v.real(r[1] + c) > v.real(r[1] + best)) best = c;
+        }
+        g[r[0]] = best;
+      }
+    }
+    for (int64_t row = 0; row < sg[11]; ++row) {
+      int64_t rest = row;
+      for (int64_t j = 0; j < sg[9]; ++j) {
+        const int64_t* key = v.key(sg[8] + j);
+        g[key[0]] = static_cast<int32_t>(rest / key[1]);
+        rest %= key[1];
+      }
+      int64_t* out = table + sg[10] + row * F;
+      std::fill(out, out + F, 0);
+      std::fill(discard, discard + F, 0);
+      Accumulator acc(out, nullptr, 0), sink(discard, nullptr, 0);
+      interpret_until(v, g.data(), acc, k, &sink);
+    }
+  }
+  // Check the table walk against the interpreter on random genomes (splitmix64).
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&state]() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  std::vector<int64_t> t1(F), t2(F), s1(static_cast<size_t>(S * F)), s2(static_cast<size_t>(S * F));
+  for (int64_t i = 0; i < check_genomes; ++i) {
+    for (int64_t j = 0; j < G; ++j) g[j] = static_cast<int32_t>(next() % static_cast<uint64_t>(choices[j]));
+    std::fill(t1.begin(), t1.end(), 0);
+    std::fill(s1.begin(), s1.end(), 0);
+    std::fill(t2.begin(), t2.end(), 0);
+    std::fill(s2.begin(), s2.end(), 0);
+    Accumulator acc(t1.data(), S ? s1.data() : nullptr, static_cast<int>(S));
+    interpret(program, g.data(), acc);
+    walk_batch(program, g.data(), 1, t2.data(), S ? s2.data() : nullptr);
+    if (t1 != t2 || s1 != s2) {
+      program[kHMode] = kInterpret;
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::vector<int32_t> spec_choices(const int64_t* config) {
+  const View v(config);
+  const int64_t* c = v.choices();
+  return std::vector<int32_t>(c, c + v.genes());
+}
+
+int spec_slots(const int64_t* config) { return static_cast<int>(View(config).slots()); }
+
+void spec_walk(const int32_t* genome, const int64_t* config, Accumulator& acc) {
+  interpret(config, genome, acc);
+}
+
+void spec_batch(const int32_t* genomes, int64_t n, const int64_t* config, int64_t* totals,
+                int64_t* slots) {
+  walk_batch(config, genomes, n, totals, slots);
+}
+
+}  // namespace
+}  // namespace esm::spec
+
+namespace esm {
+extern const SpaceKernel kSpec{"spec", 0, &spec::spec_choices, &spec::spec_slots,
+                               &spec::spec_walk, &spec::spec_batch, &spec::check_program};
+}  // namespace esm
