@@ -102,12 +102,15 @@ def demo_search(model_file: str, space: Any, budget_ms: float, *, seconds: float
 def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
              budget_seconds: float = 150.0, target_mape: float = 5.0, seed: int = 0,
              clock: str = "wall", cuda_graph: bool | None = None,
-             drift_correction: bool = True, say: Any = None,
+             drift_correction: bool = True, encoding: str = "fcc", model: str = "auto",
+             search_seconds: float = 10.0, say: Any = None,
              progress: Any = None) -> dict[str, Any]:
     """Run the demo into ``directory``; returns the build result (model, report, search).
 
     ``cuda_graph`` None: on for a CUDA device; asking for it on a CPU is refused before
-    anything is written. ``say`` receives status lines, ``progress`` one line per network.
+    anything is written. ``encoding``/``model``: the full surrogate the step model is
+    compared with (:func:`esm.final.finalize`). ``say`` receives status lines,
+    ``progress`` one line per network.
     """
     from esm import spaces
     from esm.build import BuildConfig, build
@@ -146,13 +149,14 @@ def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
 
         extra = ""
         if surrogate_available():
-            sur = finalize(result, step, oracle, seed=seed, say=say)
+            sur = finalize(result, step, oracle, encoding=encoding, model=model, seed=seed,
+                           say=say)
             sur.save(out / "model.esm")
             result["model_file"] = str(out / "model.esm")
             budget_ms = float(np.median(np.asarray(result["measured"]["y_validation"]
                                                    or result["measured"]["y_train"])))
             result["search"], extra = demo_search(result["model_file"], space, budget_ms,
-                                                  seed=0, say=say)
+                                                  seconds=search_seconds, seed=0, say=say)
         report = write_report(result, out / "report", extra=extra)
     notice = noise_notice(result)
     if notice:
