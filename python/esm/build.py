@@ -478,9 +478,8 @@ class _Loop:
                              val, y_val)
         true_mape = true_tau = math.nan
         if oracle.truth is not None:
-            rest = np.ones(len(self.pool), bool)
-            rest[self.ledger.measured] = False
-            if rest.any():
+            rest = oracle.unmeasured(self.ledger.measured)
+            if rest.size:
                 pred = self.model.predict(self.pool.genomes[rest])
                 true_mape = mape(oracle.truth[rest], pred)
                 if cfg.rank_metric:
@@ -600,9 +599,7 @@ def _result(loop: _Loop, stop_reason: str, total_s: float) -> dict[str, Any]:
 def _predictions(oracle: Oracle, model: Any, measured: np.ndarray, val: np.ndarray,
                  y_val: np.ndarray, limit: int = 5000) -> dict[str, Any]:
     if oracle.truth is not None:
-        rest = np.ones(len(oracle.pool), bool)
-        rest[measured] = False
-        idx = np.flatnonzero(rest)[:limit]
+        idx = oracle.unmeasured(measured)[:limit]
         return {"on": "unmeasured rows", "measured": oracle.truth[idx].tolist(),
                 "predicted": model.predict(oracle.pool.genomes[idx]).tolist()}
     if val.size:

@@ -256,9 +256,8 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     sur = cands[chosen]
 
     if oracle.truth is not None:  # a lookup: every row not measured
-        rest = np.ones(len(oracle.pool), bool)
-        rest[np.concatenate([tr, va])] = False
-        on, eval_idx, eval_y = "unmeasured rows", np.flatnonzero(rest), oracle.truth[rest]
+        eval_idx = oracle.unmeasured(np.concatenate([tr, va]))
+        on, eval_y = "unmeasured rows", oracle.truth[eval_idx]
     else:
         on, eval_idx, eval_y = "validation set", va, y_va
     stated: dict[str, Any] | None = None

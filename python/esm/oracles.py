@@ -75,6 +75,12 @@ class Oracle(ABC):
         """What the reference checks so far say about drift (None: the oracle has none)."""
         return None
 
+    def unmeasured(self, measured: np.ndarray) -> np.ndarray:
+        """Pool indices not in ``measured``: the rows a lookup oracle scores models on."""
+        rest = np.ones(len(self.pool), bool)
+        rest[np.asarray(measured, np.int64)] = False
+        return np.flatnonzero(rest)
+
     def labels(self, y: np.ndarray, when: np.ndarray) -> np.ndarray:
         """Latencies to train and validate on: ``y`` corrected for drift where
         :meth:`drift` says it is significant, else ``y`` itself."""
