@@ -54,7 +54,6 @@ of these networks": a dataset file or a device) are in :mod:`esm.oracles`.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -160,9 +159,6 @@ class _EsmSurrogate:
     def predict(self, genomes: np.ndarray) -> np.ndarray:
         return np.asarray(self.model_.predict(genomes), dtype=np.float64)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        self.model_.save(path)
-
 
 def surrogate_available() -> bool:
     """Whether :mod:`esm.surrogate` (the full surrogate models) is installed."""
@@ -247,12 +243,6 @@ def _cv_errors(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, fold
         tr = np.setdiff1d(perm, te)
         errs[te] = np.abs(make().fit(genomes[tr], y[tr]).predict(genomes[te]) / y[te] - 1.0)
     return errs
-
-
-def _cv_mape(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
-             seed: int) -> float:
-    e = _cv_errors(make, genomes, y, folds, seed)
-    return float(100.0 * e.mean()) if e.size else math.nan
 
 
 def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np.ndarray,

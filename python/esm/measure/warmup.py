@@ -13,7 +13,8 @@ Time the reference network in *rounds*, each one precise measurement (:func:`pre
 about a second of samples on a CPU, a 0.5% confidence interval). The device is **steady**
 once at least ``min_s`` seconds have passed and the medians of the last ``window`` (3) rounds
 lie within ``tol`` of each other (``max / min - 1``; never tighter than twice the rounds' own
-confidence half-width). The warm-up ends when steady, or at the ``max_s`` cap; then it
+confidence half-width, which itself must be within ``tol``: rounds too noisy to tell a trend
+cannot show a steady device). The warm-up ends when steady, or at the ``max_s`` cap; then it
 reports that the device did not settle and by how much its timings still moved, which on a
 CPU means other work shares the machine. Defaults (:meth:`WarmupRule.for_device`): CPU 2-10
 s, tolerance 2%; CUDA 5-30 s (the GPU's clock falls over seconds of work), tolerance 1%.
@@ -112,9 +113,9 @@ class WarmupReport:
                 f"({100 * self.first_vs_steady:+.1f}%)")
         if self.steady:
             return f"{head}; steady (last {w} within {100 * self.spread:.1f}%)"
-        return (f"{head}; NOT steady after {self.seconds:.0f} s: the last {w} rounds still "
-                f"differ by {100 * self.spread:.1f}% (allowed {100 * self.tol:.1f}%): the "
-                "device's speed is changing, e.g. other work shares it")
+        return (f"{head}; NOT steady after {self.seconds:.0f} s: the last {w} rounds "
+                f"differ by {100 * self.spread:.1f}% (allowed {100 * self.tol:.1f}%) or are "
+                "too noisy to tell: the device's speed is changing, e.g. other work shares it")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -140,8 +141,9 @@ def warm_up(measure_once: Callable[[], Measurement], rule: WarmupRule | None = N
         if len(meds) >= r.window:
             last = np.asarray(meds[-r.window:])
             spread = float(last.max() / last.min() - 1.0) if last.min() > 0 else math.inf
-            tol = max(r.tol, 2.0 * float(np.median(cis[-r.window:])))
-            if elapsed >= r.min_s and spread <= tol:
+            ci = float(np.median(cis[-r.window:]))
+            tol = max(r.tol, 2.0 * ci)
+            if elapsed >= r.min_s and spread <= tol and ci <= r.tol:
                 return WarmupReport(True, elapsed, meds, spread, tol, asdict(r))
         if elapsed >= r.max_s:
             return WarmupReport(False, elapsed, meds, spread, tol, asdict(r))
