@@ -242,11 +242,12 @@ def _headline(result: dict[str, Any]) -> list[str]:
         if len(sel["candidates"]) > 1:
             out.append("- chosen on the " + str(sel["on"]) + ": " + ", ".join(
                 f"{k} {_num(v['validation_mape'])}%" for k, v in sel["candidates"].items())
-                + (f" ({sel['note']})" if sel.get("note") else ""))
+                + (f"; {sel['note']}" if sel.get("note") else ""))
         v = model["validation"]
         if v["used"] == "corrected":
             out.append(f"- validation MAPE on drift-corrected latencies {_num(v['corrected'])}%"
                        f" (the model's), on raw latencies {_num(v.get('raw'))}%")
+    how = result["config"].get("validation", "validation")
     out += [
         f"- strategy: `{result['strategy']}`, step model: `{result['trainer']}`, "
         f"seed {result['config']['seed']}",
@@ -258,7 +259,7 @@ def _headline(result: dict[str, Any]) -> list[str]:
         + f"{_num((result.get('step_model') or result)['mape'])}% "
         + (f"(on every unmeasured row; validation estimate {_num(result['mape_estimate'])}%)"
            if result.get("mape_true") is not None and math.isfinite(result["mape_true"])
-           else "(validation estimate)"),
+           else f"(the build's estimate: {how})"),
         f"- target: {_num(result.get('target_mape'), 'g')}% -> "
         f"{'reached' if result['target_reached'] else 'not reached'} "
         f"(stopped: {result['stop_reason']})",

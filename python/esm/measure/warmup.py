@@ -2,10 +2,11 @@
 
 A fresh process does not time a device at its steady speed: on an H200 the first CUDA-graph
 timings of a network ran 7-13% fast (the GPU had not heated up and ran at its boost clock),
-and on a 2-core CPU the first second of a process's timings ran 10-17% slow (measured on this
-project's machine: the first of six fresh instances of the same network 14.7-15.6 ms, the
-others 12.5-13.3 ms). Every command that times networks for a dataset or a check (``esm demo``,
-``build``, ``collect``, ``check``, ``search --verify``) first runs :func:`warm_up`.
+and on this project's 2-core CPU, nearly idle, the first network timed in a process ran
+15-17% slow (the first of six fresh instances of the same network 14.7-15.6 ms in three
+processes, the others 12.5-13.3 ms). Every command that times networks for a dataset or a
+check (``esm demo``, ``build``, ``collect``, ``check``, ``search --verify``) first runs
+:func:`warm_up`.
 
 The rule
 --------
