@@ -9,13 +9,19 @@ How precisely each network is measured (:func:`demo_settings`)
 --------------------------------------------------------------
 On a GPU, CUDA-graph replays of these networks repeat themselves within about 1% with the
 quick settings (``benchmarks/bench_gpu.py`` on an H100), so the quick settings are kept and
-the budget buys networks. On a CPU one quick measurement (0.25 s) of a network repeats
-itself only within 5-8% on a shared 2-core machine (``benchmarks/cpu_precision.py``), and that
-noise is the floor of every error the demo can state or a user can check. The budget
-therefore decides: it is spread over :data:`CPU_NETWORKS` networks (about what the step
-model needs to flatten its learning curve on ``ofa-mbv3``), each measured for up to
-``budget / CPU_NETWORKS`` seconds less the per-network overhead, between 0.25 s and
-:data:`CPU_MAX_TIME_S`. A larger budget thus first buys precision, then more networks.
+the budget buys networks. On a CPU a network's timing repeats itself poorly, and that noise
+is the floor of every error the demo can state or a user can check: on this project's
+2-core machine at load 1, two rounds of 12 networks (each built afresh) differed by a
+median 7.9% with the quick settings (0.24 s per network), 5.2% with a 0.5 s cap and 4.3%
+with 1 s (``benchmarks/cpu_precision.py``, ``benchmarks/results/cpu_precision.md``). Half the
+mean difference is about the MAPE floor against labels averaged over two measurements: ~5%
+with quick settings, the demo's whole target, against ~3% at 0.5 s. Fewer networks cost
+less than that: the step model has 18-63 features, so its fitting noise, about the label
+noise times ``sqrt(features / networks)``, is the same (~1.8%) for 150 networks at 5% noise
+as for 330 at 8%. The budget therefore decides: it is spread over :data:`CPU_NETWORKS`
+networks, each measured for up to ``budget / CPU_NETWORKS`` seconds less the per-network
+overhead, between 0.25 s and :data:`CPU_MAX_TIME_S`; a larger budget first buys
+precision, then more networks.
 """
 
 from __future__ import annotations

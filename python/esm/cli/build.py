@@ -101,9 +101,9 @@ def register(sub: Any) -> None:
 def _device_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
                    help="CPU timer clock (device): wall = latency (default); thread_cpu = the "
-                   "timing thread's CPU time, for --threads 1 on a machine shared with others "
-                   "(it reads ~4%% below wall-clock latency, and did not repeat better on "
-                   "this project's shared 2-core machine: benchmarks/cpu_precision.py)")
+                   "timing thread's CPU time, for --threads 1 on a machine shared with others: "
+                   "it repeats better under load but is not the latency a wall-clock user "
+                   "sees (benchmarks/results/cpu_precision.md)")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                    help="on a CUDA device, time replays of the forward captured as a CUDA graph: "
                    "the GPU's execution without Python's kernel-launch overhead, which dominates "
