@@ -23,8 +23,9 @@ reference: ``rel_change = (m - m0) / m0``. A check is flagged as drift when
 ``|rel_change| > max(drift_tol, 2 * (rel_ci0 + rel_ci))`` (beyond both a fixed tolerance and
 twice the two measurements' CI half-widths), and every measurement stored since the previous
 check is then marked ``drift = 1``. The stored values stay raw: a flagged stretch can be
-re-measured (delete its rows and run ``collect`` again), filtered out, or exported normalised
-to the first check (``esm export --drift-corrected``, :mod:`esm.drift`).
+re-measured (delete its rows and run ``collect`` again), filtered out, or exported corrected
+where the checks show drift beyond their noise (``esm export --drift-corrected``,
+:mod:`esm.drift`).
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output .csv (or .parquet, needs pyarrow)")
     p.add_argument("--run", type=int, default=None, help="only this run (default: all runs)")
     p.add_argument("--drift-corrected", action="store_true",
-                   help="normalise latencies to each run's first reference-network check")
+                   help="correct latencies where each run's reference-network checks show "
+                   "drift beyond their own noise (esm.drift; unchanged elsewhere)")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
