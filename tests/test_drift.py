@@ -126,7 +126,7 @@ class FakeDevice:
 
 
 def _fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dev: FakeDevice,
-                correction: bool, name: str) -> tuple[dict[str, Any], Any]:
+                correction: bool, name: str, final: bool = False) -> tuple[dict[str, Any], Any]:
     from esm import spaces
     from esm.build import BuildConfig, build
     from esm.measure import Settings
@@ -144,7 +144,11 @@ def _fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dev: FakeDevice
                           warmup=WarmupRule(min_s=0.0, max_s=0.5, tol=0.12))
     cfg = BuildConfig(strategy="random", initial=30, batch=30, val_size=30, target_mape=None,
                       budget_samples=150, seed=0)
-    res, _ = build(oracle, cfg)
+    res, step = build(oracle, cfg)
+    if final:
+        from esm.final import finalize
+
+        finalize(res, step, oracle, model="ridge")
     store.close()
     truth = np.array([dev.true_ms(g) for g in oracle.pool.genomes])
     return res, truth
@@ -192,10 +196,16 @@ def test_step_drift_is_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     out = {}
     for correction in (True, False):
         dev = FakeDevice(space, lambda c: 1.0 if c < 110 else 1.3, noise=0.01, ref_noise=0.01)
-        out[correction] = _fake_build(tmp_path, monkeypatch, dev, correction, f"step{correction}")
+        out[correction] = _fake_build(tmp_path, monkeypatch, dev, correction, f"step{correction}",
+                                      final=True)
     (on, truth), (off, _) = out[True], out[False]
     assert on["drift"]["applied"] and on["drift"]["labels"] == "corrected"
     assert _consistency(on, truth) < 0.05 < 0.25 < _consistency(off, truth)
     assert on["mape_estimate"] < 0.5 * off["mape_estimate"]
     raw = np.asarray(on["measured"]["y_train_raw"]) / truth[on["measured"]["train"]]
     assert np.max(raw) / np.min(raw) > 1.25  # the store keeps the raw measurements
+    # the model file states both validation errors, and which one its model used
+    v = on["model"]["validation"]
+    assert v["used"] == "corrected" and v["corrected"] == on["model"]["metrics"]["mape"]
+    assert v["raw"] > 2 * v["corrected"]
+    assert off["model"]["validation"]["used"] == "raw"

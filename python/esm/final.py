@@ -239,20 +239,10 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
 
     scores = {k: float(100 * np.mean(np.abs(np.asarray(s.predict(genomes[va])) / y_va - 1)))
               for k, s in cands.items()} if va.size else {}
-    selection: dict[str, Any]
-    if len(cands) == 1:
-        chosen = next(iter(cands))
-        selection = {"on": "none", "rule": f"only candidate ({choice})"}
-    elif scores:
-        chosen = min(cands, key=lambda k: (scores[k], k != "step"))
-        selection = {"on": "validation set", "rule": "lower validation MAPE (ties: step)"}
-    else:
-        chosen = "step"
-        selection = {"on": "none", "rule": "no validation set to choose on: the step model"}
-    selection.update(chosen=chosen, candidates={k: {"validation_mape": scores.get(k)}
-                                                for k in cands})
+    selection = _choose(list(cands), scores, choice)
     if why_not:
         selection["step_model_left_out"] = why_not
+    chosen = selection["chosen"]
     sur = cands[chosen]
 
     if oracle.truth is not None:  # a lookup: every row not measured
@@ -264,7 +254,7 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     if eval_idx.size:
         stated = _stated(sur, genomes[eval_idx], eval_y, on)
         sur.info["metrics"]["validation"] = stated
-    labels = validation_raw_and_corrected(result, chosen, stated, fit, genomes, va)
+    labels = _raw_and_corrected(result, chosen, stated, fit, genomes, va)
     if selection["on"] == "validation set":
         selection["note"] = ("chosen on the validation networks that also state its error "
                              "(slightly optimistic; esm check measures it independently)"
@@ -274,9 +264,12 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     _conditions(sur, result, oracle, selection, labels, space, genomes[va])
     result["step_model"] = {"mape": result["mape"], "mape_estimate": result["mape_estimate"],
                             "predictions_on": result["predictions"]["on"]}
-    kind = "step model (ridge on " + str(sur.info["model"]["params"].get("feature_set")) + \
-        " features)" if chosen == "step" and step_model.kind != "surrogate" else \
-        f"esm.surrogate {full_name}" if chosen != "step" else "esm.surrogate (step model)"
+    if chosen != "step":
+        kind = f"esm.surrogate {full_name}"
+    elif step_model.kind == "surrogate":
+        kind = "esm.surrogate (step model)"
+    else:
+        kind = f"step model (ridge on {sur.info['model']['params']['feature_set']} features)"
     result["model"] = {"chosen": chosen, "kind": kind, "selection": selection,
                        "validation": labels, "metrics": stated}
     result["model_kind"] = kind
@@ -290,9 +283,23 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     return sur
 
 
-def validation_raw_and_corrected(result: dict[str, Any], chosen: str,
-                                 stated: dict[str, Any] | None, fit: Any,
-                                 genomes: np.ndarray, va: np.ndarray) -> dict[str, Any]:
+def _choose(names: list[str], scores: dict[str, float], choice: str) -> dict[str, Any]:
+    """Which candidate to save, and how it was chosen (see the module docs)."""
+    sel: dict[str, Any]
+    if len(names) == 1:
+        sel = {"chosen": names[0], "on": "none", "rule": f"only candidate ({choice})"}
+    elif scores:
+        sel = {"chosen": min(names, key=lambda k: (scores[k], k != "step")),
+               "on": "validation set", "rule": "lower validation MAPE (ties: step)"}
+    else:
+        sel = {"chosen": "step", "on": "none",
+               "rule": "no validation set to choose on: the step model"}
+    sel["candidates"] = {k: {"validation_mape": scores.get(k)} for k in names}
+    return sel
+
+
+def _raw_and_corrected(result: dict[str, Any], chosen: str, stated: dict[str, Any] | None,
+                       fit: Any, genomes: np.ndarray, va: np.ndarray) -> dict[str, Any]:
     """Validation MAPE on the labels the model used and, where drift was corrected, of the
     same kind fitted and validated on the raw latencies."""
     drift = result.get("drift") or {}
