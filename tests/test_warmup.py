@@ -44,7 +44,11 @@ def test_min_time_and_cap() -> None:
     assert "NOT steady" in rep.message() and rep.spread > 0.1
     # rounds whose own confidence interval is wider than the tolerance never count as steady
     once, clock, _ = _device([1.0], rel_ci=0.2)
-    assert not warm_up(once, WarmupRule(min_s=0.0, max_s=4.0), clock=clock).steady
+    rep = warm_up(once, WarmupRule(min_s=0.0, max_s=4.0), clock=clock)
+    assert not rep.steady and "too noisy to tell" in rep.message()
+    once, clock, _ = _device([1.0], round_s=5.0)
+    assert "only 1 round" in warm_up(once, WarmupRule(min_s=0.0, max_s=4.0),
+                                     clock=clock).message()
 
 
 def test_rule_checks_and_precise_settings() -> None:

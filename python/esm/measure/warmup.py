@@ -92,6 +92,7 @@ class WarmupReport:
     spread: float = math.nan
     tol: float = math.nan
     rule: dict[str, Any] = field(default_factory=dict)
+    round_ci: float = math.nan
 
     @property
     def rounds(self) -> int:
@@ -114,9 +115,17 @@ class WarmupReport:
                 f"({100 * self.first_vs_steady:+.1f}%)")
         if self.steady:
             return f"{head}; steady (last {w} within {100 * self.spread:.1f}%)"
-        return (f"{head}; NOT steady after {self.seconds:.0f} s: the last {w} rounds "
-                f"differ by {100 * self.spread:.1f}% (allowed {100 * self.tol:.1f}%) or are "
-                "too noisy to tell: the device's speed is changing, e.g. other work shares it")
+        if not math.isfinite(self.spread):
+            why = f"only {self.rounds} round(s) fit in the time cap"
+        elif self.spread <= self.tol:
+            why = (f"the rounds' own confidence intervals (+-{100 * self.round_ci:.1f}%) are "
+                   f"wider than the {100 * float(self.rule.get('tol', 0)):.0f}% tolerance, "
+                   "too noisy to tell")
+        else:
+            why = (f"the last {w} rounds still differ by {100 * self.spread:.1f}% (allowed "
+                   f"{100 * self.tol:.1f}%)")
+        return (f"{head}; NOT steady after {self.seconds:.0f} s: {why}: the device's speed "
+                "is changing or noisy, e.g. other work shares it")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -145,6 +154,7 @@ def warm_up(measure_once: Callable[[], Measurement], rule: WarmupRule | None = N
             ci = float(np.median(cis[-r.window:]))
             tol = max(r.tol, 2.0 * ci)
             if elapsed >= r.min_s and spread <= tol and ci <= r.tol:
-                return WarmupReport(True, elapsed, meds, spread, tol, asdict(r))
+                return WarmupReport(True, elapsed, meds, spread, tol, asdict(r), ci)
         if elapsed >= r.max_s:
-            return WarmupReport(False, elapsed, meds, spread, tol, asdict(r))
+            ci = float(np.median(cis[-r.window:]))
+            return WarmupReport(False, elapsed, meds, spread, tol, asdict(r), ci)
