@@ -143,7 +143,7 @@ def _fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dev: FakeDevice
                           drift_correction=correction,
                           warmup=WarmupRule(min_s=0.0, max_s=0.5, tol=0.12))
     cfg = BuildConfig(strategy="random", initial=30, batch=30, val_size=30, target_mape=None,
-                      budget_samples=150, seed=0)
+                      budget_samples=150, validation="holdout", seed=0)
     res, step = build(oracle, cfg)
     if final:
         from esm.final import finalize
