@@ -61,8 +61,7 @@ def noise_notice(result: dict[str, Any]) -> str | None:
             "Quiet the machine (other work shares it) or accept a looser target")
     warm = result.get("warmup") or {}
     if warm and not warm.get("steady", True):
-        parts.append(f"the device's speed did not settle during warm-up "
-                     f"({100 * warm['spread']:.1f}% between the last rounds)")
+        parts.append("the device's timings did not settle during warm-up (see its report)")
     return "; ".join(parts) + "." if parts else None
 
 
