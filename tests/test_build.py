@@ -104,7 +104,7 @@ def test_bad_config(oracle: CsvOracle) -> None:
 
 
 def test_csv_oracle_errors(small_csv: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no column"):
+    with pytest.raises(InputError, match="unknown column"):
         CsvOracle(SPACE, small_csv, "lat_nope")
     with pytest.raises(InputError, match="no such"):
         CsvOracle(SPACE, tmp_path / "missing.csv", COLUMN)

@@ -46,12 +46,17 @@ def test_architectures_deterministic_unique_prefix():
 
 def test_collect_resume_and_drift_checks(tmp_path):
     path = tmp_path / "s.sqlite"
+    from esm.measure.warmup import WarmupRule
+
     r1 = collect(_tiny(), "cpu", 3, str(path), threads=1, settings=FAST, progress=False,
-                 n_references=1, reference_every=2)
+                 n_references=1, reference_every=2,
+                 warmup=WarmupRule(min_s=0.0, max_s=10.0, tol=0.5))
     assert r1["measured"] + r1["failed"] == 3 and r1["already"] == 0
+    assert r1["warmup"]["rounds"] >= 3  # warmed up on the reference before timing
     assert r1["reference_checks"] == 3  # start, after 2, end
     r2 = collect(_tiny(), "cpu", 4, str(path), threads=1, settings=FAST, progress=False,
-                 n_references=1, reference_every=2)
+                 n_references=1, reference_every=2, warmup=None)
+    assert r2["warmup"] is None
     assert r2["run_id"] == r1["run_id"] and r2["already"] == 3
     assert r2["measured"] + r2["failed"] == 1
     r3 = collect(_tiny(), "cpu", 4, str(path), threads=1, settings=FAST, progress=False,
@@ -113,7 +118,7 @@ def _cli(tmp_path, store, n):
     return [sys.executable, "-m", "esm", "collect", "--space", "ofa-mbv3", "--space-params",
             json.dumps(TINY), "--n", str(n), "--store", str(store), "--threads", "1",
             "--settings", str(_fast_settings_file(tmp_path)), "--references", "1",
-            "--reference-every", "3", "--json"]
+            "--reference-every", "3", "--no-warmup", "--json"]
 
 
 def _count(store):
@@ -186,7 +191,7 @@ def test_drift_guard_flags_and_marks_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(esm.measure, "measure_module", fake)
     path = tmp_path / "d.sqlite"
     res = collect(_tiny(), "cpu", 3, str(path), threads=1, settings=FAST, progress=False,
-                  n_references=1, reference_every=2)
+                  n_references=1, reference_every=2, warmup=None)
     assert res["reference_checks"] == 3 and res["drift_flags"] == 1
     with Store(path) as st:
         checks = st.reference_checks(res["run_id"])

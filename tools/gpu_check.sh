@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Every check that needs a GPU, in one pass (for a machine with an NVIDIA GPU and the CUDA
 # toolkit): build esm with CUDA in place, run the GPU tests, the GPU benchmark, `esm demo` on
-# the GPU and the whole test suite. Logs go to $OUT (default /tmp/esm-gpu-check).
+# the GPU, then `esm check` on the demo's model (issue 15's must-show: fresh networks, two
+# rounds, the stated error), and the whole test suite. Logs go to $OUT (default
+# /tmp/esm-gpu-check).
 # Usage: tools/gpu_check.sh [STEP ...]   steps: tests bench demo suite (default: all; the build
-# always runs). PY=python3, ARCH=90, JOBS=$(nproc), BENCH_ARGS="", DEMO_ARGS="" may be overridden.
+# always runs; "demo" includes the check). PY=python3, ARCH=90, JOBS=$(nproc), BENCH_ARGS="",
+# DEMO_ARGS="", CHECK_N=60 may be overridden.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/esm-gpu-check}
@@ -55,6 +58,20 @@ rm -rf /tmp/esm-demo
 # shellcheck disable=SC2086
 timeout 300 "$PY" -m esm demo --dir /tmp/esm-demo ${DEMO_ARGS:-} 2>&1 | tail -30 | tee "$OUT/demo.log"
 echo "demo wall: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/demo.log"
+step "esm check on the demo's model (fresh networks, two rounds; must be within its stated error, <= 2.5%)"
+t0=$(date +%s)
+timeout 240 "$PY" -m esm check --model /tmp/esm-demo/model.esm --n "${CHECK_N:-60}" --json \
+  >"$OUT/check.json" 2>"$OUT/check.log"; echo "esm check exit $? ($(( $(date +%s) - t0 )) s)" | tee -a "$OUT/demo.log"
+"$PY" - "$OUT/check.json" <<'PYEOF' | tee -a "$OUT/demo.log"
+import json, sys
+c = json.load(open(sys.argv[1]))
+f, s, r = c["fresh"], c["stated"], c["repeat"]
+print(f"stated MAPE {s['mape']:.2f}% on the {s.get('on')}; fresh MAPE {f['mape']:.2f}% "
+      f"(ape95 {f['ape95']:.1f}%, acc10 {f['acc10']:.0f}%, median ratio {f['median_ratio']:.3f}, "
+      f"n={f['n']}); repeat noise {r['mean']:.2f}%; limit {c['limit']:.2f}%")
+print(f"within_stated {c['within_stated']}; fresh <= 2.5%: {f['mape'] <= 2.5}; "
+      f"median ratio within 3%: {c['ratio_within_3pct']}")
+PYEOF
 tar -C /tmp -czf "$OUT/demo.tgz" --exclude='*.sqlite*' esm-demo 2>/dev/null
 fi
 

@@ -7,7 +7,11 @@ The loop (:func:`build`)
    those measured so far. They are measured in ``val_parts`` parts, each shuffled into one of
    the first batches, so that validation and training networks see the same device
    conditions (a device that drifts during the build would otherwise bias the estimate), and
-   the build stops on the target only once all of them are measured. ``"cv"`` measures
+   the build stops on the target only once all of them are measured. On a device
+   (``val_repeat``) each validation network is measured a second time with the next call:
+   its label is the mean of two measurements taken at different times, and the pairs say
+   how well the timer repeats itself (``result["noise"]``), i.e. the error floor that
+   measurement noise alone puts under any model. ``"cv"`` measures
    nothing extra and uses ``cv_folds``-fold cross-validation on the training set (cheaper,
    but biased when a strategy concentrates the training set: it then measures the error
    where the strategy sampled, not over the space). ``"holdout+cv"``
@@ -28,6 +32,8 @@ The loop (:func:`build`)
 2. **Initial batch** of ``initial`` networks chosen by the strategy (model-guided strategies
    fall back to ``balanced`` while there is too little data).
 3. **Train** the step's model on everything measured for training, **estimate** its error.
+   The labels are the raw latencies corrected for drift where the oracle's reference checks
+   show it (:meth:`esm.oracles.Oracle.labels`, :mod:`esm.drift`), recomputed at every step.
 4. **Stop** when the estimate is at most ``target_mape`` (``target``), when the budget is
    spent (``budget``: ``budget_samples`` counts every measured network, validation included;
    ``budget_seconds`` counts device seconds, i.e. the wall time of the measure stage,
@@ -37,24 +43,18 @@ The loop (:func:`build`)
 
 Every stage is timed (``seconds``: ``measure``, ``train``, ``select``, ``evaluate``); the
 reported model is the last step's (trained on the training set only, so the validation
-figure is honest).
+figure is honest). :mod:`esm.final` turns the result into the model file a user receives.
 
-Oracles
--------
-An oracle owns the candidate pool and answers "what is the latency of these networks":
-:class:`CsvOracle` looks them up in a dataset file (candidates are the file's rows, and it knows
-the truth for every row, so the error on all unrevealed rows is reported too);
-:class:`DeviceOracle` measures them with :mod:`esm.measure` into an :class:`esm.store.Store`
-(candidates are a large uniform sample of the space).
+The state of a build is explicit (:class:`Ledger`: every measurement with its role, and the
+validation networks still due) and each step is a method of one loop object, so a new way
+to pick, fit or stop plugs into one place. The oracles (what answers "what is the latency
+of these networks": a dataset file or a device) are in :mod:`esm.oracles`.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,9 +62,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esm.errors import InputError
+from esm.oracles import CsvOracle, DeviceOracle, Oracle, OracleResult
 from esm.sampling import (
     DEFAULT_STRATEGY,
-    Pool,
     RidgeModel,
     feature_sets,
     features,
@@ -72,18 +72,18 @@ from esm.sampling import (
 )
 
 if TYPE_CHECKING:
-    from esm.measure import Settings
     from esm.spaces import SearchSpace
-    from esm.store import Store
 
 __all__ = [
     "BuildConfig",
     "CsvOracle",
     "DeviceOracle",
+    "Ledger",
     "Oracle",
     "OracleResult",
     "build",
     "mape",
+    "repeat_noise",
     "trainer",
 ]
 
@@ -159,9 +159,6 @@ class _EsmSurrogate:
     def predict(self, genomes: np.ndarray) -> np.ndarray:
         return np.asarray(self.model_.predict(genomes), dtype=np.float64)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        self.model_.save(path)
-
 
 def surrogate_available() -> bool:
     """Whether :mod:`esm.surrogate` (the full surrogate models) is installed."""
@@ -184,249 +181,7 @@ def trainer(name: str, space: SearchSpace, *, encoding: str = "fcc", model: str 
     raise InputError(f"unknown trainer {name!r}; known: ridge, surrogate")
 
 
-# ---------------------------------------------------------------------------------- oracles
-@dataclass
-class OracleResult:
-    """Latencies of the asked networks (NaN where a measurement failed) and its cost."""
-
-    y: np.ndarray
-    seconds: float
-    quality: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Oracle(ABC):
-    """Owns the candidate pool and answers latency queries."""
-
-    space: SearchSpace
-    pool: Pool
-    #: Latency of every pool member where known without measuring (lookup oracles).
-    truth: np.ndarray | None = None
-
-    @abstractmethod
-    def measure(self, idx: np.ndarray) -> OracleResult:
-        """Latency in ms of ``pool.genomes[idx]``."""
-
-    @abstractmethod
-    def describe(self) -> dict[str, Any]:
-        """What the oracle is, for the report."""
-
-
-class CsvOracle(Oracle):
-    """A dataset file as the device: candidates are its rows, a measurement is a lookup.
-
-    Rows whose target is missing, not finite or not positive are dropped (MAPE needs a positive
-    truth), and so are rows whose architecture the space refuses.
-
-    ``seconds`` of a lookup is the simulated device time ``overhead_s + repeats * latency``
-    (warm-up and launch overhead plus ``repeats`` timed calls), so ``budget_seconds`` and the
-    cost breakdown mean something on a file too; it is labelled simulated in the report.
-    """
-
-    def __init__(self, space: SearchSpace, path: str | os.PathLike[str], column: str, *,
-                 overhead_s: float = 0.5, repeats: int = 100) -> None:
-        self.space = space
-        self.path = str(path)
-        self.column = column
-        self.overhead_s, self.repeats = float(overhead_s), int(repeats)
-        if not os.path.isfile(self.path):
-            raise InputError(f"no such dataset file: {self.path}")
-        with open(self.path, newline="") as f:
-            reader = csv.DictReader(f)
-            fields = reader.fieldnames or []
-            if "arch" not in fields:
-                raise InputError(f"{self.path}: no 'arch' column (columns: {fields})")
-            if column not in fields:
-                lat = [c for c in fields if c != "arch"]
-                raise InputError(f"{self.path}: no column {column!r}; latency columns: "
-                                 f"{', '.join(lat)}")
-            archs: list[str] = []
-            ys: list[float] = []
-            for row in reader:
-                try:
-                    v = float(row[column])
-                except (TypeError, ValueError):
-                    continue
-                if math.isfinite(v) and v > 0:
-                    archs.append(row["arch"])
-                    ys.append(v)
-        if len(archs) < 10:
-            raise InputError(f"{self.path}: only {len(archs)} usable rows in {column!r}")
-        try:
-            genomes = space.from_strs(archs)
-        except InputError as err:
-            raise InputError(f"{self.path}: architectures are not of space {space.name!r}: "
-                             f"{err}") from None
-        self.pool = Pool(space, genomes)
-        self.truth = np.asarray(ys, dtype=np.float64)
-
-    def measure(self, idx: np.ndarray) -> OracleResult:
-        assert self.truth is not None
-        y = self.truth[np.asarray(idx, np.int64)]
-        secs = float(np.sum(self.overhead_s + self.repeats * y / 1000.0))
-        return OracleResult(y=y.copy(), seconds=secs)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "csv", "path": self.path, "column": self.column, "rows": len(self.pool),
-                "simulated_seconds": {"overhead_s": self.overhead_s, "repeats": self.repeats}}
-
-
-class DeviceOracle(Oracle):
-    """Measures networks on a device with :mod:`esm.measure` and stores them.
-
-    Candidates are ``pool_size`` distinct uniform samples of the space
-    (:func:`esm.collect.architectures`). Every result goes into ``store`` (one run per
-    space/device/batch/threads/settings, as ``esm collect`` does), and a network already in
-    that run is not measured again.
-
-    Drift: a fixed reference network is re-measured before the first measurement, after every
-    ``reference_every`` networks and at the end of every call, and compared with its first
-    measurement in the run; rows measured while it had moved by more than
-    ``max(drift_tol, 2 * (rel_ci0 + rel_ci))`` are flagged ``drift`` in the store. With
-    ``drift_correction`` (the default) the latencies returned are normalised to the run's first
-    reference check (:mod:`esm.drift`); the store keeps the raw measurements and the checks, so
-    the correction can always be recomputed or left out.
-    """
-
-    def __init__(self, space: SearchSpace, device: str, store: Store, *, pool_size: int = 5000,
-                 seed: int = 0, batch_size: int = 1, threads: int | None = None,
-                 settings: Settings | None = None, drift_tol: float = 0.05,
-                 drift_correction: bool = True, reference_every: int = 10,
-                 progress: Callable[[str], None] | None = None) -> None:
-        from esm.collect import REFERENCE_SEED, architectures, check_device
-        from esm.measure import Settings as _Settings
-        from esm.measure import provenance
-        from esm.store import genome_key
-
-        try:
-            import torch
-        except ImportError:
-            raise InputError("measuring on a device needs torch") from None
-        self.space = space
-        self.device = check_device(device)
-        if batch_size < 1:
-            raise InputError(f"batch size must be >= 1, got {batch_size}")
-        if threads is not None:
-            if threads < 1:
-                raise InputError(f"threads must be >= 1, got {threads}")
-            torch.set_num_threads(int(threads))
-        self.threads = int(torch.get_num_threads())
-        self.batch_size = int(batch_size)
-        self.settings = settings or _Settings.quick()
-        self.store = store
-        self.drift_tol = drift_tol
-        self.drift_correction = bool(drift_correction)
-        if reference_every < 0:
-            raise InputError(f"reference_every must be >= 0, got {reference_every}")
-        self.reference_every = int(reference_every)
-        self.progress = progress
-        self.pool = Pool(space, architectures(space, pool_size, seed))
-        self.run_id, _ = store.ensure_run(
-            source="measured", space=space.name, space_params=space.params(), device=self.device,
-            batch_size=self.batch_size, dtype="float32", threads=self.threads,
-            provenance=provenance(self.device, self.threads),
-            settings=self.settings.to_dict())
-        self._ref = architectures(space, 1, REFERENCE_SEED)[0]
-        self._ref_key = genome_key(self._ref)
-        checks = store.reference_checks(self.run_id)
-        first = next((c for c in checks if c["key"] == self._ref_key), None)
-        self._ref_base: dict[str, float] | None = None if first is None else {
-            "median_ms": first["median_ms"], "rel_ci": first["rel_ci"] or 0.0}
-        self._seq = max((c["seq"] for c in checks), default=-1) + 1
-        self._count = 1
-
-    def _measure_one(self, genome: np.ndarray) -> tuple[Any, tuple[int, ...]]:
-        from esm.measure import measure_module
-
-        shape = self.space.input_shape(genome, self.batch_size)
-        module = self.space.build(genome)
-        return measure_module(module, shape, self.device, self.settings), shape
-
-    def _check_reference(self, rows: list[int]) -> None:
-        m, _ = self._measure_one(self._ref)
-        rel = None
-        drift = False
-        if self._ref_base is None:
-            self._ref_base = {"median_ms": m.median_ms, "rel_ci": m.rel_ci}
-        else:
-            b = self._ref_base
-            rel = (m.median_ms - b["median_ms"]) / b["median_ms"]
-            drift = abs(rel) > max(self.drift_tol, 2.0 * (b["rel_ci"] + m.rel_ci))
-        self.store.add_reference_check(
-            self.run_id, key=self._ref_key, arch=self.space.to_str(self._ref),
-            seq=self._seq, done=len(self.store.keys(self.run_id)), measurement=m,
-            rel_change=rel, drift=drift)
-        self._seq += 1
-        if drift:
-            self.store.mark_drift(self.run_id, rows)
-
-    def measure(self, idx: np.ndarray) -> OracleResult:
-        from esm.drift import factors
-        from esm.store import genome_key
-
-        t0 = time.monotonic()
-        idx = np.asarray(idx, np.int64)
-        stored = {r["key"]: r for r in self.store.measurements(self.run_id, status=None)}
-        if self._ref_base is None and idx.size:
-            self._check_reference([])
-        y = np.full(idx.size, np.nan)
-        keys = [genome_key(self.pool.genomes[i]) for i in idx]
-        quality: list[dict[str, Any]] = []
-        rows: list[int] = []  # stored since the last reference check
-        measured: list[int] = []  # positions j measured by this call
-        for j, i in enumerate(idx):
-            g = self.pool.genomes[i]
-            key = keys[j]
-            if key in stored:
-                r = stored[key]
-                y[j] = r["median_ms"] if r["status"] == "ok" else np.nan
-                continue
-            arch = self.space.to_str(g)
-            try:
-                m, shape = self._measure_one(g)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as err:
-                self.store.add_measurement(self.run_id, arch=arch, key=key, genome=g,
-                                           batch_size=self.batch_size,
-                                           error=f"{type(err).__name__}: {err}")
-                continue
-            rows.append(self.store.add_measurement(
-                self.run_id, arch=arch, key=key, genome=g, batch_size=self.batch_size,
-                input_shape=shape, measurement=m))
-            y[j] = m.median_ms
-            measured.append(j)
-            quality.append({"cv": m.cv, "rel_ci": m.rel_ci, "unstable": bool(m.unstable),
-                            "outliers": int(m.outliers)})
-            if self.progress is not None:
-                self.progress(f"{self._count:4d} measured: {m.median_ms:8.3f} ms "
-                              f"(CI +-{100 * m.rel_ci:.1f}%, {m.total_s:.2f} s)")
-            self._count += 1
-            if self.reference_every and len(rows) >= self.reference_every \
-                    and j < idx.size - 1:
-                self._check_reference(rows)
-                rows = []
-        if measured:
-            self._check_reference(rows)
-        ratio = np.ones(idx.size)
-        if self.drift_correction:
-            f = factors(self.store, self.run_id)
-            ratio = np.asarray([f.get(k, 1.0) for k in keys])
-            y = y / ratio
-        for q, j in zip(quality, measured, strict=True):
-            q["speed_ratio"] = float(ratio[j])
-        return OracleResult(y=y, seconds=time.monotonic() - t0, quality=quality)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "device", "device": self.device, "store": str(self.store.path),
-                "run_id": self.run_id, "batch_size": self.batch_size, "threads": self.threads,
-                "pool": len(self.pool), "settings": self.settings.to_dict(),
-                "drift_correction": self.drift_correction,
-                "reference": {"arch": self.space.to_str(self._ref),
-                              "median_ms": None if self._ref_base is None
-                              else self._ref_base["median_ms"]}}
-
-
-# ---------------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------------- config
 @dataclass
 class BuildConfig:
     """Settings of :func:`build` (see the module docs)."""
@@ -441,6 +196,7 @@ class BuildConfig:
     validation: str = "holdout+cv"
     val_size: int = 25
     val_parts: int = 3
+    val_repeat: bool = True
     cv_folds: int = 5
     seed: int = 0
     trainer: str = "ridge"
@@ -489,12 +245,6 @@ def _cv_errors(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, fold
     return errs
 
 
-def _cv_mape(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
-             seed: int) -> float:
-    e = _cv_errors(make, genomes, y, folds, seed)
-    return float(100.0 * e.mean()) if e.size else math.nan
-
-
 def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np.ndarray,
               train: np.ndarray, y_train: np.ndarray, val: np.ndarray,
               y_val: np.ndarray) -> float:
@@ -515,157 +265,305 @@ def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np
     return float(100.0 * e.mean()) if e.size else math.nan
 
 
+# ---------------------------------------------------------------------------------- the ledger
+@dataclass
+class Ledger:
+    """What was measured, for what role: one record per measurement, in measurement order.
+
+    A network's first measurement decides its role (``"train"`` or ``"validation"``); a
+    validation network measured again (``again``) adds a second record, and its label is the
+    geometric mean of its records. Labels come from :meth:`esm.oracles.Oracle.labels`: the
+    raw values, corrected for drift where the oracle's reference checks show it, recomputed
+    whenever asked (a later check can change what an earlier one meant).
+    """
+
+    idx: list[int] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    when: list[float] = field(default_factory=list)
+    val: list[bool] = field(default_factory=list)
+    again: list[bool] = field(default_factory=list)
+
+    def add(self, idx: np.ndarray, r: OracleResult, val: np.ndarray, again: np.ndarray) -> None:
+        self.idx += np.asarray(idx, np.int64).tolist()
+        self.y += np.asarray(r.y, np.float64).tolist()
+        when = r.when if r.when.size == len(idx) else np.zeros(len(idx))
+        self.when += np.asarray(when, np.float64).tolist()
+        self.val += np.asarray(val, bool).tolist()
+        self.again += np.asarray(again, bool).tolist()
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (np.asarray(self.idx, np.int64), np.asarray(self.y, np.float64),
+                np.asarray(self.when, np.float64), np.asarray(self.val, bool),
+                np.asarray(self.again, bool))
+
+    @property
+    def measured(self) -> np.ndarray:
+        """Every pool index measured (train, validation, failed), first measurements only."""
+        idx, _, _, _, again = self._arrays()
+        return idx[~again]
+
+    @property
+    def n_networks(self) -> int:
+        return len(self.idx) - int(np.count_nonzero(self.again))
+
+    @property
+    def failed(self) -> int:
+        _, y, _, _, again = self._arrays()
+        return int(np.count_nonzero(~np.isfinite(y[~again])))
+
+    def role(self, validation: bool, oracle: Oracle | None = None, *,
+             raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(pool indices, labels)`` of the networks of a role whose first measurement
+        succeeded, in first-measurement order (raw values with ``raw`` or no oracle)."""
+        idx, y, when, val, again = self._arrays()
+        lab = y if raw or oracle is None else oracle.labels(y, when)
+        first = (~again) & (val == validation) & np.isfinite(y)
+        out_idx = idx[first]
+        if not validation or not again.any():
+            return out_idx, lab[first]
+        logs = np.log(np.where(np.isfinite(lab) & (lab > 0), lab, np.nan))
+        out = np.empty(out_idx.size)
+        for j, i in enumerate(out_idx):
+            v = logs[(idx == i) & np.isfinite(logs)]
+            out[j] = float(np.exp(v.mean()))
+        return out_idx, out
+
+    def repeats(self, oracle: Oracle | None = None, *, raw: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels ``(first, second)`` of every network measured twice (both succeeded)."""
+        idx, y, when, _, again = self._arrays()
+        lab = y if raw or oracle is None else oracle.labels(y, when)
+        a, b = [], []
+        for j in np.flatnonzero(again & np.isfinite(lab)):
+            k = np.flatnonzero((idx == idx[j]) & ~again)
+            if k.size and np.isfinite(lab[k[0]]):
+                a.append(lab[k[0]])
+                b.append(lab[j])
+        return np.asarray(a), np.asarray(b)
+
+
+def repeat_noise(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """How well the timer repeats itself on networks measured twice, at different times.
+
+    ``mean`` is ``100 * mean |a / b - 1|`` (percent; the MAPE one measurement scores against
+    another), ``median`` likewise, and ``floor`` is ``mean / 2``: about the MAPE that even a
+    perfect model shows against labels that are the mean of two such measurements (one
+    measurement's error is ``1/sqrt 2`` of a difference's, and the mean of two halves it
+    again in variance).
+    """
+    if a.size == 0:
+        return {"n": 0, "mean": math.nan, "median": math.nan, "floor": math.nan}
+    e = 100.0 * np.abs(a / b - 1.0)
+    return {"n": int(a.size), "mean": float(e.mean()), "median": float(np.median(e)),
+            "floor": float(e.mean() / 2.0)}
+
+
+# ---------------------------------------------------------------------------------- the loop
+class _Loop:
+    """One build: the state of :func:`build` and its steps as methods (see the module docs).
+
+    The state is the :class:`Ledger` (what was measured, for what role), the validation
+    networks still to measure (``val_todo``, ``again_todo``), the history and the stage
+    seconds; the steps are :meth:`size` (how many to pick, by the budget), :meth:`pick`
+    (the strategy), :meth:`measure`, :meth:`fit` and :meth:`evaluate`, and :meth:`stop`.
+    """
+
+    def __init__(self, oracle: Oracle, cfg: BuildConfig, make: Callable[[], Any],
+                 say: Callable[[str], None]) -> None:
+        self.oracle, self.cfg, self.make, self.say = oracle, cfg, make, say
+        self.space, self.pool = oracle.space, oracle.pool
+        self.pool.set_feature_set("costs")  # until a step model chooses
+        self.strategy = get_strategy(cfg.strategy, self.space, **cfg.strategy_params)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.secs = dict.fromkeys(STAGES, 0.0)
+        self.device_s = 0.0
+        self.quality: list[dict[str, Any]] = []
+        self.ledger = Ledger()
+        self.history: list[dict[str, Any]] = []
+        self.model: Any = None
+        self.val_todo = self._validation_set()
+        self.val_part = -(-self.val_todo.size // cfg.val_parts)
+        self.again_todo = np.zeros(0, np.int64)  # validation networks to measure again
+        self.repeat = cfg.val_repeat and oracle.noisy
+
+    def _validation_set(self) -> np.ndarray:
+        cfg = self.cfg
+        if cfg.validation not in ("holdout", "holdout+cv"):
+            return np.zeros(0, np.int64)
+        k = min(cfg.val_size, len(self.pool) - 1)
+        if cfg.budget_samples is not None:
+            k = min(k, cfg.budget_samples // 3)
+        if k < 2:
+            raise InputError("pool or sample budget too small for a validation set")
+        return self.rng.choice(len(self.pool), size=k, replace=False).astype(np.int64)
+
+    def size(self, k: int, extra: int) -> int:
+        """How many training networks the next call may pick besides ``extra`` others."""
+        cfg, n = self.cfg, self.ledger.n_networks
+        if cfg.budget_samples is not None:
+            k = min(k, cfg.budget_samples - n - int(self.val_todo[:self.val_part].size))
+        if cfg.budget_seconds is not None:
+            left = cfg.budget_seconds - self.device_s
+            if left <= 0:
+                return 0
+            if len(self.ledger.idx):
+                k = min(k, int(left / (self.device_s / len(self.ledger.idx))) - extra)
+        return k
+
+    def pick(self, k: int) -> np.ndarray:
+        """The strategy's next ``k`` training networks; it models the training set, the
+        validation networks (measured or not) and failed rows are only excluded."""
+        t = time.monotonic()
+        train, y_train = self.ledger.role(False, self.oracle)
+        exclude = np.union1d(np.setdiff1d(self.ledger.measured, train), self.val_todo)
+        pick = self.strategy.select(self.pool, k, seed=self.rng, measured=train,
+                                    y=y_train if train.size else None, exclude=exclude)
+        self.secs["select"] += time.monotonic() - t
+        return pick
+
+    def measure(self, pick: np.ndarray) -> None:
+        """Measure ``pick``, the next validation part and the validation networks due again,
+        in one shuffled call: all of them see the same device conditions, so drift cannot
+        make the estimate look better or worse."""
+        v = self.val_todo[:self.val_part]
+        again = self.again_todo
+        both = np.concatenate([v, pick, again])
+        is_val = np.concatenate([np.ones(v.size, bool), np.zeros(pick.size, bool),
+                                 np.ones(again.size, bool)])
+        is_again = np.concatenate([np.zeros(v.size + pick.size, bool), np.ones(again.size, bool)])
+        order = self.rng.permutation(both.size)
+        both, is_val, is_again = both[order], is_val[order], is_again[order]
+        r = self.oracle.measure(both, again=is_again)
+        self.secs["measure"] += r.seconds
+        self.device_s += r.seconds
+        self.quality.extend(r.quality)
+        self.ledger.add(both, r, is_val, is_again)
+        self.val_todo = self.val_todo[v.size:]
+        ok = np.isfinite(r.y) & is_val & ~is_again
+        self.again_todo = both[ok] if self.repeat else np.zeros(0, np.int64)
+        if v.size or again.size:
+            n_val = self.ledger.role(True)[0].size
+            self.say(f"validation: {n_val} networks measured"
+                     + (f", {again.size} of them again" if again.size else ""))
+
+    def fit(self) -> bool:
+        """Train the step model on the training labels; False while there are fewer than 2."""
+        train, y_train = self.ledger.role(False, self.oracle)
+        if train.size < 2:
+            return False
+        t = time.monotonic()
+        self.model = self.make().fit(self.pool.genomes[train], y_train)
+        if hasattr(self.model, "feature_set_"):
+            self.pool.set_feature_set(self.model.feature_set_)
+        self.secs["train"] += time.monotonic() - t
+        return True
+
+    def evaluate(self) -> dict[str, Any]:
+        """The step's error estimate (and the truth on a lookup oracle); one history entry."""
+        cfg, oracle = self.cfg, self.oracle
+        t = time.monotonic()
+        train, y_train = self.ledger.role(False, oracle)
+        val, y_val = self.ledger.role(True, oracle)
+        estimate = _estimate(cfg, self.make, self.model, self.pool.genomes, train, y_train,
+                             val, y_val)
+        true_mape = true_tau = math.nan
+        if oracle.truth is not None:
+            rest = oracle.unmeasured(self.ledger.measured)
+            if rest.size:
+                pred = self.model.predict(self.pool.genomes[rest])
+                true_mape = mape(oracle.truth[rest], pred)
+                if cfg.rank_metric:
+                    true_tau = kendall_tau(oracle.truth[rest], pred)
+        self.secs["evaluate"] += time.monotonic() - t
+        step = {"step": len(self.history), "train_samples": int(train.size),
+                "val_samples": int(val.size),
+                "features": getattr(self.model, "feature_set_", None),
+                "samples_used": self.ledger.n_networks, "measurements": len(self.ledger.idx),
+                "device_seconds": self.device_s, "mape_estimate": estimate,
+                "mape_true": true_mape, "tau_true": true_tau, "seconds": dict(self.secs)}
+        self.history.append(step)
+        self.say(f"step {step['step']}: {train.size} trained, {step['samples_used']} measured,"
+                 f" MAPE estimate {estimate:.2f}%"
+                 + ("" if math.isnan(true_mape) else f", on unmeasured rows {true_mape:.2f}%"))
+        return step
+
+    def stop(self, step: dict[str, Any]) -> bool:
+        """Whether the step reached the target (every validation network measured)."""
+        cfg = self.cfg
+        if cfg.target_mape is None:
+            return False
+        if math.isfinite(step["mape_estimate"]) and step["mape_estimate"] <= cfg.target_mape \
+                and self.val_todo.size == 0 and self.again_todo.size == 0:
+            return True
+        return cfg.validation == "none" and math.isfinite(step["mape_true"]) \
+            and step["mape_true"] <= cfg.target_mape
+
+    def run(self) -> str:
+        """Steps until a stop; returns the reason."""
+        k = self.cfg.initial
+        while True:
+            extra = int(self.val_todo[:self.val_part].size + self.again_todo.size)
+            k = self.size(k, extra)
+            if k <= 0:
+                return "budget"
+            pick = self.pick(k)
+            if pick.size == 0:
+                return "pool"
+            self.measure(pick)
+            k = self.cfg.batch
+            if self.fit() and self.stop(self.evaluate()):
+                return "target"
+
+
 def build(oracle: Oracle, config: BuildConfig | None = None, *,
           encoding: str = "fcc", model: str = "auto",
           log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Any]:
     """Run the iterative build loop; returns ``(result, model)``.
 
     ``result`` (JSON-able) has ``samples_used`` (every measured network, validation
-    included), ``train_samples``, ``val_samples``, ``mape`` (true MAPE on every pool row not
-    measured, lookup oracles only, else the validation estimate), ``mape_estimate``,
-    ``target_reached``, ``stop_reason``, ``seconds`` by stage and in total, ``history`` (one
-    entry per step), ``predictions`` (measured vs predicted on the evaluation rows) and the
-    config. ``model`` has ``predict(genomes)``.
+    included), ``measurements`` (repeats included), ``train_samples``, ``val_samples``,
+    ``mape`` (true MAPE on every pool row not measured, lookup oracles only, else the
+    validation estimate), ``mape_estimate``, ``target_reached``, ``stop_reason``,
+    ``seconds`` by stage and in total, ``history`` (one entry per step), ``predictions``
+    (measured vs predicted on the evaluation rows), ``measured`` (pool indices and labels
+    of the training and validation networks), ``noise`` (:func:`repeat_noise` of the
+    validation networks measured twice), ``drift`` (:meth:`esm.drift.DriftEstimate.to_dict`
+    and whether the labels were corrected), ``warmup`` and the config. ``model`` has
+    ``predict(genomes)``.
     """
     cfg = config or BuildConfig()
     cfg.check()
-    space, pool = oracle.space, oracle.pool
-    pool.set_feature_set("costs")  # until a step model chooses
-    strategy = get_strategy(cfg.strategy, space, **cfg.strategy_params)
-    make = trainer(cfg.trainer, space, encoding=encoding, model=model, seed=cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    secs = dict.fromkeys(STAGES, 0.0)
-    device_s = 0.0
-    quality: list[dict[str, Any]] = []
+    make = trainer(cfg.trainer, oracle.space, encoding=encoding, model=model, seed=cfg.seed)
     say = log or (lambda _m: None)
     t_start = time.monotonic()
-
-    measured = np.zeros(0, np.int64)  # every pool index measured (train, validation, failed)
-    y_meas = np.zeros(0)
-    train = np.zeros(0, np.int64)
-    y_train = np.zeros(0)
-    val = np.zeros(0, np.int64)
-    y_val = np.zeros(0)
-
-    def account(idx: np.ndarray, r: OracleResult) -> None:
-        nonlocal measured, y_meas, device_s
-        measured = np.concatenate([measured, idx])
-        y_meas = np.concatenate([y_meas, r.y])
-        device_s += r.seconds
-        quality.extend(r.quality)
-
-    def n_used() -> int:
-        return int(measured.size)
-
-    val_todo = np.zeros(0, np.int64)  # validation networks not measured yet
-    if cfg.validation in ("holdout", "holdout+cv"):
-        k = min(cfg.val_size, len(pool) - 1)
-        if cfg.budget_samples is not None:
-            k = min(k, cfg.budget_samples // 3)
-        if k < 2:
-            raise InputError("pool or sample budget too small for a validation set")
-        val_todo = rng.choice(len(pool), size=k, replace=False).astype(np.int64)
-    val_part = -(-val_todo.size // cfg.val_parts)
-
-    history: list[dict[str, Any]] = []
-    stop_reason = ""
-    model_obj: Any = None
-    estimate = math.nan
-    k = cfg.initial
-    while True:
-        v = val_todo[:val_part]
-        if cfg.budget_samples is not None:
-            k = min(k, cfg.budget_samples - n_used() - v.size)
-        if cfg.budget_seconds is not None:
-            left = cfg.budget_seconds - device_s
-            if measured.size and left > 0:
-                k = min(k, int(left / (device_s / measured.size)) - v.size)
-            elif left <= 0:
-                k = 0
-        if k <= 0:
-            stop_reason = "budget"
-            break
-        t = time.monotonic()
-        # the strategy models the training set; the holdout (measured or still to measure)
-        # and failed rows are only excluded
-        pick = strategy.select(pool, k, seed=rng, measured=train,
-                               y=y_train if train.size else None,
-                               exclude=np.union1d(np.setdiff1d(measured, train), val_todo))
-        secs["select"] += time.monotonic() - t
-        if pick.size == 0:
-            stop_reason = "pool"
-            break
-        # validation and training networks measured in one shuffled call: both see the same
-        # device conditions, so drift cannot make the estimate look better or worse
-        both = rng.permutation(np.concatenate([v, pick]))
-        r = oracle.measure(both)
-        secs["measure"] += r.seconds
-        account(both, r)
-        val_todo = val_todo[v.size:]
-        is_val = np.isin(both, v)
-        ok = np.isfinite(r.y)
-        val = np.concatenate([val, both[is_val & ok]])
-        y_val = np.concatenate([y_val, r.y[is_val & ok]])
-        if v.size:
-            say(f"validation: {val.size} networks measured")
-        pick, r.y = both[~is_val], r.y[~is_val]
-        ok = np.isfinite(r.y)
-        train = np.concatenate([train, pick[ok]])
-        y_train = np.concatenate([y_train, r.y[ok]])
-        if train.size < 2:
-            k = cfg.batch
-            continue
-        t = time.monotonic()
-        model_obj = make().fit(pool.genomes[train], y_train)
-        if hasattr(model_obj, "feature_set_"):
-            pool.set_feature_set(model_obj.feature_set_)
-        secs["train"] += time.monotonic() - t
-        t = time.monotonic()
-        estimate = _estimate(cfg, make, model_obj, pool.genomes, train, y_train, val, y_val)
-        true_mape = true_tau = math.nan
-        if oracle.truth is not None:
-            rest = np.ones(len(pool), bool)
-            rest[measured] = False
-            if rest.any():
-                pred = model_obj.predict(pool.genomes[rest])
-                true_mape = mape(oracle.truth[rest], pred)
-                if cfg.rank_metric:
-                    true_tau = kendall_tau(oracle.truth[rest], pred)
-        secs["evaluate"] += time.monotonic() - t
-        step = {"step": len(history), "train_samples": int(train.size),
-                "val_samples": int(val.size),
-                "features": getattr(model_obj, "feature_set_", None),
-                "samples_used": n_used(), "device_seconds": device_s,
-                "mape_estimate": estimate, "mape_true": true_mape, "tau_true": true_tau,
-                "seconds": dict(secs)}
-        history.append(step)
-        say(f"step {step['step']}: {train.size} trained, {n_used()} measured, "
-            f"MAPE estimate {estimate:.2f}%"
-            + ("" if math.isnan(true_mape) else f", on unmeasured rows {true_mape:.2f}%"))
-        if cfg.target_mape is not None and math.isfinite(estimate) \
-                and estimate <= cfg.target_mape and val_todo.size == 0:
-            stop_reason = "target"
-            break
-        if cfg.target_mape is not None and cfg.validation == "none" \
-                and math.isfinite(true_mape) and true_mape <= cfg.target_mape:
-            stop_reason = "target"
-            break
-        k = cfg.batch
-    if model_obj is None:
+    loop = _Loop(oracle, cfg, make, say)
+    stop_reason = loop.run()
+    if loop.model is None:
         raise InputError("the budget ran out before a model could be trained "
                          "(raise --budget-samples / --budget-seconds)")
+    return _result(loop, stop_reason, time.monotonic() - t_start), loop.model
 
-    final = history[-1]
-    result: dict[str, Any] = {
-        "space": space.name,
+
+def _result(loop: _Loop, stop_reason: str, total_s: float) -> dict[str, Any]:
+    """The JSON-able result of a finished loop (see :func:`build`)."""
+    oracle, cfg, led = loop.oracle, loop.cfg, loop.ledger
+    final = loop.history[-1]
+    train, y_train = led.role(False, oracle)
+    val, y_val = led.role(True, oracle)
+    raw_train, raw_val = led.role(False, raw=True)[1], led.role(True, raw=True)[1]
+    drift = oracle.drift()
+    warm = getattr(oracle, "warmup", None)
+    return {
+        "space": loop.space.name,
         "oracle": oracle.describe(),
-        "strategy": strategy.name,
+        "strategy": loop.strategy.name,
         "config": asdict(cfg),
-        "trainer": model_obj.kind,
-        "samples_used": n_used(),
+        "trainer": loop.model.kind,
+        "samples_used": led.n_networks,
+        "measurements": len(led.idx),
         "train_samples": int(train.size),
         "val_samples": int(val.size),
-        "failed": int(np.sum(~np.isfinite(y_meas))),
+        "failed": led.failed,
         "mape": final["mape_true"] if math.isfinite(final["mape_true"])
         else final["mape_estimate"],
         "mape_estimate": final["mape_estimate"],
@@ -673,23 +571,25 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
         "target_mape": cfg.target_mape,
         "target_reached": stop_reason == "target",
         "stop_reason": stop_reason,
-        "device_seconds": device_s,
-        "seconds": {**secs, "total": time.monotonic() - t_start},
-        "history": history,
-        "quality": quality,
+        "device_seconds": loop.device_s,
+        "seconds": {**loop.secs, "total": total_s},
+        "history": loop.history,
+        "quality": loop.quality,
+        "noise": repeat_noise(*led.repeats(oracle)),
+        "drift": None if drift is None else {**drift.to_dict(), "labels": "corrected"
+                                             if drift.applied else "raw"},
+        "warmup": None if warm is None else warm.to_dict(),
+        "predictions": _predictions(oracle, loop.model, led.measured, val, y_val),
+        "measured": {"train": train.tolist(), "validation": val.tolist(),
+                     "y_train": y_train.tolist(), "y_validation": y_val.tolist(),
+                     "y_train_raw": raw_train.tolist(), "y_validation_raw": raw_val.tolist()},
     }
-    result["predictions"] = _predictions(oracle, model_obj, measured, val, y_val)
-    result["measured"] = {"train": train.tolist(), "validation": val.tolist(),
-                          "y_train": y_train.tolist(), "y_validation": y_val.tolist()}
-    return result, model_obj
 
 
 def _predictions(oracle: Oracle, model: Any, measured: np.ndarray, val: np.ndarray,
                  y_val: np.ndarray, limit: int = 5000) -> dict[str, Any]:
     if oracle.truth is not None:
-        rest = np.ones(len(oracle.pool), bool)
-        rest[measured] = False
-        idx = np.flatnonzero(rest)[:limit]
+        idx = oracle.unmeasured(measured)[:limit]
         return {"on": "unmeasured rows", "measured": oracle.truth[idx].tolist(),
                 "predicted": model.predict(oracle.pool.genomes[idx]).tolist()}
     if val.size:

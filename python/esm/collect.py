@@ -8,6 +8,12 @@ and every result is committed to the store at once. A run is identified by the s
 parameters, the device, batch size, dtype, thread count, host and measurement settings;
 calling ``collect`` again with the same identity measures only what is missing.
 
+Warm-up
+-------
+Before the first measurement of a call the device is warmed up on the first reference
+network (:func:`esm.measure.warmup.warm_up`, the device's default rule unless ``warmup``
+says otherwise; ``None`` skips it): a fresh process's first timings are off by 7-17%.
+
 Drift guard
 -----------
 ``n_references`` fixed reference architectures (a fixed seed, independent of ``seed``) are
@@ -17,8 +23,9 @@ reference: ``rel_change = (m - m0) / m0``. A check is flagged as drift when
 ``|rel_change| > max(drift_tol, 2 * (rel_ci0 + rel_ci))`` (beyond both a fixed tolerance and
 twice the two measurements' CI half-widths), and every measurement stored since the previous
 check is then marked ``drift = 1``. The stored values stay raw: a flagged stretch can be
-re-measured (delete its rows and run ``collect`` again), filtered out, or exported normalised
-to the first check (``esm export --drift-corrected``, :mod:`esm.drift`).
+re-measured (delete its rows and run ``collect`` again), filtered out, or exported corrected
+where the checks show drift beyond their noise (``esm export --drift-corrected``,
+:mod:`esm.drift`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 from esm.errors import InputError
 from esm.measure.settings import Settings
 from esm.measure.timer import parse_device
+from esm.measure.warmup import WarmupRule, precise, warm_up
 from esm.store import Store, genome_key
 
 if TYPE_CHECKING:
@@ -154,6 +162,7 @@ def collect(
     n_references: int = 3,
     reference_every: int = 50,
     drift_tol: float = 0.05,
+    warmup: Any = True,
 ) -> dict[str, Any]:
     """Measure ``n`` architectures of ``space`` on ``device`` into ``store`` (resumable).
 
@@ -176,12 +185,15 @@ def collect(
         Show a progress bar on stderr.
     n_references, reference_every, drift_tol
         Drift guard (see the module docs); ``n_references=0`` disables it.
+    warmup : WarmupRule, True or None
+        Warm-up before the first measurement (True: the device's default rule).
 
     Returns
     -------
     dict
         ``run_id``, ``requested``, ``already`` (present before this call), ``measured``,
-        ``failed``, ``reference_checks``, ``drift_flags``, ``elapsed_s``, ...
+        ``failed``, ``reference_checks``, ``drift_flags``, ``warmup`` (its report, or None),
+        ``elapsed_s``, ...
     """
     from esm import spaces
     from esm.measure import provenance
@@ -206,7 +218,7 @@ def collect(
     used_threads = int(torch.get_num_threads())
     try:
         return _collect(sp, dev, n, st, batch_size, seed, used_threads, s, progress,
-                        n_references, reference_every, drift_tol, t0, provenance)
+                        n_references, reference_every, drift_tol, t0, provenance, warmup)
     finally:
         if not isinstance(store, Store):
             st.close()
@@ -214,8 +226,8 @@ def collect(
 
 def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed: int,
              threads: int, s: Settings, progress: bool, n_references: int,
-             reference_every: int, drift_tol: float, t0: float, provenance: Any
-             ) -> dict[str, Any]:
+             reference_every: int, drift_tol: float, t0: float, provenance: Any,
+             warmup: Any) -> dict[str, Any]:
     run_id, _ = st.ensure_run(
         source="measured", space=sp.name, space_params=sp.params(), device=dev,
         batch_size=batch_size, dtype="float32", threads=threads,
@@ -266,6 +278,14 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
         seq += 1
         n_checks += 1
 
+    warm = None
+    rule = WarmupRule.for_device(dev) if warmup is True else warmup or None
+    if len(order) and rule is not None:
+        g0 = refs[0] if refs else genomes[order[0]]
+        module, shape = sp.build(g0), tuple(sp.input_shape(g0, batch_size))
+        from esm.measure import measure_module
+
+        warm = warm_up(lambda: measure_module(module, shape, dev, precise(s)), rule)
     measured = failed = 0
     last_median: float | None = None
     bar = _Progress(progress, len(order), f"{sp.name} on {dev}")
@@ -317,5 +337,6 @@ def _collect(sp: SearchSpace, dev: str, n: int, st: Store, batch_size: int, seed
         "last_median_ms": last_median,
         "reference_checks": n_checks,
         "drift_flags": drift_flags,
+        "warmup": None if warm is None else warm.to_dict(),
         "elapsed_s": time.monotonic() - t0,
     }

@@ -21,7 +21,7 @@ import numpy as np
 from esm.errors import InputError
 from esm.jsonable import to_jsonable
 
-__all__ = ["load_result", "quality_summary", "write_report"]
+__all__ = ["load_result", "noise_notice", "quality_summary", "write_report"]
 
 BUILD_FILE = "build.json"
 
@@ -39,6 +39,30 @@ def load_result(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or "history" not in data:
         raise InputError(f"{f}: not a build result (no history)")
     return data
+
+
+def noise_notice(result: dict[str, Any]) -> str | None:
+    """A warning when the machine is too noisy for the build's target, else None.
+
+    The rule: networks measured twice (the validation set, at two different times) differ
+    by ``noise["mean"]`` percent on average, which puts a floor of about half that under
+    the MAPE of any model against these measurements (:func:`esm.build.repeat_noise`); at
+    half the target or more, the target is out of reach or only reached by luck. A warm-up
+    that never became steady is reported too.
+    """
+    n = result.get("noise") or {}
+    target = result.get("target_mape")
+    parts = []
+    if n.get("n") and target and n["floor"] >= 0.5 * target:
+        parts.append(
+            f"this machine is too noisy for the {target:g}% target: {n['n']} networks measured "
+            f"twice differed by {n['mean']:.1f}% on average, so measurement noise alone puts "
+            f"about {n['floor']:.1f}% under any model's error against these measurements. "
+            "Quiet the machine (other work shares it) or accept a looser target")
+    warm = result.get("warmup") or {}
+    if warm and not warm.get("steady", True):
+        parts.append("the device's timings did not settle during warm-up (see its report)")
+    return "; ".join(parts) + "." if parts else None
 
 
 def quality_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +135,9 @@ def _plots(result: dict[str, Any], q: dict[str, Any], directory: Path) -> dict[s
         ax.plot([lo, hi], [lo, hi], color="k", lw=1)
         ax.set_xlabel("measured latency (ms)")
         ax.set_ylabel("predicted latency (ms)")
-        ax.set_title(f"predicted vs measured ({pred.get('on')}, n={ym.size})")
+        who = (result.get("model") or {}).get("kind", "step model")
+        ax.set_title(f"{who}\npredicted vs measured ({pred.get('on')}, n={ym.size})",
+                     fontsize=9)
         out["pred_vs_measured"] = _fig(plt, "pred_vs_measured.png", directory, fig)
         err = 100.0 * (yp / ym - 1.0)
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -133,7 +159,11 @@ def _plots(result: dict[str, Any], q: dict[str, Any], directory: Path) -> dict[s
         if any(math.isfinite(v) for v in tru):
             ax.plot(n, tru, marker="o", ms=3, label=f"{name}: unmeasured rows")
         if any(math.isfinite(v) for v in est):
-            ax.plot(n, est, marker="x", ms=3, ls="--", label=f"{name}: estimate")
+            ax.plot(n, est, marker="x", ms=3, ls="--", label=f"{name}: step model's estimate")
+    met = (result.get("model") or {}).get("metrics")
+    if met and result["history"]:
+        ax.scatter([result["history"][-1]["samples_used"]], [met["mape"]], color="red",
+                   marker="*", s=80, zorder=3, label=f"saved model ({met['on']})")
     if result.get("target_mape"):
         ax.axhline(result["target_mape"], color="grey", ls=":", label="target")
     ax.set_xlabel("measured networks (validation included)")
@@ -193,6 +223,62 @@ def _timing(oracle: dict[str, Any]) -> str:
     return ", CUDA-graph replays" if graph else ", eager forward (launch overhead included)"
 
 
+_DRIFT_RULE = "esm.drift: only where the reference checks moved beyond their own noise"
+
+
+def _headline(result: dict[str, Any]) -> list[str]:
+    """The report's first lines: the saved model's figures first, then how they were got."""
+    out = []
+    model = result.get("model")
+    met = (model or {}).get("metrics")
+    if result.get("model_file") and model:
+        out.append(f"- **model file** `{result['model_file']}`: {model['kind']}"
+                   + (f": **MAPE {_num(met['mape'])}%** on the {met['on']} (n={met['n']}; "
+                      f"ape95 {_num(met['ape95'], '.1f')}%, acc10 {_num(met['acc10'], '.0f')}%,"
+                      f" median predicted/measured {_num(met['median_ratio'], '.3f')})"
+                      if met else " (no rows to state its error on)"))
+        sel = model["selection"]
+        if len(sel["candidates"]) > 1:
+            out.append("- chosen on the " + str(sel["on"]) + ": " + ", ".join(
+                f"{k} {_num(v['validation_mape'])}%" for k, v in sel["candidates"].items())
+                + (f"; {sel['note']}" if sel.get("note") else ""))
+        v = model["validation"]
+        if v["used"] == "corrected":
+            out.append(f"- validation MAPE on drift-corrected latencies {_num(v['corrected'])}%"
+                       f" (the model's), on raw latencies {_num(v.get('raw'))}%")
+    how = result["config"].get("validation", "validation")
+    out += [
+        f"- strategy: `{result['strategy']}`, step model: `{result['trainer']}`, "
+        f"seed {result['config']['seed']}",
+        f"- measured networks: {result['samples_used']} ({result['train_samples']} training, "
+        f"{result['val_samples']} validation, {result['failed']} failed)"
+        + (f"; {result['measurements'] - result['samples_used']} measured a second time"
+           if result.get("measurements", 0) > result["samples_used"] else ""),
+        ("- the build's step model: MAPE " if model else "- MAPE: ")
+        + f"{_num((result.get('step_model') or result)['mape'])}% "
+        + (f"(on every unmeasured row; validation estimate {_num(result['mape_estimate'])}%)"
+           if result.get("mape_true") is not None and math.isfinite(result["mape_true"])
+           else f"(the build's estimate: {how})"),
+        f"- target: {_num(result.get('target_mape'), 'g')}% -> "
+        f"{'reached' if result['target_reached'] else 'not reached'} "
+        f"(stopped: {result['stop_reason']})",
+    ]
+    warm = result.get("warmup")
+    if warm:
+        out.append(f"- {warm['message']}")
+    noise = result.get("noise") or {}
+    if noise.get("n"):
+        out.append(f"- measurement noise: {noise['n']} networks measured twice differ by "
+                   f"{_num(noise['mean'], '.1f')}% on average (median "
+                   f"{_num(noise['median'], '.1f')}%): a floor of about "
+                   f"{_num(noise['floor'], '.1f')}% under any model's error here")
+    notice = noise_notice(result)
+    if notice:
+        out.append(f"- **Warning:** {notice}")
+    out.append("- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items()))
+    return out
+
+
 def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
                  *, extra: str = "") -> Path:
     """Write ``build.json``, ``report.md`` and the plots into ``directory``; returns the
@@ -210,31 +296,8 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
            "seconds simulated)" if o.get("kind") == "csv" else
            f"device `{o.get('device')}` (batch {o.get('batch_size')}, {o.get('threads')} "
            f"threads{_timing(o)}), store `{o.get('store')}` run {o.get('run_id')}")
-    s = result["seconds"]
-    lines = [
-        f"# esm build report: {result['space']}",
-        "",
-        f"- source: {src}",
-        f"- strategy: `{result['strategy']}`, step model: `{result['trainer']}`, "
-        f"seed {result['config']['seed']}",
-        f"- measured networks: {result['samples_used']} ({result['train_samples']} training, "
-        f"{result['val_samples']} validation, {result['failed']} failed)",
-        f"- MAPE: {_num(result['mape'])}% "
-        + (f"(on every unmeasured row; validation estimate {_num(result['mape_estimate'])}%)"
-           if result.get("mape_true") is not None and math.isfinite(result["mape_true"])
-           else "(validation estimate)"),
-        f"- target: {_num(result.get('target_mape'), 'g')}% -> "
-        f"{'reached' if result['target_reached'] else 'not reached'} "
-        f"(stopped: {result['stop_reason']})",
-        "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
-        "",
-    ]
-    if result.get("model_file"):
-        lines += [f"Model file: `{result['model_file']}`"
-                  + (f" ({result['model_kind']})" if result.get("model_kind") else "")
-                  + (f", MAPE {_num(result['model_mape'])}% on the {result['model_mape_on']}"
-                     if result.get("model_mape") is not None else "")
-                  + ". The plots show the build loop's step model.", ""]
+    lines = [f"# esm build report: {result['space']}", "", f"- source: {src}",
+             *_headline(result), ""]
     titles = {"pred_vs_measured": "Predicted vs measured", "error_hist": "Error distribution",
               "learning_curve": "Learning curve", "cost": "Cost by stage",
               "quality": "Measurement quality"}
@@ -251,18 +314,15 @@ def write_report(result: dict[str, Any], directory: str | os.PathLike[str],
                     f"({len(q['reference_checks'])} reference checks)."]
                 rc = [abs(c["rel_change"]) for c in q["reference_checks"]
                       if c["rel_change"] is not None]
-                corrected = bool(result.get("oracle", {}).get("drift_correction"))
                 if rc:
                     lines += [f"The reference network moved by up to {100 * max(rc):.1f}% "
                               f"(median {100 * float(np.median(rc)):.1f}%) against its first "
-                              "measurement" + (": the device was not quiet during the build"
-                              + ("; the latencies were normalised by the reference (drift "
-                                 "correction), which removes a slowdown that scales every "
-                                 "network alike, not one that changes within a few networks."
-                                 if corrected else
-                                 ", and errors of this size dominate the surrogate's MAPE.")
-                              if max(rc) > 0.1 else ".")]
-                lines += [""]
+                              "check."]
+                drift = result.get("drift")
+                lines += [f"Drift correction ({_DRIFT_RULE}): {drift['reason']}; the model "
+                          f"was trained on {drift['labels']} latencies." if drift else
+                          "Drift correction: off (raw latencies)." if
+                          result.get("oracle", {}).get("kind") == "device" else "", ""]
     if "quality" not in plots:
         lines += ["## Measurement quality", "",
                   "No measurement records (lookup oracle): quality is the dataset's.", ""]

@@ -358,8 +358,13 @@ class Store:
     # ------------------------------------------------------------------ measurements
     def keys(self, run_id: int) -> set[str]:
         """Canonical keys already stored in a run (ok or failed)."""
-        return {r[0] for r in self._db.execute(
-            "SELECT key FROM measurements WHERE run_id=?", (int(run_id),))}
+        return set(self.row_keys(run_id))
+
+    def row_keys(self, run_id: int) -> list[str]:
+        """Canonical keys of a run's rows (ok or failed) in insertion order: a row's index in
+        this list is its position, as reference checks count rows (``done``)."""
+        return [r[0] for r in self._db.execute(
+            "SELECT key FROM measurements WHERE run_id=? ORDER BY id", (int(run_id),))]
 
     def add_measurement(
         self,
@@ -482,8 +487,9 @@ class Store:
 
         With ``run=None`` every run of the store is a column (all must share one space);
         an architecture missing from a run has an empty cell (``None``). With
-        ``drift_corrected`` the latencies are normalised to each run's first reference check
-        (:func:`esm.drift.factors`; 1.0 for a run without checks).
+        ``drift_corrected`` the latencies are normalised where each run's reference checks
+        show drift beyond their noise (:mod:`esm.drift`; unchanged elsewhere and in a run
+        without checks).
         """
         runs = self.runs() if run is None else [self.run(run)]
         if not runs:
@@ -505,7 +511,7 @@ class Store:
             if drift_corrected:
                 from esm.drift import factors
 
-                speed = factors(self, r["id"])
+                speed = factors(self.row_keys(r["id"]), self.reference_checks(r["id"]))
             for key, arch, med in self._db.execute(
                 "SELECT key, arch, median_ms FROM measurements WHERE run_id=? AND status='ok' "
                 "ORDER BY id", (r["id"],)):

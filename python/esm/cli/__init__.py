@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from esm.errors import InputError
 
 # Modules under esm.cli that define ``register(subparsers)``.
-_AREAS = ("basics", "measure", "surrogate", "build", "predict", "search")
+_AREAS = ("basics", "measure", "surrogate", "build", "check", "predict", "search")
 
 
 class _Parser(argparse.ArgumentParser):

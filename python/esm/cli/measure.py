@@ -35,6 +35,9 @@ def register(sub: Any) -> None:
                    help="reference architectures re-measured for the drift guard (0: off)")
     p.add_argument("--reference-every", type=int, default=50,
                    help="re-measure the references after this many architectures")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="skip warming the device up on the first reference network (default: "
+                   "time it until steady, see esm.measure.warmup)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_ray_args(p, "collect")
     p.add_argument("--resources", default=None, metavar="JSON",
@@ -50,7 +53,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output .csv (or .parquet, needs pyarrow)")
     p.add_argument("--run", type=int, default=None, help="only this run (default: all runs)")
     p.add_argument("--drift-corrected", action="store_true",
-                   help="normalise latencies to each run's first reference-network check")
+                   help="correct latencies where each run's reference-network checks show "
+                   "drift beyond their own noise (esm.drift; unchanged elsewhere)")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
@@ -124,10 +128,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
         summary = collect(space, device, args.n, store, batch_size=args.batch_size,
                           seed=args.seed, threads=args.threads, settings=settings,
                           progress=not (args.no_progress or args.json),
-                          n_references=args.references, reference_every=args.reference_every)
+                          n_references=args.references, reference_every=args.reference_every,
+                          warmup=None if args.no_warmup else True)
     if args.json:
         emit_json(summary)
     else:
+        if summary.get("warmup"):
+            print(summary["warmup"]["message"])
         print(f"run {summary['run_id']}: {summary['measured']} measured, {summary['already']} "
               f"already stored, {summary['failed']} failed, {summary['drift_flags']} drift "
               f"flag(s); {summary['elapsed_s']:.1f} s -> {summary['store']}")
@@ -154,6 +161,8 @@ def _collect_ray(args: argparse.Namespace, space: Any, settings: Any) -> int:
     if args.json:
         emit_json(summary)
     else:
+        if summary.get("warmup"):
+            print(summary["warmup"]["message"])
         print(f"run {summary['run_id']}: {summary['measured']} measured on "
               f"{len(summary['workers'])} Ray worker(s), {summary['already']} already stored, "
               f"{summary['failed']} failed, {summary['retried']} retried after "

@@ -160,6 +160,8 @@ def _print(res: Any, data: dict[str, Any]) -> None:
         print(f"{mark} {a[lat]:9.4f} ms  {obj}={a[obj]:<14.6g} {a['arch']}")
     if "verify" in data:
         v = data["verify"]
+        if v.get("warmup"):
+            print(f"verify: {v['warmup']['message']}")
         print(f"verify on {v['device']}: predicted vs measured")
         for r in v["rows"]:
             print(f"  {r['predicted_ms']:9.4f} ms  {r['measured_ms']:9.4f} ms  "

@@ -67,6 +67,7 @@ def verify(
     batch_size: int = 1,
     measure: Callable[[Any, tuple[int, ...]], float] | None = None,
     clock: str | None = None,
+    warmup: Any = True,
 ) -> dict[str, Any]:
     """Build the ``k`` best found networks, measure them and compare with the prediction.
 
@@ -90,6 +91,10 @@ def verify(
         median.
     clock : str, optional
         CPU timer clock (``"wall"`` or ``"thread_cpu"``) replacing the settings' one.
+    warmup : WarmupRule, True or None
+        Warm the device up on the reference network before timing
+        (:mod:`esm.measure.warmup`; True: the device's default rule). Only with the default
+        ``measure``.
 
     Returns
     -------
@@ -99,10 +104,12 @@ def verify(
         own error, if stored), ``within_stated`` (rows whose error is within the stated
         MAPE) and ``mape_within_stated`` (the verification MAPE is at most the stated MAPE).
         With a drift reference in the surrogate's file (``info["target"]["drift_reference"]``,
-        written by ``esm build``): ``speed_ratio`` (the reference network measured now, before
-        and after the others, over its latency when the surrogate was built; geometric mean)
-        and per row ``measured_raw_ms``; ``measured_ms`` is then normalised to the build's
-        device speed (``raw / speed_ratio``), as the training latencies were. With an error
+        written by ``esm build``): ``speed_ratio`` (the reference network measured now,
+        precisely, before and after the others, over its latency when the surrogate was
+        built; geometric mean) and per row ``measured_raw_ms``; where the build corrected its
+        latencies for drift (the reference's ``applied``; files without it did),
+        ``measured_ms`` is normalised to the build's device speed (``raw / speed_ratio``), as
+        the training latencies were, else it is the raw latency. With an error
         bound in the file (``ape95``: 95% of the validation networks were within it),
         ``error_bound`` and ``within_bound`` (rows within it).
     """
@@ -131,22 +138,40 @@ def verify(
             settings = settings.replace(clock=clock)
     run = measure if measure is not None else _default_measure(device, settings, threads)
     space = problem.space
-
-    def time_one(g: np.ndarray) -> float:
-        return float(run(space.build(g), tuple(space.input_shape(g, batch_size))))
-
     ref = target.get("drift_reference") or {}
     ref_g = space.from_str(ref["arch"]) if ref.get("arch") and ref.get("median_ms") else None
-    ref_ms = [time_one(ref_g)] if ref_g is not None else []
+    ref_run = run
+    warm = None
+    if measure is None:
+        from esm.measure import Settings
+        from esm.measure.warmup import WarmupRule, precise, warm_up
+
+        ref_settings = (Settings.from_dict(ref["settings"]) if ref.get("settings")
+                        else precise(settings or Settings()))
+        ref_run = _default_measure(device, ref_settings, threads)
+        rule = WarmupRule.for_device(device) if warmup is True else warmup or None
+        if rule is not None:
+            wg = ref_g if ref_g is not None else result.genomes[order[0]]
+            module, wshape = space.build(wg), tuple(space.input_shape(wg, batch_size))
+            from esm.measure import measure_module
+
+            warm = warm_up(lambda: measure_module(module, wshape, device, ref_settings,
+                                                  threads), rule)
+
+    def time_one(g: np.ndarray, fn: Callable[..., float] = run) -> float:
+        return float(fn(space.build(g), tuple(space.input_shape(g, batch_size))))
+
+    ref_ms = [time_one(ref_g, ref_run)] if ref_g is not None else []
     raw = [time_one(result.genomes[i]) for i in order]
     ratio = 1.0
     if ref_g is not None:
-        ref_ms.append(time_one(ref_g))
+        ref_ms.append(time_one(ref_g, ref_run))
         ratio = float(np.exp(np.mean(np.log(np.asarray(ref_ms) / float(ref["median_ms"])))))
+    scale = ratio if ref.get("applied", True) else 1.0
     rows: list[dict[str, Any]] = []
     for i, m_raw in zip(order, raw, strict=True):
         predicted = float(result.values[lat.name][i])
-        measured = m_raw / ratio
+        measured = m_raw / scale
         row = {"arch": space.to_str(result.genomes[i]), "predicted_ms": predicted,
                "measured_ms": measured,
                "rel_error": (predicted - measured) / measured * 100.0}
@@ -166,8 +191,11 @@ def verify(
     }
     if ref_g is not None:
         out["speed_ratio"] = ratio
+        out["normalised"] = scale != 1.0
         out["reference"] = {"arch": ref["arch"], "built_ms": float(ref["median_ms"]),
                             "now_ms": ref_ms}
+    if warm is not None:
+        out["warmup"] = warm.to_dict()
     if stated is not None:
         out["within_stated"] = int((errs <= stated[0]).sum())
         out["mape_within_stated"] = bool(errs.mean() <= stated[0])
