@@ -241,6 +241,11 @@ class PriorModel:
         self.lam = {k: float(v) for k, v in {**DEFAULT_LAMBDA, **(lam or {})}.items()
                     if k in self.factors}
 
+    @property
+    def columns(self) -> list[str]:
+        """Names of the prior columns."""
+        return list(self.prior.columns)
+
     def z(self, genomes: Any) -> np.ndarray:
         """Standardised features (with intercept) of ``genomes``."""
         return self.basis.z(self.space.validate(genomes))
