@@ -85,7 +85,7 @@ def test_demo_on_a_fake_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(WarmupRule, "for_device",
                         classmethod(lambda cls, d: cls(min_s=0.0, max_s=1.0, tol=0.1)))
     res = run_demo(tmp_path / "demo", device="cpu", budget_seconds=60, seed=0, model="ridge",
-                   search_seconds=1.0)
+                   search_seconds=1.0, prior=False)
     assert res["stop_reason"] == "target" and res["warmup"]["steady"]
     assert res["noise"]["n"] == 30 and res["drift"]["applied"] is False
     from esm.surrogate import load

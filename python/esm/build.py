@@ -83,6 +83,7 @@ __all__ = [
     "OracleResult",
     "build",
     "mape",
+    "prior_config",
     "repeat_noise",
     "trainer",
 ]
@@ -160,6 +161,23 @@ class _EsmSurrogate:
         return np.asarray(self.model_.predict(genomes), dtype=np.float64)
 
 
+class _TransferStep:
+    """The step model of a build with a prior: :class:`esm.transfer.TransferFit` of the
+    training networks under the :class:`esm.transfer.PriorModel`."""
+
+    kind = "transfer"
+
+    def __init__(self, prior: Any) -> None:
+        self.prior = prior
+
+    def fit(self, genomes: np.ndarray, y: np.ndarray) -> _TransferStep:
+        self.fit_ = self.prior.fit(genomes, y)
+        return self
+
+    def predict(self, genomes: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fit_.predict(genomes), dtype=np.float64)
+
+
 def surrogate_available() -> bool:
     """Whether :mod:`esm.surrogate` (the full surrogate models) is installed."""
     try:
@@ -170,15 +188,20 @@ def surrogate_available() -> bool:
 
 
 def trainer(name: str, space: SearchSpace, *, encoding: str = "fcc", model: str = "auto",
-            seed: int = 0) -> Callable[[], Any]:
-    """A factory of step models: ``"ridge"`` (fast, NumPy) or ``"surrogate"``."""
+            seed: int = 0, prior: Any = None) -> Callable[[], Any]:
+    """A factory of step models: ``"ridge"`` (fast, NumPy), ``"surrogate"``, or
+    ``"transfer"`` (needs ``prior``, an :class:`esm.transfer.PriorModel`)."""
+    if name == "transfer":
+        if prior is None:
+            raise InputError("trainer 'transfer' needs a prior (--prior FILE)")
+        return lambda: _TransferStep(prior)
     if name == "ridge":
         return lambda: _RidgeSurrogate(space)
     if name == "surrogate":
         if not surrogate_available():
             raise InputError("trainer 'surrogate' needs esm.surrogate, which is not installed")
         return lambda: _EsmSurrogate(space, encoding, model, seed)
-    raise InputError(f"unknown trainer {name!r}; known: ridge, surrogate")
+    raise InputError(f"unknown trainer {name!r}; known: ridge, surrogate, transfer")
 
 
 # ---------------------------------------------------------------------------------- config
@@ -225,9 +248,22 @@ class BuildConfig:
             raise InputError("give a target MAPE or a budget, else the build never stops")
         from esm.sampling import names
 
-        if self.strategy not in (*names(), "default"):
+        if self.strategy not in (*names(), "default", "transfer"):
             raise InputError(f"unknown sampling strategy {self.strategy!r}; known: "
-                             f"{', '.join(names())}")
+                             f"{', '.join(names())}, transfer")
+
+
+def prior_config(*, lookup: bool = False, **settings: Any) -> BuildConfig:
+    """The :class:`BuildConfig` of a build with a prior (``build(..., prior=...)``): the transfer
+    design and model, batches of 10, and as the error estimate a holdout of 10 networks (measured
+    with the first batch) pooled with cross-validation on a device (its networks are also measured
+    twice, which tells the device's noise) or, on a lookup oracle (``lookup``: a dataset file as the
+    device, where budgets count networks and the truth states the error), cross-validation alone: a
+    holdout would spend the few networks a prior makes enough. ``settings`` override."""
+    base: dict[str, Any] = {"strategy": "transfer", "trainer": "transfer", "initial": 10,
+                            "batch": 10, "validation": "cv" if lookup else "holdout+cv",
+                            "val_size": 10, "val_parts": 1}
+    return BuildConfig(**{**base, **settings})
 
 
 def _cv_errors(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, folds: int,
@@ -369,11 +405,20 @@ class _Loop:
     """
 
     def __init__(self, oracle: Oracle, cfg: BuildConfig, make: Callable[[], Any],
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], prior: Any = None) -> None:
         self.oracle, self.cfg, self.make, self.say = oracle, cfg, make, say
+        self.prior = prior
         self.space, self.pool = oracle.space, oracle.pool
         self.pool.set_feature_set("costs")  # until a step model chooses
-        self.strategy = get_strategy(cfg.strategy, self.space, **cfg.strategy_params)
+        if cfg.strategy == "transfer":
+            if prior is None:
+                raise InputError("strategy 'transfer' needs a prior (--prior FILE)")
+            from esm.transfer import TransferDesign
+
+            self.strategy: Any = TransferDesign(self.space, model=prior,
+                                                **cfg.strategy_params)
+        else:
+            self.strategy = get_strategy(cfg.strategy, self.space, **cfg.strategy_params)
         self.rng = np.random.default_rng(cfg.seed)
         self.secs = dict.fromkeys(STAGES, 0.0)
         self.device_s = 0.0
@@ -517,8 +562,13 @@ class _Loop:
 
 def build(oracle: Oracle, config: BuildConfig | None = None, *,
           encoding: str = "fcc", model: str = "auto",
-          log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Any]:
+          log: Callable[[str], None] | None = None,
+          prior: Any = None) -> tuple[dict[str, Any], Any]:
     """Run the iterative build loop; returns ``(result, model)``.
+
+    ``prior`` (an :class:`esm.transfer.PriorModel`: other devices' latencies for the space)
+    is what the ``"transfer"`` strategy and trainer learn from (:func:`prior_config`); every
+    network measured on the target still counts against the budget.
 
     ``result`` (JSON-able) has ``samples_used`` (every measured network, validation
     included), ``measurements`` (repeats included), ``train_samples``, ``val_samples``,
@@ -533,10 +583,11 @@ def build(oracle: Oracle, config: BuildConfig | None = None, *,
     """
     cfg = config or BuildConfig()
     cfg.check()
-    make = trainer(cfg.trainer, oracle.space, encoding=encoding, model=model, seed=cfg.seed)
+    make = trainer(cfg.trainer, oracle.space, encoding=encoding, model=model, seed=cfg.seed,
+                   prior=prior)
     say = log or (lambda _m: None)
     t_start = time.monotonic()
-    loop = _Loop(oracle, cfg, make, say)
+    loop = _Loop(oracle, cfg, make, say, prior)
     stop_reason = loop.run()
     if loop.model is None:
         raise InputError("the budget ran out before a model could be trained "
@@ -580,7 +631,9 @@ def _result(loop: _Loop, stop_reason: str, total_s: float) -> dict[str, Any]:
                                              if drift.applied else "raw"},
         "warmup": None if warm is None else warm.to_dict(),
         "predictions": _predictions(oracle, loop.model, led.measured, val, y_val),
+        "prior": None if loop.prior is None else loop.prior.describe(),
         "measured": {"train": train.tolist(), "validation": val.tolist(),
+                     "all": led.measured.tolist(),
                      "y_train": y_train.tolist(), "y_validation": y_val.tolist(),
                      "y_train_raw": raw_train.tolist(), "y_validation_raw": raw_val.tolist()},
     }

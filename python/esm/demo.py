@@ -105,21 +105,41 @@ def demo_search(model_file: str, space: Any, budget_ms: float, *, seconds: float
     return info, "\n".join(lines) + "\n"
 
 
+def _packaged_prior() -> Any:
+    """The transfer prior of the packaged ofa-mbv3 latencies (None where not packaged or
+    where scipy, which fits it, is missing)."""
+    from esm import prior as prior_mod
+
+    path = prior_mod.packaged("ofa-mbv3")
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        return None
+    if path is None:
+        return None
+    from esm import spaces
+    from esm.transfer import PriorModel
+
+    return PriorModel(prior_mod.load(spaces.get("ofa-mbv3"), [path]))
+
+
 def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
              budget_seconds: float = 150.0, target_mape: float = 5.0, seed: int = 0,
              clock: str = "wall", cuda_graph: bool | None = None,
              drift_correction: bool = True, encoding: str = "fcc", model: str = "auto",
-             search_seconds: float = 10.0, say: Any = None,
+             search_seconds: float = 10.0, prior: bool = True, say: Any = None,
              progress: Any = None) -> dict[str, Any]:
     """Run the demo into ``directory``; returns the build result (model, report, search).
 
     ``cuda_graph`` None: on for a CUDA device; asking for it on a CPU is refused before
     anything is written. ``encoding``/``model``: the full surrogate the step model is
-    compared with (:func:`esm.final.finalize`). ``say`` receives status lines,
-    ``progress`` one line per network.
+    compared with (:func:`esm.final.finalize`). ``prior``: learn from the packaged prior
+    (other devices' ofa-mbv3 latencies, :mod:`esm.prior`) with the transfer design and model
+    (:func:`esm.build.prior_config`); False builds from zero. ``say`` receives status
+    lines, ``progress`` one line per network.
     """
     from esm import spaces
-    from esm.build import BuildConfig, build
+    from esm.build import BuildConfig, build, prior_config
     from esm.final import finalize
     from esm.measure import parse_device
     from esm.oracles import DeviceOracle
@@ -134,8 +154,11 @@ def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
         raise InputError(f"--cuda-graph times CUDA devices; the device is {device!r}")
     graph = on_gpu and cuda_graph is not False
     settings, why = demo_settings(device, budget_seconds, clock=clock, cuda_graph=graph)
-    cfg = BuildConfig(initial=20, batch=20, target_mape=target_mape,
-                      budget_seconds=budget_seconds, val_size=30, seed=seed)
+    pm = _packaged_prior() if prior else None
+    cfg = (prior_config(target_mape=target_mape, budget_seconds=budget_seconds, seed=seed)
+           if pm is not None else
+           BuildConfig(initial=20, batch=20, target_mape=target_mape,
+                       budget_seconds=budget_seconds, val_size=30, seed=seed))
     cfg.check()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +172,10 @@ def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
                               threads=None if on_gpu else 1, settings=settings,
                               drift_correction=drift_correction,
                               progress=progress)
-        result, step = build(oracle, cfg, log=say)
+        if pm is not None:
+            say(f"prior: {len(pm.columns)} devices' ofa-mbv3 latencies (packaged; "
+                "--no-prior builds from zero)")
+        result, step = build(oracle, cfg, log=say, prior=pm)
         result["demo"] = {"settings_rule": why}
         from esm.build import surrogate_available
 

@@ -213,6 +213,8 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
         """A candidate of this kind fitted on the training networks with labels ``y``."""
         from esm.surrogate import Surrogate
 
+        if kind == "step" and step_model.kind == "transfer":
+            return step_model.prior.fit(genomes[tr], y).to_surrogate(genomes[tr])
         if kind == "step" and step_model.kind != "surrogate":
             return step_surrogate(space, type(step_model)(space).fit(genomes[tr], y),
                                   genomes[tr], y, seed=seed)
@@ -227,12 +229,16 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     if choice in ("best", "step"):
         try:
             cands["step"] = (step_model.model_ if step_model.kind == "surrogate" else
+                             step_model.fit_.to_surrogate(genomes[tr])
+                             if step_model.kind == "transfer" else
                              step_surrogate(space, step_model, genomes[tr], y_tr, seed=seed))
         except InputError as err:
             if choice == "step":
                 raise
             why_not = str(err)
-    if choice == "surrogate" or (choice == "best" and step_model.kind != "surrogate"):
+    # (a transfer model without a validation set is kept: nothing could choose against it)
+    if choice == "surrogate" or (choice == "best" and step_model.kind != "surrogate"
+                                 and (va.size or step_model.kind != "transfer")):
         say(f"fitting the {full_name} surrogate on {tr.size} networks")
         cands[full_name] = fit(full_name, y_tr)
     result["seconds"]["train"] = result["seconds"].get("train", 0.0) + time.monotonic() - t
@@ -245,14 +251,19 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     chosen = selection["chosen"]
     sur = cands[chosen]
 
+    every = np.asarray(meas.get("all", np.concatenate([tr, va]).tolist()), np.int64)
     if oracle.truth is not None:  # a lookup: every row not measured
-        eval_idx = oracle.unmeasured(np.concatenate([tr, va]))
+        eval_idx = oracle.unmeasured(np.concatenate([tr, va, every]))
         on, eval_y = "unmeasured rows", oracle.truth[eval_idx]
     else:
         on, eval_idx, eval_y = "validation set", va, y_va
     stated: dict[str, Any] | None = None
     if eval_idx.size:
         stated = _stated(sur, genomes[eval_idx], eval_y, on)
+        sur.info["metrics"]["validation"] = stated
+    elif chosen == "step" and step_model.kind == "transfer":  # no holdout: leave-one-out
+        on = "leave-one-out on the training networks"
+        stated = _stated_loo(step_model.fit_.loo_rel_, on)
         sur.info["metrics"]["validation"] = stated
     labels = _raw_and_corrected(result, chosen, stated, fit, genomes, va)
     if selection["on"] == "validation set":
@@ -262,12 +273,16 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
                              "chosen on the validation networks; the error is stated on the "
                              "unmeasured rows, which the choice never saw")
     _conditions(sur, result, oracle, selection, labels, space, genomes[va])
+    sur.measured_genomes = _measured_elsewhere(space, genomes, tr, every, oracle)
     result["step_model"] = {"mape": result["mape"], "mape_estimate": result["mape_estimate"],
                             "predictions_on": result["predictions"]["on"]}
     if chosen != "step":
         kind = f"esm.surrogate {full_name}"
     elif step_model.kind == "surrogate":
         kind = "esm.surrogate (step model)"
+    elif step_model.kind == "transfer":
+        kind = (f"transfer model (prior of {len(step_model.prior.columns)} devices, "
+                "esm.transfer)")
     else:
         kind = f"step model (ridge on {sur.info['model']['params']['feature_set']} features)"
     result["model"] = {"chosen": chosen, "kind": kind, "selection": selection,
@@ -281,6 +296,29 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
                                  "predicted": pred.tolist()}
     say(f"model: {kind}" + (f", MAPE {stated['mape']:.2f}% on the {on}" if stated else ""))
     return sur
+
+
+def _stated_loo(rel: np.ndarray, on: str) -> dict[str, Any]:
+    """The stated error of a transfer model without a holdout: its leave-one-out relative
+    errors on the training networks (closed form, :class:`esm.transfer.TransferFit`)."""
+    ape = 100.0 * np.asarray(rel, np.float64)
+    return {"mape": float(ape.mean()), "ape95": float(np.percentile(ape, 95)),
+            "acc10": float(100.0 * np.mean(ape <= 10.0)), "n": int(ape.size), "on": on}
+
+
+def _measured_elsewhere(space: SearchSpace, genomes: np.ndarray, train: np.ndarray,
+                        every: np.ndarray, oracle: Any) -> np.ndarray:
+    """Canonical genomes of every network measured on the device besides the training
+    rows (validation, failed, the drift reference): the file lists them so that evaluation
+    (``esm evaluate``) never scores one."""
+    rest = np.setdiff1d(every, train)
+    out = [space.canonical(genomes[rest])] if rest.size else []
+    ref = oracle.reference().get("arch") if hasattr(oracle, "reference") else None
+    if ref:
+        out.append(space.canonical(space.from_str(ref)[None, :]))
+    if not out:
+        return np.zeros((0, space.genome_length), np.int32)
+    return np.ascontiguousarray(np.concatenate(out), np.int32)
 
 
 def _choose(names: list[str], scores: dict[str, float], choice: str) -> dict[str, Any]:

@@ -42,7 +42,9 @@ def register(sub: Any) -> None:
     p.add_argument("--from-csv", dest="from_csv", metavar="FILE",
                    help="dataset CSV used as the device (lookup oracle)")
     p.add_argument("--target", metavar="COLUMN", help="latency column of --from-csv")
-    p.add_argument("--strategy", choices=[*names(), "default"],
+    _prior_opts(p, "esm build --device uses the packaged prior of the space where there is "
+                "one; --from-csv uses none unless given")
+    p.add_argument("--strategy", choices=[*names(), "default", "transfer"],
                    help=f"sampling strategy (default: {d.strategy})")
     p.add_argument("--target-mape", type=float, default=d.target_mape,
                    help="stop when the estimated MAPE (percent) is at most this "
@@ -57,7 +59,7 @@ def register(sub: Any) -> None:
                    help="error estimate: a separately measured uniform set, cross-validation "
                    f"on the training set, or both pooled (default {d.validation})")
     p.add_argument("--val-size", type=int, help=f"holdout size (default {d.val_size})")
-    p.add_argument("--trainer", choices=["ridge", "surrogate"],
+    p.add_argument("--trainer", choices=["ridge", "surrogate", "transfer"],
                    help=f"model trained at every step (default {d.trainer}: fast ridge on cost "
                    "features)")
     p.add_argument("--final", choices=list(CHOICES), default="best",
@@ -89,6 +91,9 @@ def register(sub: Any) -> None:
     p.add_argument("--target-mape", type=float, default=d.target_mape,
                    help=f"percent (default {d.target_mape:g})")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-prior", dest="no_prior", action="store_true",
+                   help="build from zero (default: learn from the packaged prior, other "
+                   "devices' ofa-mbv3 latencies from HELP, see esm.prior)")
     _device_opts(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_demo)
@@ -97,6 +102,42 @@ def register(sub: Any) -> None:
     p.add_argument("directory", help="directory holding build.json")
     add_json_flag(p)
     p.set_defaults(func=cmd_report)
+
+
+def _prior_opts(p: argparse.ArgumentParser, default: str) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--prior", action="append", metavar="FILE",
+                   help="other devices' latencies for the space (dataset CSV, .csv.gz or esm "
+                   "store; repeatable): the build chooses and fits the target's networks "
+                   f"with them ({default}). A column named like --target is left out, and so "
+                   "is any column holding the target's own values")
+    g.add_argument("--no-prior", dest="no_prior", action="store_true",
+                   help="build from zero, without the packaged prior")
+
+
+def _prior(args: argparse.Namespace, space: Any, oracle: Any, say: Any) -> Any:
+    """The :class:`esm.transfer.PriorModel` of this build, or None (see --prior)."""
+    from esm import prior as prior_mod
+
+    paths = list(args.prior or [])
+    if not paths and args.device and not args.no_prior:
+        packaged = prior_mod.packaged(space.name)
+        if packaged is not None:
+            paths = [str(packaged)]
+    if not paths:
+        return None
+    from esm.transfer import PriorModel
+
+    exclude = [args.target] if args.from_csv and args.target else []
+    data = prior_mod.load(space, paths, exclude=exclude)
+    if oracle.truth is not None:  # the dataset as the device: never its own prior
+        data.drop_duplicates_of(oracle.pool.genomes, oracle.truth)
+        if not data.columns:
+            raise InputError("every prior column holds the target's own values")
+    say(f"prior: {len(data.columns)} columns of {data.n_rows} architectures from "
+        f"{', '.join(map(str, paths))}" + (f" (left out: {', '.join(data.dropped)})"
+                                          if data.dropped else ""))
+    return PriorModel(data)
 
 
 def _device_opts(p: argparse.ArgumentParser) -> None:
@@ -115,11 +156,12 @@ def _device_opts(p: argparse.ArgumentParser) -> None:
                    "network's checks show it beyond their noise, see esm.drift)")
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from esm.build import BuildConfig
+def _config(args: argparse.Namespace, with_prior: bool = False) -> Any:
+    from esm.build import BuildConfig, prior_config
 
-    return BuildConfig(**{k: getattr(args, k) for k in _CONFIG_OPTIONS
-                          if getattr(args, k) is not None})
+    given = {k: getattr(args, k) for k in _CONFIG_OPTIONS if getattr(args, k) is not None}
+    return prior_config(lookup=bool(args.from_csv), **given) if with_prior \
+        else BuildConfig(**given)
 
 
 def _warn_if_busy(device: str, clock: str) -> None:
@@ -181,7 +223,12 @@ def cmd_build(args: argparse.Namespace) -> int:
                               settings=settings, drift_correction=args.drift_correction,
                               progress=None if args.json else _progress_line)
     try:
-        result, step = build(oracle, cfg, encoding=args.encoding, model=args.model, log=say)
+        prior = _prior(args, space, oracle, say)
+        if prior is not None:
+            cfg = _config(args, with_prior=True)
+            cfg.check()
+        result, step = build(oracle, cfg, encoding=args.encoding, model=args.model, log=say,
+                             prior=prior)
         if args.out:
             from esm.final import finalize
 
@@ -209,7 +256,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
             "val_samples", "failed", "mape", "mape_estimate", "mape_true", "target_mape",
             "target_reached", "stop_reason", "device_seconds", "seconds", "model_file",
             "model_mape", "model_mape_on", "model", "step_model", "noise", "drift", "warmup",
-            "report", "oracle", "search", "demo")
+            "report", "oracle", "search", "demo", "prior")
     summary = {k: result[k] for k in keys if k in result}
     notice = noise_notice(result)
     if as_json:
@@ -218,7 +265,9 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
     rep = result["measurements"] - result["samples_used"]
     print(f"{result['space']}: {result['samples_used']} networks measured "
           f"({result['train_samples']} training, {result['val_samples']} validation"
-          + (f", {rep} measured again" if rep else "") + f"), strategy {result['strategy']}")
+          + (f", {rep} measured again" if rep else "") + f"), strategy {result['strategy']}"
+          + (f", prior of {len(result['prior']['columns'])} devices" if result.get("prior")
+             else ""))
     model = result.get("model")
     if result.get("model_file") and model:
         met = model.get("metrics") or {}
@@ -265,6 +314,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.dir, device=device, budget_seconds=args.budget_seconds,
                       target_mape=args.target_mape, seed=args.seed, clock=args.clock,
                       cuda_graph=args.cuda_graph, drift_correction=args.drift_correction,
+                      prior=not args.no_prior,
                       say=_say(args.json), progress=None if args.json else _progress_line)
     _emit(result, args.json)
     return 0

@@ -113,10 +113,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"the model is for space {sur.space.name!r} and the data does not "
                          f"match it: {err}") from None
     trained = sur.trained_on(genomes)
-    keep = ~trained
+    keep = ~sur.measured_on(genomes)  # training rows and every other network the build measured
     if not keep.any():
         raise InputError(f"no rows of {args.data} are left for evaluation: all "
-                         f"{len(genomes)} usable rows were training rows")
+                         f"{len(genomes)} usable rows were measured to build the model")
     t0 = time.perf_counter()
     pred = sur.predict(genomes[keep])
     seconds = time.perf_counter() - t0
@@ -124,7 +124,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     m = evaluate(data.latency_ms[keep], pred)
     trained_col = sur.info.get("target", {}).get("column")
-    out = {**m, "excluded_training_rows": int(trained.sum()), "dropped": data.dropped,
+    out = {**m, "excluded_training_rows": int(trained.sum()),
+           "excluded_measured_rows": int((~keep).sum()), "dropped": data.dropped,
            "target": args.target, "model_target": trained_col, "space": sur.space.name,
            "predict_seconds": seconds}
     if args.json:
@@ -132,8 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if trained_col and trained_col != args.target:
         print(f"note: the model was trained on {trained_col}, evaluated on {args.target}")
-    print(f"{m['n']} rows (excluded {out['excluded_training_rows']} training rows, dropped "
-          f"{data.dropped}):")
+    print(f"{m['n']} rows (excluded {out['excluded_measured_rows']} rows the build measured, "
+          f"{out['excluded_training_rows']} of them training rows; dropped {data.dropped}):")
     print(f"  MAPE {m['mape']:.2f}%  RMSE {m['rmse']:.3f} ms  R2 {m['r2']:.4f}  "
           f"acc5 {m['acc5']:.1f}%  acc10 {m['acc10']:.1f}%")
     print(f"  Kendall {m['kendall']:.4f}  Spearman {m['spearman']:.4f}  "

@@ -73,11 +73,16 @@ class Surrogate:
         seed), ``metrics``, ``versions``, ``created``.
     train_genomes : np.ndarray
         Canonical genomes of the training rows (to evaluate on the other rows only).
+    measured_genomes : np.ndarray
+        Canonical genomes of every other network the build measured on the target device
+        (validation, failed and reference networks): evaluation skips them too
+        (:meth:`measured_on`).
     """
 
     def __init__(self, space: SearchSpace, encoder: Encoder, kind: str,
                  model_meta: dict[str, Any], arrays: dict[str, np.ndarray],
-                 info: dict[str, Any], train_genomes: np.ndarray | None = None) -> None:
+                 info: dict[str, Any], train_genomes: np.ndarray | None = None,
+                 measured_genomes: np.ndarray | None = None) -> None:
         self.model = ModelArrays.from_form(kind, model_meta, arrays).check()
         if self.model.n_features != encoder.n_features:
             raise InputError(
@@ -90,6 +95,8 @@ class Surrogate:
         g = np.zeros((0, space.genome_length), np.int32) if train_genomes is None \
             else np.ascontiguousarray(train_genomes, dtype=np.int32)
         self.train_genomes = g
+        self.measured_genomes = np.zeros((0, space.genome_length), np.int32) \
+            if measured_genomes is None else np.ascontiguousarray(measured_genomes, np.int32)
         self._predictor: Any = None
         self.compile_error: str | None = None
 
@@ -261,11 +268,21 @@ class Surrogate:
 
     def trained_on(self, genomes: Any) -> np.ndarray:
         """Boolean ``[N]``: which genomes (compared in canonical form) were training rows."""
+        return self._seen(genomes, self.train_genomes)
+
+    def measured_on(self, genomes: Any) -> np.ndarray:
+        """Boolean ``[N]``: which genomes the build measured on the target device (training
+        rows and :attr:`measured_genomes`); an honest evaluation scores none of them."""
+        return self._seen(genomes, np.concatenate([self.train_genomes,
+                                                   self.measured_genomes]))
+
+    def _seen(self, genomes: Any, known: np.ndarray) -> np.ndarray:
         g = self.space.canonical(genomes)
-        if len(self.train_genomes) == 0 or len(g) == 0:
+        if len(known) == 0 or len(g) == 0:
             return np.zeros(len(g), dtype=bool)
-        seen = {row.tobytes() for row in self.train_genomes}
-        return np.fromiter((row.tobytes() in seen for row in g), dtype=bool, count=len(g))
+        seen = {row.astype(np.int32).tobytes() for row in self.space.canonical(known)}
+        return np.fromiter((row.astype(np.int32).tobytes() in seen for row in g), dtype=bool,
+                           count=len(g))
 
     def check_space(self, space: SearchSpace | str) -> None:
         """Raise InputError unless ``space`` (a space, a name or a spec file) is the space
@@ -299,6 +316,8 @@ class Surrogate:
         """Write the surrogate to one file (see :mod:`esm.surrogate.modelfile`)."""
         arrays = {f"model/{k}": v for k, v in self.arrays.items()}
         arrays["train_genomes"] = self.train_genomes
+        if len(self.measured_genomes):
+            arrays["measured_genomes"] = self.measured_genomes
         modelfile.write(path, self.to_meta(), arrays)
 
     @classmethod
@@ -322,7 +341,8 @@ class Surrogate:
             info = {k: v for k, v in meta.items()
                     if k not in ("space", "encoding", "n_features", "model_form")}
             return cls(sp, enc, str(form["kind"]), dict(form["meta"]), model_arrays, info,
-                       train_genomes=arrays.get("train_genomes"))
+                       train_genomes=arrays.get("train_genomes"),
+                       measured_genomes=arrays.get("measured_genomes"))
         except (KeyError, TypeError) as err:
             raise InputError(f"{path}: incomplete model metadata ({err})") from None
 

@@ -1,0 +1,525 @@
+"""Few-shot transfer to a new device: every visible device left out in turn.
+
+For every latency column of ``../shared/data`` (nb201, fbnet, ofa-mbv3) the column is the new
+device and a *prior* of other columns is what the build knows before measuring it:
+
+- ``loo``: every other column of the file;
+- ``family``: without the target's family (GPUs at the target's batch size; all CPUs; all
+  phones), the stand-in for held-back devices that have no sibling in the prior;
+- ``kind``: without the target's whole kind (every GPU; every CPU; every phone);
+- ``sib``: the target's kind only (is the rest of the prior, unrelated to the target, any
+  harm?);
+- ``proxy`` (ofa-mbv3): the other GPU's columns only (titan_xp for a 2080ti target and vice
+  versa), the issue's visible proxy for held-back GPUs.
+
+``transfer`` is what ``esm build --from-csv ... --prior ... --budget-samples n`` does
+(:func:`esm.build.build` with :func:`esm.build.prior_config`: batches of 10 chosen by the
+prior-informed integrated-variance design of :mod:`esm.transfer`, the Bayesian model refitted on
+everything measured; run here with the target MAPE off, so that every build measures its n networks,
+and without the error estimate, which only decides when to stop); ``random`` the same model on
+uniformly random networks (what the design is worth); ``ridge-prior`` a ridge on the prior columns'
+log-latencies of the measured networks (the issue's reference, like HELP without meta-learning: it
+needs every evaluated network's prior latencies, which only a lookup has); ``default`` the
+prior-less ``esm build --from-csv --budget-samples n`` (its validation networks count against the
+budget; it refuses n = 5). Every figure is the mean over seeds on every row not measured: Spearman
+rho and MAPE.
+
+``synthetic`` targets are accelerator-like devices made from esm's own per-slot costs (a time
+per slot of ``max(MACs / (peak * efficiency of the slot's operation), bytes / bandwidth)``
+plus a per-layer overhead, random per device, 0.5 % noise): additive over layers like the
+FPGA and Eyeriss simulators of HW-NAS-Bench, and unlike every prior column.
+
+``cost``: networks measured until the true error on every unmeasured row first meets the
+target, with the prior (batches of 10) and without (``esm build``'s default strategy and step
+model, batches of 10, no holdout), up to 200.
+
+Usage::
+
+    python benchmarks/transfer.py [--seeds 5] [--spaces nb201,fbnet,ofa-mbv3]
+        [--parts main,protocols,synthetic,cost,default] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+import esm  # noqa: E402
+from esm.build import BuildConfig, build, prior_config  # noqa: E402
+from esm.oracles import CsvOracle  # noqa: E402
+from esm.prior import PriorData, read_table  # noqa: E402
+from esm.sampling import Pool  # noqa: E402
+from esm.transfer import PriorModel  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+FILES = {"nb201": "nb201_latency.csv", "fbnet": "fbnet_latency.csv",
+         "ofa-mbv3": "ofa_mbv3_gpu.csv"}
+BUDGETS = (5, 10, 20)
+BATCH = 10
+#: Best published Spearman rho with 10 target samples (HELP, NASFLAT) on held-back devices.
+PUBLISHED = {
+    "nb201": {"titan_rtx_256": 0.990, "gold_6226": 0.989, "fpga": 0.991, "pixel2": 0.933,
+              "raspi4": 0.914, "eyeriss": 0.940},
+    "fbnet": {"fpga": 0.950, "raspi4": 0.959, "eyeriss": 0.978},
+}
+
+
+# ----------------------------------------------------------------------------- data
+def load(space_name: str) -> tuple[Any, np.ndarray, list[str], np.ndarray]:
+    space = esm.spaces.get(space_name)
+    archs, cols, Y = read_table(DATA / FILES[space_name])
+    return space, space.canonical(space.from_strs(archs)), cols, Y
+
+
+def family(col: str) -> tuple[str, int]:
+    c = col[4:]
+    m = re.match(r"(1080ti|2080ti|titanx|titan_xp)_(\d+)$", c)
+    if m:
+        return "gpu", int(m.group(2))
+    if c.startswith(("gold", "silver")):
+        return "cpu", 1
+    return "phone", 1
+
+
+def prior_columns(cols: list[str], t: int, protocol: str) -> list[int]:
+    ft, out = family(cols[t]), []
+    for j, c in enumerate(cols):
+        f = family(c)
+        if j == t:
+            continue
+        if protocol == "loo" or (protocol == "family" and f != ft) \
+                or (protocol == "kind" and f[0] != ft[0]) or (protocol == "sib" and f[0] == ft[0]) \
+                or (protocol == "proxy" and c[4:].rsplit("_", 1)[0]
+                    != cols[t][4:].rsplit("_", 1)[0]):
+            out.append(j)
+    return out
+
+
+def synthetic(space: Any, genomes: np.ndarray, seed: int, noise: float = 0.005) -> np.ndarray:
+    """An accelerator-like device (module docs)."""
+    rng = np.random.default_rng(1000 + seed)
+    c = space.costs(genomes)
+    sl = c.slots.astype(np.float64)  # [N, S, (macs, params, activation bytes, layers)]
+    eff = rng.uniform(0.1, 1.0, size=int(space.choices.max()))
+    if len(space.slot_names) == space.genome_length and space.choices.min() == space.choices.max():
+        e = eff[space.canonical(genomes)]  # slot j's operation is gene j's choice
+    else:
+        e = np.full(sl.shape[:2], eff[0])
+    peak, bw = 10 ** rng.uniform(-0.5, 0.5), 10 ** rng.uniform(-0.5, 0.5)
+    over = rng.uniform(0.0, 0.3)
+    mac_unit = np.median(sl[:, :, 0].sum(1)) + 1
+    mem = sl[:, :, 1] + sl[:, :, 2]
+    t = np.maximum(sl[:, :, 0] / mac_unit / (peak * e), mem / (np.median(mem.sum(1)) + 1) / bw)
+    t += over * sl[:, :, 3] / max(float(sl[:, :, 3].sum(1).mean()), 1.0)
+    fixed = (c.macs - sl[:, :, 0].sum(1)) / mac_unit / peak
+    y = 1.0 + t.sum(1) + fixed
+    return np.asarray(y * np.exp(noise * rng.standard_normal(len(y))))
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    return float(spearmanr(y, p).statistic), float(100 * np.mean(np.abs(p / y - 1)))
+
+
+# ----------------------------------------------------------------------------- methods
+class ArrayOracle(CsvOracle):
+    """A lookup oracle on arrays already in memory (the rows of a dataset, or a synthetic
+    device): what ``esm build --from-csv`` does, without reading the file again."""
+
+    def __init__(self, space: Any, pool: Pool, y: np.ndarray, name: str) -> None:
+        self.space, self.pool, self.truth = space, pool, np.asarray(y, np.float64)
+        self.path, self.column, self.overhead_s, self.repeats = name, name, 0.5, 100
+
+
+def transfer_build(oracle: CsvOracle, model: PriorModel, n: int, seed: int,
+                   strategy: str = "transfer", until: float | None = None
+                   ) -> tuple[float, float, int]:
+    """``esm build --prior`` on a lookup oracle (:func:`esm.build.prior_config`): ``n``
+    networks, or until the true MAPE on the unmeasured rows is at most ``until`` (then ``n``
+    is the budget). Returns rho, MAPE on every unmeasured row, and networks measured. The
+    error estimate is off (``validation="none"``): it decides only when to stop, and these
+    runs stop on the budget or on the truth."""
+    cfg = prior_config(lookup=True, budget_samples=n, target_mape=until, validation="none",
+                       seed=seed, strategy=strategy)
+    res, step = build(oracle, cfg, prior=model)
+    rest = oracle.unmeasured(np.asarray(res["measured"]["all"], np.int64))
+    assert oracle.truth is not None
+    rho, mape = scores(oracle.truth[rest], step.predict(oracle.pool.genomes[rest]))
+    used = int(res["samples_used"]) if until is None or res["stop_reason"] == "target" else -1
+    return rho, mape, used
+
+
+def ridge_prior(Yp: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[float, float]:
+    """Ridge (LOO alpha) on the standardized log-latencies of the prior columns."""
+    from sklearn.linear_model import RidgeCV
+
+    X = np.log(Yp)
+    X = (X - X.mean(0)) / X.std(0)
+    m = np.random.default_rng(seed).choice(len(y), n, replace=False)
+    r = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[m], np.log(y[m]))
+    rest = np.setdiff1d(np.arange(len(y)), m)
+    return scores(y[rest], np.exp(r.predict(X[rest])))
+
+
+def default_build(space_name: str, column: str, n: int, seed: int) -> tuple[float, float]:
+    """``esm build --from-csv`` without a prior: rho and MAPE of the saved model on every row
+    not measured (as stated in the file), or NaN where the build refuses the budget."""
+    from esm.cli import main as esm_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.esm"
+        buf, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+            rc = esm_main(["build", "--from-csv", str(DATA / FILES[space_name]), "--target",
+                           column, "--space", space_name, "--budget-samples", str(n),
+                           "--seed", str(seed), "--out", str(out), "--no-report", "--json",
+                           "--no-prior"] if _has_no_prior() else
+                          ["build", "--from-csv", str(DATA / FILES[space_name]), "--target",
+                           column, "--space", space_name, "--budget-samples", str(n),
+                           "--seed", str(seed), "--out", str(out), "--no-report", "--json"])
+        if rc != 0:
+            return np.nan, np.nan
+        v = esm.load(out).info["metrics"]["validation"]
+        assert v["on"] == "unmeasured rows"
+        return float(v["spearman"]), float(v["mape"])
+
+
+@functools.cache
+def _has_no_prior() -> bool:
+    """Whether this esm's build has ``--no-prior`` (a default prior to turn off)."""
+    from esm.cli import main as esm_main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        esm_main(["build", "--help"])
+    return "--no-prior" in buf.getvalue()
+
+
+def default_cost(oracle: CsvOracle, target: float, seed: int, max_n: int = 200) -> int:
+    """Networks the prior-less build (default strategy and step model, batches of 10, no
+    holdout) measures until the true MAPE on the unmeasured rows is at most ``target``."""
+    cfg = BuildConfig(initial=BATCH, batch=BATCH, target_mape=target, validation="none",
+                      budget_samples=max_n, seed=seed)
+    res, _ = build(oracle, cfg)
+    return int(res["samples_used"]) if res["stop_reason"] == "target" else -1
+
+
+def stage_ridge(space: Any, genomes: np.ndarray, y: np.ndarray, n: int, seed: int
+                ) -> tuple[float, float]:
+    """The issue's no-prior reference: esm's robust relative ridge on per-stage costs
+    (:func:`esm.sampling.features` ``"stages"``) of ``n`` uniformly random networks."""
+    from esm.sampling import RidgeModel, features
+
+    X = features(space, genomes, "stages")
+    m = np.random.default_rng(seed).choice(len(y), n, replace=False)
+    rest = np.setdiff1d(np.arange(len(y)), m)
+    return scores(y[rest], RidgeModel().fit(X[m], y[m]).predict(X[rest]))
+
+
+def default_full(space_name: str, column: str, n: int, seed: int) -> tuple[float, float]:
+    """The prior-less default that measures its whole budget (``--target-mape`` tiny): the
+    saved model's rho and MAPE on every unmeasured row."""
+    from esm.cli import main as esm_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.esm"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            rc = esm_main(["build", "--from-csv", str(DATA / FILES[space_name]), "--target",
+                           column, "--space", space_name, "--budget-samples", str(n),
+                           "--target-mape", "0.01", "--seed", str(seed), "--out", str(out),
+                           "--no-report", "--json"])
+        assert rc == 0
+        v = esm.load(out).info["metrics"]["validation"]
+        return float(v["spearman"]), float(v["mape"])
+
+
+# ----------------------------------------------------------------------------- runs
+class Runner:
+    def __init__(self, seeds: int, cache: Path) -> None:
+        self.seeds = seeds
+        self.cache_path = cache
+        self.cache: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
+
+    def cached(self, key: str, fn: Any) -> Any:
+        if key not in self.cache:
+            self.cache[key] = fn()
+            self.cache_path.write_text(json.dumps(self.cache))
+        return self.cache[key]
+
+    def prior_model(self, space: Any, genomes: np.ndarray, cols: list[str], Y: np.ndarray,
+                    pri: list[int]) -> PriorModel:
+        return PriorModel(PriorData(space, genomes, Y[:, pri], [cols[j] for j in pri],
+                                    ["benchmark"] * len(pri)))
+
+    def transfer(self, sname: str, protocol: str, t: int, design: bool = True
+                 ) -> dict[str, list[float]]:
+        key = f"transfer|{sname}|{protocol}|{t}|{design}|{self.seeds}"
+
+        def run() -> dict[str, list[float]]:
+            space, g, cols, Y = load(sname)
+            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, protocol))
+            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], cols[t])
+            strategy = "transfer" if design else "random"
+            return {str(n): np.mean([transfer_build(oracle, pm, n, s, strategy)[:2]
+                                     for s in range(self.seeds)], axis=0).tolist()
+                    for n in BUDGETS}
+        return dict(self.cached(key, run))
+
+    def ridge(self, sname: str, protocol: str, t: int) -> dict[str, list[float]]:
+        key = f"ridge|{sname}|{protocol}|{t}|{self.seeds}"
+
+        def run() -> dict[str, list[float]]:
+            _, _, cols, Y = load(sname)
+            pri = prior_columns(cols, t, protocol)
+            return {str(n): np.mean([ridge_prior(Y[:, pri], Y[:, t], n, s)
+                                     for s in range(self.seeds)], axis=0).tolist()
+                    for n in BUDGETS}
+        return dict(self.cached(key, run))
+
+    def default(self, sname: str, col: str, n: int) -> list[float]:
+        key = f"default|{sname}|{col}|{n}|{self.seeds}"
+        return list(self.cached(key, lambda: np.nanmean(
+            [default_build(sname, col, n, s) for s in range(self.seeds)], axis=0).tolist()
+            if n >= 6 else [np.nan, np.nan]))
+
+    def noprior(self, sname: str, t: int, n: int) -> dict[str, list[float]]:
+        key = f"noprior|{sname}|{t}|{n}|{self.seeds}"
+
+        def run() -> dict[str, list[float]]:
+            space, g, cols, Y = load(sname)
+            return {"default": np.mean([default_full(sname, cols[t], n, s)
+                                        for s in range(self.seeds)], axis=0).tolist(),
+                    "stages": np.mean([stage_ridge(space, g, Y[:, t], n, s)
+                                       for s in range(self.seeds)], axis=0).tolist()}
+        return dict(self.cached(key, run))
+
+    def synthetic(self, sname: str, k: int) -> dict[str, list[float]]:
+        key = f"synthetic|{sname}|{k}|{self.seeds}"
+
+        def run() -> dict[str, list[float]]:
+            space, g, cols, Y = load(sname)
+            pm = self.prior_model(space, g, cols, Y, list(range(len(cols))))
+            y = synthetic(space, g, k)
+            oracle = ArrayOracle(space, Pool(space, g), y, f"synthetic{k}")
+            out = {str(n): np.mean([transfer_build(oracle, pm, n, s)[:2]
+                                    for s in range(self.seeds)], axis=0).tolist()
+                   for n in BUDGETS}
+            out["ridge-10"] = np.mean([ridge_prior(Y, y, 10, s) for s in range(self.seeds)],
+                                      axis=0).tolist()
+            return out
+        return dict(self.cached(key, run))
+
+    def cost(self, sname: str, t: int, target: float) -> dict[str, list[int]]:
+        key = f"cost|{sname}|{t}|{target}|{self.seeds}"
+
+        def run() -> dict[str, list[int]]:
+            space, g, cols, Y = load(sname)
+            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, "loo"))
+            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], cols[t])
+            with_prior = [transfer_build(oracle, pm, 200, s, until=target)[2]
+                          for s in range(self.seeds)]
+            without = [default_cost(oracle, target, s) for s in range(self.seeds)]
+            return {"prior": [int(v) for v in with_prior], "default": without}
+        return dict(self.cached(key, run))
+
+
+# ----------------------------------------------------------------------------- tables
+def f(v: float, nd: int = 3) -> str:
+    return "—" if v is None or not np.isfinite(v) else f"{v:.{nd}f}"
+
+
+def main_table(r: Runner, sname: str, protocol: str, with_default: bool) -> list[str]:
+    _, _, cols, _ = load(sname)
+    head = "| target | " + " | ".join(
+        f"n={n} transfer ρ / MAPE | n={n} default ρ / MAPE" if with_default else
+        f"n={n} transfer ρ / MAPE" for n in BUDGETS) + " | n=10 ridge-prior ρ / MAPE |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    tot: dict[str, list[list[float]]] = {}
+    for t, col in enumerate(cols):
+        if protocol == "proxy" and not prior_columns(cols, t, protocol):
+            continue
+        tr, rg = r.transfer(sname, protocol, t), r.ridge(sname, protocol, t)
+        cells = []
+        for n in BUDGETS:
+            a = tr[str(n)]
+            tot.setdefault(f"t{n}", []).append(a)
+            cell = f"{f(a[0])} / {f(a[1], 2)}"
+            if with_default:
+                d = r.default(sname, col, n)
+                tot.setdefault(f"d{n}", []).append(d)
+                cell += f" | {f(d[0])} / {f(d[1], 2)}"
+            cells.append(cell)
+        tot.setdefault("r10", []).append(rg["10"])
+        lines.append(f"| {col[4:]} | " + " | ".join(cells)
+                     + f" | {f(rg['10'][0])} / {f(rg['10'][1], 2)} |")
+    mean = []
+    for n in BUDGETS:
+        a = np.nanmean(tot[f"t{n}"], axis=0)
+        cell = f"**{f(a[0])}** / {f(a[1], 2)}"
+        if with_default:
+            d = np.nanmean(tot[f"d{n}"], axis=0) if np.isfinite(tot[f"d{n}"]).any() \
+                else [np.nan, np.nan]
+            cell += f" | {f(d[0])} / {f(d[1], 2)}"
+        mean.append(cell)
+    rg = np.nanmean(tot["r10"], axis=0)
+    lines.append("| **mean** | " + " | ".join(mean) + f" | {f(rg[0])} / {f(rg[1], 2)} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--spaces", default="nb201,fbnet,ofa-mbv3")
+    ap.add_argument("--parts", default="main,protocols,design,synthetic,cost,default,noprior")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"data not found at {DATA}", file=sys.stderr)
+        return 2
+    parts = set(args.parts.split(","))
+    spaces = args.spaces.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    r = Runner(args.seeds, args.out / "transfer_cache.json")
+    t0 = time.time()
+    md = [f"# Few-shot transfer: every visible device left out ({args.seeds} seeds)", "",
+          "Command: `python benchmarks/transfer.py --seeds " + str(args.seeds) + "`. " +
+          "See the script's docstring for the protocols and methods. ρ = Spearman, MAPE in "
+          "percent, both on every row not measured, mean over seeds. Data: HELP (Lee et al., "
+          "NeurIPS 2021) and HW-NAS-Bench (Li et al., ICLR 2021).", ""]
+    for sname in spaces:
+        protos = ["proxy", "loo"] if sname == "ofa-mbv3" else ["loo"]
+        if "main" in parts:
+            for p in protos:
+                md += [f"## {sname}: prior `{p}`", ""]
+                md += [*main_table(r, sname, p, "default" in parts), ""]
+                print(f"[{time.time() - t0:.0f}s] {sname} {p}", file=sys.stderr, flush=True)
+        if sname in PUBLISHED:
+            pub = PUBLISHED[sname]
+            md += ["Published best ρ at n=10 on the held-back devices (HELP, NASFLAT): "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in pub.items())
+                   + f" (mean {np.mean(list(pub.values())):.3f}).", ""]
+        if "protocols" in parts:
+            _, _, cols, _ = load(sname)
+            names = ["loo", "family", "kind", "sib"] if sname != "ofa-mbv3" else \
+                ["loo", "proxy", "family"]
+            md += [f"### {sname}: harder and narrower priors, n=10 (ρ / MAPE)", "",
+                   "| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            acc: dict[str, list] = {p: [] for p in names}
+            for t, col in enumerate(cols):
+                row = []
+                for p in names:
+                    if not prior_columns(cols, t, p):
+                        row.append("—")
+                        continue
+                    a = r.transfer(sname, p, t)["10"]
+                    acc[p].append(a)
+                    row.append(f"{f(a[0])} / {f(a[1], 2)}")
+                md.append(f"| {col[4:]} | " + " | ".join(row) + " |")
+            md.append("| **mean** | " + " | ".join(
+                f"**{f(np.mean(acc[p], 0)[0])}** / {f(np.mean(acc[p], 0)[1], 2)}"
+                if acc[p] else "—" for p in names) + " |")
+            md.append("")
+            print(f"[{time.time() - t0:.0f}s] {sname} protocols", file=sys.stderr, flush=True)
+        if "design" in parts:
+            _, _, cols, _ = load(sname)
+            p = "proxy" if sname == "ofa-mbv3" else "family"
+            md += [f"### {sname}: design vs uniform random picks, same model, prior `{p}`", "",
+                   "| target | " + " | ".join(f"n={n} design | n={n} random" for n in BUDGETS)
+                   + " |", "|---|" + "---|---|" * len(BUDGETS)]
+            acc2: dict[str, list] = {}
+            for t, col in enumerate(cols):
+                if not prior_columns(cols, t, p):
+                    continue
+                a, b = r.transfer(sname, p, t), r.transfer(sname, p, t, design=False)
+                cells = []
+                for n in BUDGETS:
+                    acc2.setdefault(f"a{n}", []).append(a[str(n)])
+                    acc2.setdefault(f"b{n}", []).append(b[str(n)])
+                    cells.append(f"{f(a[str(n)][0])} / {f(a[str(n)][1], 2)} | "
+                                 f"{f(b[str(n)][0])} / {f(b[str(n)][1], 2)}")
+                md.append(f"| {col[4:]} | " + " | ".join(cells) + " |")
+            md.append("| **mean** | " + " | ".join(
+                f"**{f(np.mean(acc2[f'a{n}'], 0)[0])}** / {f(np.mean(acc2[f'a{n}'], 0)[1], 2)} | "
+                f"**{f(np.mean(acc2[f'b{n}'], 0)[0])}** / {f(np.mean(acc2[f'b{n}'], 0)[1], 2)}"
+                for n in BUDGETS) + " |")
+            md.append("")
+            print(f"[{time.time() - t0:.0f}s] {sname} design", file=sys.stderr, flush=True)
+        if "synthetic" in parts:
+            md += [f"### {sname}: synthetic accelerator-like targets, prior = every visible "
+                   "column", "", "| target | " + " | ".join(f"n={n} transfer" for n in BUDGETS)
+                   + " | n=10 ridge-prior |", "|---|" + "---|" * (len(BUDGETS) + 1)]
+            accs: dict[str, list] = {}
+            for k in range(4):
+                s = r.synthetic(sname, k)
+                for n in [*map(str, BUDGETS), "ridge-10"]:
+                    accs.setdefault(n, []).append(s[n])
+                md.append(f"| synthetic {k} | " + " | ".join(
+                    f"{f(s[n][0])} / {f(s[n][1], 2)}" for n in [*map(str, BUDGETS), "ridge-10"])
+                    + " |")
+            md.append("| **mean** | " + " | ".join(
+                f"**{f(np.mean(accs[n], 0)[0])}** / {f(np.mean(accs[n], 0)[1], 2)}"
+                for n in [*map(str, BUDGETS), "ridge-10"]) + " |")
+            md.append("")
+            print(f"[{time.time() - t0:.0f}s] {sname} synthetic", file=sys.stderr, flush=True)
+        if "noprior" in parts and sname == "ofa-mbv3":
+            _, _, cols, _ = load(sname)
+            md += ["### ofa-mbv3 without a prior: the default at 100 networks vs a ridge on "
+                   "per-stage costs of 100 random networks (ρ / MAPE)", "",
+                   "| target | default (100 measured, validation included) | stage ridge |",
+                   "|---|---|---|"]
+            for t, col in enumerate(cols):
+                c = r.noprior(sname, t, 100)
+                md.append(f"| {col[4:]} | {f(c['default'][0])} / {f(c['default'][1], 2)} | "
+                          f"{f(c['stages'][0])} / {f(c['stages'][1], 2)} |")
+            md.append("")
+            print(f"[{time.time() - t0:.0f}s] {sname} noprior", file=sys.stderr, flush=True)
+        if "cost" in parts:
+            _, _, cols, _ = load(sname)
+            targets = {"ofa-mbv3": [("lat_2080ti_64", 5.0), ("lat_titan_xp_64", 5.0),
+                                    ("lat_titan_xp_32", 5.0), ("lat_2080ti_64", 3.0),
+                                    ("lat_titan_xp_64", 3.0)],
+                       "nb201": [("lat_titanx_256", 3.0), ("lat_2080ti_32", 5.0),
+                                 ("lat_gold_6240", 10.0), ("lat_samsung_a50", 7.0)],
+                       "fbnet": [("lat_2080ti_64", 2.0), ("lat_titanx_32", 2.0),
+                                 ("lat_silver_4210r", 3.0), ("lat_pixel3", 3.0)]}[sname]
+            md += [f"### {sname}: networks measured until the true MAPE meets the target "
+                   "(mean over seeds; runs that did not reach it within 200 in brackets)", "",
+                   "| target | MAPE target | with prior (loo) | without prior |",
+                   "|---|---|---|---|"]
+            for col, tgt in targets:
+                c = r.cost(sname, cols.index(col), tgt)
+
+                def cell(v: list[int]) -> str:
+                    ok = [x for x in v if x > 0]
+                    miss = len(v) - len(ok)
+                    return (f"{np.mean(ok):.0f}" if ok else "—") + (f" ({miss})" if miss else "")
+                md.append(f"| {col[4:]} | {tgt:g}% | {cell(c['prior'])} | "
+                          f"{cell(c['default'])} |")
+            md.append("")
+            print(f"[{time.time() - t0:.0f}s] {sname} cost", file=sys.stderr, flush=True)
+    md.append(f"Run time {time.time() - t0:.0f} s (cached parts excluded).")
+    out = args.out / "transfer.md"
+    out.write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

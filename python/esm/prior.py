@@ -1,0 +1,242 @@
+"""Priors: latency data of *other* devices for the same search space.
+
+A prior is what a new device's surrogate can learn from before a single network is measured
+on it (:mod:`esm.transfer` turns it into a prior over the new device's latency function). It
+is read from dataset CSVs (column ``arch`` plus latency columns in ms, optionally gzipped) and
+esm stores (every run of the store is a column), any number of files; the columns of all of
+them are merged by canonical architecture (an architecture missing from a file has no value
+in its columns).
+
+Every built-in space with public data has a packaged prior (:func:`packaged`): the HELP /
+HW-NAS-Bench latency tables of ``../shared/data`` (MIT license; see ``esm/data/priors/
+NOTICE``), gzipped.
+
+The prior must never contain the device being modelled: :func:`load` drops the columns named
+in ``exclude``, and :meth:`PriorData.drop_duplicates_of` drops columns whose values equal a
+given target's on the rows they share (the same measurements under another name).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from esm.errors import InputError
+
+if TYPE_CHECKING:
+    from esm.spaces import SearchSpace
+
+__all__ = ["PriorData", "load", "packaged", "read_table"]
+
+#: Packaged prior file of each built-in space (gzipped dataset CSVs in ``esm/data/priors``).
+PACKAGED = {"nb201": "nb201.csv.gz", "fbnet": "fbnet.csv.gz", "ofa-mbv3": "ofa_mbv3.csv.gz"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass
+class PriorData:
+    """Latencies of other devices for one space.
+
+    Attributes
+    ----------
+    space : SearchSpace
+    genomes : np.ndarray
+        ``int32 [N, G]`` canonical genomes, each architecture once.
+    latency : np.ndarray
+        ``float64 [N, K]`` latency in ms of every row on every prior column (NaN: not
+        measured there).
+    columns : list of str
+        The K column names (prefixed with the file name where two files share a name).
+    sources : list of str
+        The file each column came from.
+    dropped : list of str
+        Columns left out (excluded by name, duplicates of the target, too few rows).
+    """
+
+    space: SearchSpace
+    genomes: np.ndarray
+    latency: np.ndarray
+    columns: list[str]
+    sources: list[str]
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.genomes.shape[0])
+
+    def drop(self, keep: np.ndarray, why: str) -> None:
+        """Keep only the columns where ``keep`` is true; record the others as dropped."""
+        keep = np.asarray(keep, bool)
+        self.dropped += [f"{c} ({why})" for c, k in zip(self.columns, keep, strict=True)
+                         if not k]
+        self.latency = self.latency[:, keep]
+        self.columns = [c for c, k in zip(self.columns, keep, strict=True) if k]
+        self.sources = [s for s, k in zip(self.sources, keep, strict=True) if k]
+        rows = np.isfinite(self.latency).any(axis=1)
+        self.genomes, self.latency = self.genomes[rows], self.latency[rows]
+
+    def drop_duplicates_of(self, genomes: np.ndarray, latency: np.ndarray,
+                           rtol: float = 1e-6) -> list[str]:
+        """Drop prior columns that hold the target's own measurements.
+
+        A column is a duplicate when, on the architectures it shares with ``genomes``
+        (at least 3), at least 90 % of its values equal ``latency`` within ``rtol``: the
+        device being modelled must not be its own prior. Returns the dropped names.
+        """
+        from esm.store import genome_key
+
+        where = {genome_key(g): i for i, g in enumerate(self.space.canonical(genomes))}
+        pairs = [(i, where[genome_key(g)]) for i, g in enumerate(self.genomes)
+                 if genome_key(g) in where]
+        if len(pairs) < 3:
+            return []
+        mine = np.asarray([p[0] for p in pairs])
+        theirs = np.asarray(latency, np.float64)[[p[1] for p in pairs]]
+        keep = np.ones(len(self.columns), bool)
+        for j in range(len(self.columns)):
+            v = self.latency[mine, j]
+            ok = np.isfinite(v) & np.isfinite(theirs)
+            if ok.sum() >= 3 and np.mean(np.isclose(v[ok], theirs[ok], rtol=rtol,
+                                                    atol=0.0)) >= 0.9:
+                keep[j] = False
+        names = [c for c, k in zip(self.columns, keep, strict=True) if not k]
+        if names:
+            self.drop(keep, "same values as the target")
+        return names
+
+    def describe(self) -> dict[str, Any]:
+        """What the prior is, for results and model files."""
+        return {"columns": list(self.columns), "sources": sorted(set(self.sources)),
+                "rows": self.n_rows, "dropped": list(self.dropped)}
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """``(archs, columns, values [N, K])`` of a dataset CSV (``.gz`` too) or an esm store.
+
+    Empty, non-numeric, non-finite and non-positive cells are NaN. Raises InputError for a
+    missing file, no ``arch`` column or no latency column.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no such prior file: {p}")
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if head == _SQLITE_MAGIC:
+        from esm.store import Store
+
+        with Store(p) as store:
+            header, rows = store.export_table()
+        values = np.asarray([[np.nan if v is None else float(v) for v in r[1:]] for r in rows],
+                            np.float64).reshape(len(rows), len(header) - 1)
+        return [str(r[0]) for r in rows], header[1:], _positive(values)
+    opener: Any = gzip.open if head[:2] == b"\x1f\x8b" else open
+    try:
+        with opener(p, "rt", newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            if "arch" not in header:
+                raise InputError(f"{p}: no 'arch' column (a prior is a dataset CSV or an "
+                                 "esm store)")
+            ia = header.index("arch")
+            cols = [i for i in range(len(header)) if i != ia]
+            if not cols:
+                raise InputError(f"{p}: no latency columns")
+            archs: list[str] = []
+            vals: list[list[float]] = []
+            for row in reader:
+                if not row:
+                    continue
+                archs.append(row[ia])
+                vals.append([_num(row[i]) if i < len(row) else math.nan for i in cols])
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as err:
+        raise InputError(f"{p}: not a readable dataset CSV: {err}") from None
+    values = np.asarray(vals, np.float64).reshape(len(archs), len(cols))
+    return archs, [header[i] for i in cols], _positive(values)
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def load(space: SearchSpace, paths: list[str | os.PathLike[str]], *,
+         exclude: tuple[str, ...] | list[str] = (), min_rows: int = 50) -> PriorData:
+    """Read and merge prior files for ``space``.
+
+    Parameters
+    ----------
+    space : SearchSpace
+    paths : list of paths
+        Dataset CSVs (``.csv`` or ``.csv.gz``) or esm stores.
+    exclude : sequence of str
+        Column names never to use (the target column when the prior file also holds it).
+    min_rows : int
+        Columns with fewer measured architectures are dropped (too few to learn a device).
+
+    Raises InputError when a file cannot be read, an architecture is not of ``space``, or
+    no usable column is left.
+    """
+    if not paths:
+        raise InputError("no prior files given")
+    key_of: dict[bytes, int] = {}
+    genomes: list[np.ndarray] = []
+    columns: list[tuple[str, str, dict[int, float]]] = []
+    for path in paths:
+        archs, names, values = read_table(path)
+        try:
+            g = space.canonical(space.from_strs(archs)) if archs else np.zeros(
+                (0, space.genome_length), np.int32)
+        except InputError as err:
+            raise InputError(f"{path}: architectures are not of space {space.name!r}: "
+                             f"{err}") from None
+        rows = []
+        for row in g:
+            k = row.tobytes()
+            if k not in key_of:
+                key_of[k] = len(genomes)
+                genomes.append(row)
+            rows.append(key_of[k])
+        for j, name in enumerate(names):
+            vals = {r: float(v) for r, v in zip(rows, values[:, j], strict=True)
+                    if math.isfinite(v)}
+            columns.append((name, str(path), vals))
+    names = [c[0] for c in columns]
+    out_names = [n if names.count(n) == 1 else f"{Path(src).name.split('.')[0]}:{n}"
+                 for n, src, _ in columns]
+    lat = np.full((len(genomes), len(columns)), np.nan)
+    for j, (_, _, vals) in enumerate(columns):
+        if vals:
+            lat[list(vals), j] = list(vals.values())
+    prior = PriorData(space, np.asarray(genomes, np.int32).reshape(-1, space.genome_length),
+                      lat, out_names, [c[1] for c in columns])
+    ex = set(exclude)
+    prior.drop(np.asarray([n not in ex and o not in ex for n, o in
+                           zip(names, out_names, strict=True)], bool), "the target column")
+    prior.drop(np.isfinite(prior.latency).sum(axis=0) >= min_rows,
+               f"fewer than {min_rows} rows")
+    if not prior.columns:
+        raise InputError(f"no usable prior column in {', '.join(map(str, paths))}"
+                         + (f" (dropped: {', '.join(prior.dropped)})" if prior.dropped else ""))
+    return prior
+
+
+def packaged(space_name: str) -> Path | None:
+    """Path of the packaged prior of a built-in space, or None where there is none."""
+    name = PACKAGED.get(space_name)
+    if name is None:
+        return None
+    p = Path(__file__).resolve().parent / "data" / "priors" / name
+    return p if p.is_file() else None

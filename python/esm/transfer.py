@@ -1,0 +1,505 @@
+"""Few-shot transfer: a new device's latency surrogate from a few measurements and a prior.
+
+The model
+---------
+Latency is close to a sum of per-layer (per-operation) times, so on every device it is close
+to a linear function of the cost and operation features of :func:`feature_encoder` (the
+``fcc`` encoding's network totals, per-slot MACs / parameters / activation bytes and one-hot
+genes; in milliseconds, not in log space: sums stay sums). A device is then a weight vector
+``w``, and a prior of other devices (:mod:`esm.prior`) is a sample of such vectors: every
+prior column is fitted once (relative-error ridge on all its rows) and normalised to mean
+latency 1.
+
+The new device's weights get a Gaussian prior ``w ~ N(s * wbar, s^2 * P)``: ``wbar`` is the
+mean normalised prior device, ``s`` the device's speed (free), and
+
+``P = scale * wbar wbar' + dev * Cov(prior devices) + sum_b lam_b * L_b L_b' / |b| + ...``
+
+- ``dev``: the directions in which the prior devices differ from each other (a multi-task
+  covariance learned from the prior columns);
+- cost and operation blocks ``b`` that let the target leave the span of the prior, from
+  coarse to fine: ``tot`` (network totals), ``cnt`` (how many genes take each operation, on
+  spaces whose genes share one menu), ``stage`` (costs summed per stage), ``cc`` (costs
+  summed per operation: an accelerator's efficiency differs by operation), ``slot``
+  (per-slot costs), ``oh`` (one-hot genes). Each block is standardised, so ``lam_b`` is the
+  variance (in squared relative latency) it may add. Coarse blocks start with more variance
+  (:data:`DEFAULT_LAMBDA`).
+
+Measurements have relative noise ``sigma`` (outliers are down-weighted by Huber weights from
+the leave-one-out residuals). ``lam`` and ``sigma`` are fitted to the target's measurements
+by maximising the marginal likelihood under a log-normal hyperprior around the defaults
+(type-II MAP), so a target unlike every prior column turns the cost blocks up, and one like
+them keeps them small. The posterior mean is again a weight vector on the same features, so
+the fitted model is an ordinary linear :class:`esm.surrogate.Surrogate` on the ``fcc``
+encoding (:meth:`TransferFit.to_surrogate`): the prior is folded into the file, which
+predicts for any genome with NumPy and the compiled core alone.
+
+Choosing what to measure
+------------------------
+:class:`TransferDesign` (strategy ``"transfer"``) picks networks greedily to minimise the
+posterior variance of the predicted latency averaged over the candidate pool, weighted by
+``1 / predicted latency^2`` (relative error), under the model above (before any measurement:
+under the prior alone), conditioned on what is already measured. Each batch considers a
+random half of the free candidates, so seeds differ.
+
+Why this form (``benchmarks/transfer.py``, results in ``benchmarks/results/transfer.md``):
+developed by leaving each visible device column out in turn, and by also leaving out its
+whole device family and testing on synthetic accelerator-like targets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from esm.errors import InputError
+from esm.sampling import Pool, Strategy, shared_menu, stages
+
+if TYPE_CHECKING:
+    from esm.prior import PriorData
+    from esm.spaces import SearchSpace
+    from esm.surrogate import Surrogate
+
+__all__ = [
+    "DEFAULT_LAMBDA",
+    "PriorModel",
+    "TransferDesign",
+    "TransferFit",
+    "feature_encoder",
+]
+
+#: Per-slot cost fields of the model's features.
+FIELDS = ("macs", "params", "activation_bytes")
+#: Default prior variance of each block (the centre of the hyperprior), coarse to fine.
+DEFAULT_LAMBDA = {"scale": 1.0, "b0": 1.0, "dev": 1.0, "tot": 1e-2, "cnt": 1e-2,
+                  "stage": 1e-3, "cc": 1e-3, "slot": 1e-4, "oh": 1e-4}
+#: Blocks whose variance is fitted (``scale`` and the intercept ``b0`` stay broad).
+FREE = ("dev", "tot", "cnt", "stage", "cc", "slot", "oh")
+#: Default relative noise, and the spread of the log-normal hyperprior (natural log units).
+SIGMA = 0.03
+HYPER_SD = 1.5
+#: Rows of a uniform sample of the space added to the prior rows to standardise features.
+_REFERENCE_SAMPLE = 2000
+
+
+def feature_encoder(space: SearchSpace) -> Any:
+    """The encoder of the transfer model's features (a compiled ``fcc`` variant)."""
+    from esm.surrogate.encoders import get_encoder
+
+    return get_encoder("fcc", space, parts=["stats", "layerwise", "onehot"],
+                       layer_fields=list(FIELDS))
+
+
+# ------------------------------------------------------------------------------- features
+class _Basis:
+    """Standardised features with an intercept column, and the block factor matrices."""
+
+    def __init__(self, space: SearchSpace, reference: np.ndarray) -> None:
+        self.space = space
+        self.encoder = feature_encoder(space)
+        X = self.encoder.transform(reference)
+        sd = X.std(axis=0)
+        self.keep = np.flatnonzero(sd > 1e-12 * (np.abs(X).max(axis=0) + 1e-300))
+        self.mean = X.mean(axis=0)
+        self.scale = np.where(sd > 0, sd, 1.0)
+        self.n_raw = X.shape[1]
+        self.n = self.keep.size + 1
+        self.blocks: dict[str, np.ndarray] = {}
+        for name, T in self._maps().items():
+            B = X @ T
+            sdb = B.std(axis=0)
+            ok = sdb > 1e-12 * (np.abs(B).max(axis=0) + 1e-300)
+            if not ok.any():
+                continue
+            L = (self.scale[:, None] * T)[self.keep][:, ok] / sdb[ok]
+            self.blocks[name] = np.vstack([np.zeros((1, int(ok.sum()))), L])
+
+    def z(self, genomes: np.ndarray) -> np.ndarray:
+        X = self.encoder.transform(genomes)
+        Z = (X[:, self.keep] - self.mean[self.keep]) / self.scale[self.keep]
+        return np.hstack([np.ones((len(Z), 1)), Z])
+
+    def _maps(self) -> dict[str, np.ndarray]:
+        """Raw features -> raw block features, one matrix per block."""
+        space, groups = self.space, self.encoder.feature_groups
+        eye = np.eye(self.n_raw)
+        n_slots, nf = len(space.slot_names), len(FIELDS)
+        layer = np.asarray(groups["layerwise"]).reshape(n_slots, nf)
+        onehot = np.asarray(groups["onehot"])
+        maps = {"tot": eye[:, groups["stats"]], "slot": eye[:, groups["layerwise"]],
+                "oh": eye[:, onehot]}
+        st = stages(space)
+        if st is not None:
+            T = np.zeros((self.n_raw, (int(st.max()) + 1) * nf))
+            for s in range(n_slots):
+                T[layer[s], st[s] * nf + np.arange(nf)] = 1.0
+            maps["stage"] = T
+        if shared_menu(space):
+            c, g = int(space.choices[0]), space.genome_length
+            cnt = np.zeros((self.n_raw, c))
+            for j in range(g):
+                cnt[onehot[j * c:(j + 1) * c], np.arange(c)] = 1.0
+            maps["cnt"] = cnt
+            table = _slot_cost_table(space)
+            if table is not None:
+                cc = np.zeros((self.n_raw, c * nf))
+                for j in range(g):
+                    for v in range(c):
+                        cc[onehot[j * c + v], v * nf + np.arange(nf)] = table[j, v]
+                maps["cc"] = cc
+        return maps
+
+
+def _slot_cost_table(space: SearchSpace) -> np.ndarray | None:
+    """``[gene, choice, field]`` costs of slot ``gene`` when its gene takes ``choice``, on
+    spaces where slot ``j``'s costs depend on gene ``j`` alone (checked on a sample); else
+    None."""
+    g, c = space.genome_length, int(space.choices[0])
+    if len(space.slot_names) != g:
+        return None
+    idx = [["macs", "params", "activation_bytes", "layers"].index(f) for f in FIELDS]
+    uniform = np.repeat(np.arange(c)[:, None], g, axis=1).astype(np.int32)
+    table = space.costs(uniform).slots[:, :, idx].astype(np.float64).transpose(1, 0, 2)
+    probe = space.sample(256, seed=3)
+    got = space.costs(probe).slots[:, :, idx].astype(np.float64)
+    if not np.allclose(got, table[np.arange(g)[None, :], probe, :]):
+        return None
+    return np.asarray(table)
+
+
+_DEVICE_ALPHAS = np.logspace(-4, 2, 7)
+
+
+def _fit_device(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Relative-error ridge weights of one prior column (alpha by 3-fold CV)."""
+    alphas = _DEVICE_ALPHAS
+    w = 1.0 / y**2
+    w = w / w.mean()
+    folds = np.arange(y.size) % 3
+    np.random.default_rng(0).shuffle(folds)
+    grams = [((Z[folds == f] * w[folds == f, None]).T @ Z[folds == f],
+              (Z[folds == f] * w[folds == f, None]).T @ y[folds == f]) for f in range(3)]
+    A_all = sum(a for a, _ in grams)
+    b_all = sum(b for _, b in grams)
+    pen = np.ones(Z.shape[1])
+    pen[0] = 0.0
+    best = (math.inf, float(alphas[0]))
+    for a in alphas:
+        err = 0.0
+        for f, (A, b) in enumerate(grams):
+            coef = np.linalg.solve(A_all - A + np.diag(a * pen) + 1e-9 * np.eye(len(pen)),
+                                   b_all - b)
+            te = folds == f
+            err += float(np.sum((Z[te] @ coef / y[te] - 1.0) ** 2))
+        if err < best[0]:
+            best = (err, float(a))
+    return np.asarray(np.linalg.solve(A_all + np.diag(best[1] * pen) + 1e-9 * np.eye(len(pen)),
+                                      b_all))
+
+
+# ------------------------------------------------------------------------------- the prior
+class PriorModel:
+    """The prior over a new device's weights, built once from a :class:`PriorData`.
+
+    Parameters
+    ----------
+    prior : PriorData
+        Other devices' latencies for the space.
+    lam : dict, optional
+        Prior variances of the blocks (defaults :data:`DEFAULT_LAMBDA`); fitted ones start here.
+    sigma : float
+        Default relative measurement noise.
+    hyper_sd : float
+        Spread of the log-normal hyperprior of every fitted variance (0: keep them fixed).
+    """
+
+    def __init__(self, prior: PriorData, *, lam: dict[str, float] | None = None,
+                 sigma: float = SIGMA, hyper_sd: float = HYPER_SD) -> None:
+        self.space = prior.space
+        self.prior = prior
+        self.sigma, self.hyper_sd = float(sigma), float(hyper_sd)
+        ref = np.concatenate([prior.genomes, self.space.sample(_REFERENCE_SAMPLE, seed=0)])
+        self.basis = _Basis(self.space, ref)
+        Zp = self.basis.z(prior.genomes)
+        W = []
+        for j in range(len(prior.columns)):
+            ok = np.isfinite(prior.latency[:, j])
+            coef = _fit_device(Zp[ok], prior.latency[ok, j])
+            W.append(coef / float(np.mean(Zp @ coef)))  # mean latency 1 over the prior rows
+        self.weights = np.asarray(W)
+        self.wbar = self.weights.mean(axis=0)
+        self.factors: dict[str, np.ndarray] = {"scale": self.wbar[:, None],
+                                               "b0": np.eye(self.basis.n)[:, :1]}
+        if len(W) > 1:
+            self.factors["dev"] = ((self.weights - self.wbar) / math.sqrt(len(W))).T
+        for name, L in self.basis.blocks.items():
+            self.factors[name] = L / math.sqrt(L.shape[1])
+        self.lam = {k: float(v) for k, v in {**DEFAULT_LAMBDA, **(lam or {})}.items()
+                    if k in self.factors}
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the prior columns."""
+        return list(self.prior.columns)
+
+    def z(self, genomes: Any) -> np.ndarray:
+        """Standardised features (with intercept) of ``genomes``."""
+        return self.basis.z(self.space.validate(genomes))
+
+    def mean_function(self, Z: np.ndarray) -> np.ndarray:
+        """The mean prior device's latency (normalised) at feature rows ``Z``."""
+        return np.asarray(Z @ self.wbar)
+
+    def fit(self, genomes: Any, latency_ms: Any) -> TransferFit:
+        """The posterior for measured ``genomes`` (see :class:`TransferFit`)."""
+        Z = self.z(genomes)
+        y = np.asarray(latency_ms, np.float64).ravel()
+        if y.shape[0] != Z.shape[0] or y.size < 1:
+            raise InputError(f"{Z.shape[0]} genomes but {y.size} latencies")
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            raise InputError("latencies must be finite and positive")
+        return TransferFit(self, Z, y)
+
+    def design_matrix(self, Z: np.ndarray, lam: dict[str, float]) -> np.ndarray:
+        """``A`` with ``Z P Z' = A A'`` (the prior covariance of the latency function)."""
+        return np.hstack([math.sqrt(lam[k]) * (Z @ F) for k, F in self.factors.items()
+                          if lam.get(k, 0.0) > 0])
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.prior.describe(), "blocks": {k: int(F.shape[1])
+                                                   for k, F in self.factors.items()},
+                "lambda_default": dict(self.lam), "sigma_default": self.sigma}
+
+
+def _scale(f0: np.ndarray, y: np.ndarray) -> float:
+    ok = f0 > 0
+    if not ok.any():
+        return float(np.median(y))
+    return float(np.exp(np.median(np.log(y[ok] / f0[ok]))))
+
+
+class TransferFit:
+    """Posterior of a new device given its measurements (built by :meth:`PriorModel.fit`).
+
+    Attributes
+    ----------
+    lam_, sigma_ : fitted block variances and relative noise
+    coef_ : np.ndarray
+        Posterior mean weights on the standardised features (intercept first), in ms.
+    weights_ : np.ndarray
+        Huber weights of the measurements (1: inlier).
+    """
+
+    kind = "transfer"
+
+    def __init__(self, model: PriorModel, Z: np.ndarray, y: np.ndarray) -> None:
+        self.model = model
+        self.Z, self.y = Z, y
+        self.s_ = _scale(model.mean_function(Z), y)
+        self.yn = y / self.s_
+        self.r = self.yn - model.mean_function(Z)
+        self.grams = {k: (Z @ F) @ (Z @ F).T for k, F in model.factors.items()}
+        self.floor = np.maximum(self.yn, 0.3 * float(np.median(self.yn)))
+        self.weights_ = np.ones(y.size)
+        self.lam_, self.sigma_ = dict(model.lam), model.sigma
+        for _ in range(2):  # variances and Huber weights, alternately
+            if model.hyper_sd > 0 and y.size >= 3:
+                self._fit_hyper()
+            self._posterior()
+
+    # ------------------------------------------------------------------ internals
+    def _kernel(self, lam: dict[str, float], sigma: float) -> np.ndarray:
+        K = sum(lam[k] * G for k, G in self.grams.items() if lam.get(k, 0.0) > 0)
+        sd = sigma * self.floor / np.sqrt(self.weights_)
+        return np.asarray(K + np.diag(sd**2))
+
+    def _fit_hyper(self) -> None:
+        from scipy.optimize import minimize
+
+        m = self.model
+        keys = [k for k in FREE if k in self.grams and m.lam.get(k, 0.0) > 0]
+        x0 = np.array([math.log(m.lam[k]) for k in keys] + [math.log(m.sigma)])
+        sd = m.hyper_sd
+        noise = self.floor**2 / self.weights_
+
+        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+            lam = {**self.lam_, **{k: math.exp(v) for k, v in zip(keys, x[:-1], strict=True)}}
+            sig2 = math.exp(2 * x[-1])
+            K = sum(lam[k] * G for k, G in self.grams.items() if lam.get(k, 0.0) > 0)
+            K = K + np.diag(sig2 * noise)
+            try:
+                L = np.linalg.cholesky(K)
+            except np.linalg.LinAlgError:
+                return 1e30, np.zeros_like(x)
+            a = np.linalg.solve(L.T, np.linalg.solve(L, self.r))
+            Kinv = np.linalg.solve(L.T, np.linalg.solve(L, np.eye(len(self.r))))
+            nll = 0.5 * float(self.r @ a) + float(np.log(np.diag(L)).sum())
+            nll += 0.5 * float(np.sum((x - x0) ** 2)) / sd**2
+            M = np.outer(a, a) - Kinv
+            grad = np.array([-0.5 * lam[k] * float(np.sum(M * self.grams[k])) for k in keys]
+                            + [-float(np.sum(np.diag(M) * sig2 * noise))])
+            return nll, grad + (x - x0) / sd**2
+
+        bounds = [(v - 3 * sd, v + 3 * sd) for v in x0]
+        res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+        self.lam_ = {**self.lam_, **{k: float(math.exp(v))
+                                     for k, v in zip(keys, res.x[:-1], strict=True)}}
+        self.sigma_ = float(math.exp(res.x[-1]))
+
+    def _posterior(self, robust: int = 3) -> None:
+        self.weights_ = np.ones(self.y.size)
+        base = self.sigma_ * self.floor
+        for it in range(robust + 1):
+            Kinv = np.linalg.inv(self._kernel(self.lam_, self.sigma_))
+            alpha = Kinv @ self.r
+            loo = alpha / np.diag(Kinv)
+            if it == robust:
+                break
+            z = np.abs(loo) / base
+            spread = max(1.0, 1.4826 * float(np.median(z)))
+            self.weights_ = np.minimum(1.0, 2.0 * spread / np.maximum(z, 1e-12))
+        self.loo_rel_ = np.abs(loo) / self.yn
+        w = self.model.wbar.copy()
+        Zt_a = self.Z.T @ alpha
+        for k, F in self.model.factors.items():
+            lk = self.lam_.get(k, 0.0)
+            if lk > 0:
+                w += lk * (F @ (F.T @ Zt_a))
+        self.coef_ = self.s_ * w
+        self._Kinv = Kinv
+
+    # ------------------------------------------------------------------ public
+    def predict_z(self, Z: np.ndarray) -> np.ndarray:
+        return np.asarray(Z @ self.coef_)
+
+    def predict(self, genomes: Any) -> np.ndarray:
+        """Predicted latency (ms) of ``genomes``."""
+        return self.predict_z(self.model.z(genomes))
+
+    def to_surrogate(self, genomes: Any | None = None, *, measured: Any | None = None,
+                     column: str | None = None, device: str | None = None) -> Surrogate:
+        """The fit as an ordinary linear :class:`esm.surrogate.Surrogate` file model.
+
+        ``genomes`` (the measured training rows, in fit order) are recorded as its training
+        genomes, ``measured`` (every other network measured on the device) as its measured
+        genomes: evaluation skips both.
+        """
+        from esm.surrogate.metrics import evaluate
+        from esm.surrogate.surrogate import Surrogate, _versions, fingerprint
+
+        b, m = self.model.basis, self.model
+        coef = np.zeros(b.n_raw)
+        coef[b.keep] = self.coef_[1:]
+        arrays = {"x_mean": b.mean.copy(), "x_scale": b.scale.copy(), "coef": coef,
+                  "intercept": np.array([self.coef_[0]])}
+        g = np.zeros((0, m.space.genome_length), np.int32) if genomes is None \
+            else m.space.validate(genomes)
+        info = {
+            "model": {"name": "transfer", "class": "esm.transfer.TransferFit",
+                      "params": {"lambda": {k: float(v) for k, v in self.lam_.items()},
+                                 "sigma": self.sigma_, "speed": self.s_,
+                                 "outliers": int(np.sum(self.weights_ < 1.0))},
+                      "prior": m.describe()},
+            "target": {"transform": "identity", "column": column, "device": device,
+                       "unit": "ms"},
+            "training": {"n": int(self.y.size), "fingerprint": fingerprint(g, self.y)
+                         if len(g) == self.y.size else "", "seed": None},
+            "metrics": {},
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        extra = None if measured is None or len(measured) == 0 \
+            else m.space.canonical(measured)
+        sur = Surrogate(m.space, b.encoder, "linear", {"target": "identity"}, arrays, info,
+                        train_genomes=m.space.canonical(g) if len(g) else None,
+                        measured_genomes=extra)
+        if len(g) == self.y.size and len(g) >= 2:
+            sur.info["metrics"]["train"] = evaluate(self.y, sur.predict(g))
+        return sur
+
+
+# ------------------------------------------------------------------------------- design
+@dataclass
+class _PoolCache:
+    pool_id: int
+    n: int
+    Z: np.ndarray
+
+
+class TransferDesign(Strategy):
+    """Greedy integrated-variance design under a :class:`PriorModel` (module docs).
+
+    Parameters (``get_strategy``-style keyword arguments): ``model`` (the PriorModel,
+    required), ``frac`` (share of the free candidates considered per batch, 0.5), ``min_fit``
+    (measured networks before the variances are fitted to them for the design, 5).
+    """
+
+    name = "transfer"
+
+    def __init__(self, space: SearchSpace, **params: Any) -> None:
+        super().__init__(space, **params)
+        if not isinstance(params.get("model"), PriorModel):
+            raise InputError("the transfer design needs a PriorModel (model=...)")
+        self.model: PriorModel = params["model"]
+        self._cache: _PoolCache | None = None
+
+    def _z(self, pool: Pool) -> np.ndarray:
+        c = self._cache
+        if c is None or c.pool_id != id(pool) or c.n != len(pool):
+            c = self._cache = _PoolCache(id(pool), len(pool), self.model.z(pool.genomes))
+        return c.Z
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator, measured: np.ndarray,
+                y: np.ndarray | None, free: np.ndarray) -> np.ndarray:
+        m = self.model
+        Z = self._z(pool)
+        lam, sigma = dict(m.lam), m.sigma
+        mean = m.mean_function(Z)
+        if y is not None and measured.size >= int(self.params.get("min_fit", 5)):
+            fit = TransferFit(m, Z[measured], np.asarray(y, np.float64))
+            lam, sigma = fit.lam_, fit.sigma_
+            mean = fit.predict_z(Z) / fit.s_
+        A = m.design_matrix(Z, lam)
+        pos = np.maximum(mean, 0.05 * float(np.median(np.abs(mean))) + 1e-12)
+        w = pos**-2
+        w /= w.mean()
+        S = (A * w[:, None]).T @ A / len(A)
+        ev, evec = np.linalg.eigh(S)
+        root = evec * np.sqrt(np.maximum(ev, 0.0))
+        noise = (sigma * pos) ** 2
+        cand = np.flatnonzero(free)
+        frac = float(self.params.get("frac", 0.5))
+        if frac < 1.0 and cand.size > 2 * k:
+            cand = np.sort(rng.choice(cand, size=max(k, int(frac * cand.size)),
+                                      replace=False))
+        # posterior covariance C given the measured rows, carried as G = A_c C, H = G root
+        rows = np.concatenate([measured, cand])
+        Ar = A[rows]
+        G = Ar.copy()
+        H = G @ root
+        nr = noise[rows]
+        taken = np.zeros(rows.size, bool)
+
+        def add(j: int) -> None:
+            nonlocal G, H
+            u = G[j].copy()
+            c = nr[j] + float(Ar[j] @ u)
+            zu = Ar @ u
+            G -= np.outer(zu, u / c)
+            H -= np.outer(zu, (root.T @ u) / c)
+            taken[j] = True
+
+        for j in range(measured.size):
+            add(j)
+        out: list[int] = []
+        for _ in range(k):
+            score = (H * H).sum(axis=1) / (nr + (G * Ar).sum(axis=1))
+            score[taken] = -np.inf
+            j = int(np.argmax(score))
+            add(j)
+            out.append(int(rows[j]))
+        return np.asarray(out)

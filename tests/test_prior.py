@@ -1,0 +1,112 @@
+"""esm.prior: reading and merging priors (CSV, gzipped CSV, store), leaving the target out."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import esm
+from esm import prior
+from esm.errors import InputError
+
+SPACE = esm.spaces.get("nb201")
+
+
+def _write(path: Path, genomes: np.ndarray, columns: dict[str, np.ndarray]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arch", *columns])
+        for i, g in enumerate(genomes):
+            w.writerow([SPACE.to_str(g), *(repr(float(v[i])) for v in columns.values())])
+    return path
+
+
+@pytest.fixture()
+def tables(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    g = SPACE.canonical(np.unique(SPACE.canonical(SPACE.sample(400, seed=1)), axis=0))
+    rng = np.random.default_rng(0)
+    a = _write(tmp_path / "a.csv", g[:300], {"lat_x": rng.uniform(1, 2, 300),
+                                              "lat_y": rng.uniform(3, 4, 300)})
+    b = _write(tmp_path / "b.csv", g[100:], {"lat_x": rng.uniform(5, 6, len(g) - 100),
+                                              "lat_z": rng.uniform(7, 8, len(g) - 100)})
+    return a, b, g
+
+
+def test_merge_by_architecture_and_name_collisions(tables: tuple[Path, Path, np.ndarray]
+                                                   ) -> None:
+    a, b, g = tables
+    p = prior.load(SPACE, [a, b])
+    assert p.n_rows == len(g)
+    assert p.columns == ["a:lat_x", "lat_y", "b:lat_x", "lat_z"]
+    assert np.isfinite(p.latency).sum(axis=0).tolist() == [300, 300, len(g) - 100, len(g) - 100]
+    # every row appears once, in canonical form
+    assert len(np.unique(p.genomes, axis=0)) == p.n_rows
+    assert np.array_equal(p.genomes, SPACE.canonical(p.genomes))
+
+
+def test_exclude_target_and_duplicates(tables: tuple[Path, Path, np.ndarray],
+                                       tmp_path: Path) -> None:
+    a, _, g = tables
+    p = prior.load(SPACE, [a], exclude=["lat_y"])
+    assert p.columns == ["lat_x"] and "lat_y (the target column)" in p.dropped
+    # the same values under another name: dropped as the target's own measurements
+    _, names, values = prior.read_table(a)
+    p = prior.load(SPACE, [a])
+    gone = p.drop_duplicates_of(g[:50], values[:50, names.index("lat_y")])
+    assert gone == ["lat_y"] and p.columns == ["lat_x"]
+    assert p.drop_duplicates_of(g[:50], np.full(50, 9.0)) == []
+
+
+def test_gzip_store_and_min_rows(tables: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    a, _, _ = tables
+    gz = tmp_path / "a.csv.gz"
+    gz.write_bytes(gzip.compress(a.read_bytes()))
+    p1, p2 = prior.load(SPACE, [a]), prior.load(SPACE, [gz])
+    assert p1.columns == p2.columns and np.array_equal(p1.latency, p2.latency, equal_nan=True)
+    from esm.store import Store
+
+    with Store(tmp_path / "s.sqlite") as st:
+        st.import_csv(a, SPACE)
+    p3 = prior.load(SPACE, [tmp_path / "s.sqlite"])
+    assert sorted(p3.columns) == ["lat_x", "lat_y"] and p3.n_rows == 300
+    with pytest.raises(InputError, match="no usable prior column"):
+        prior.load(SPACE, [a], min_rows=301)
+
+
+def test_bad_priors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such prior file"):
+        prior.load(SPACE, [tmp_path / "missing.csv"])
+    (tmp_path / "noarch.csv").write_text("x,lat\n1,2\n")
+    with pytest.raises(InputError, match="no 'arch' column"):
+        prior.load(SPACE, [tmp_path / "noarch.csv"])
+    (tmp_path / "other.csv").write_text("arch,lat\nnot-a-cell,1.0\n")
+    with pytest.raises(InputError, match="not of space 'nb201'"):
+        prior.load(SPACE, [tmp_path / "other.csv"])
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError):
+        prior.load(SPACE, [tmp_path / "bin.csv"])
+    with pytest.raises(InputError, match="no prior files"):
+        prior.load(SPACE, [])
+
+
+def test_packaged_priors_and_credit() -> None:
+    for name, first in (("nb201", "lat_1080ti_1"), ("fbnet", "lat_1080ti_1"),
+                        ("ofa-mbv3", "lat_2080ti_1")):
+        path = prior.packaged(name)
+        assert path is not None and path.is_file()
+        with gzip.open(path, "rt") as fh:
+            header = fh.readline().strip().split(",")
+        assert header[0] == "arch" and header[1] == first
+    assert prior.packaged("ofa-resnet50") is None
+    notice = (Path(prior.__file__).parent / "data" / "priors" / "NOTICE").read_text()
+    assert "HELP" in notice and "HW-NAS-Bench" in notice and "MIT License" in notice
+
+
+def test_packaged_prior_equals_shared_data(data_dir: Path) -> None:
+    path = prior.packaged("ofa-mbv3")
+    assert path is not None
+    assert gzip.decompress(path.read_bytes()) == (data_dir / "ofa_mbv3_gpu.csv").read_bytes()

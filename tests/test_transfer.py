@@ -1,0 +1,144 @@
+"""esm.transfer: the prior-informed model, its design, and its model file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+import esm
+from esm.errors import InputError
+from esm.prior import PriorData
+from esm.sampling import Pool, choice_counts
+from esm.transfer import PriorModel, TransferDesign
+
+pytest.importorskip("sklearn")
+
+SPACE = esm.spaces.get("nb201")
+
+
+def _device(genomes: np.ndarray, per_op: np.ndarray, base: float, rng: np.random.Generator,
+            noise: float = 0.01) -> np.ndarray:
+    """An additive device: a base time plus a time per operation, with relative noise."""
+    y = base + choice_counts(SPACE, genomes) @ per_op
+    return y * np.exp(noise * rng.standard_normal(len(y)))
+
+
+@pytest.fixture(scope="module")
+def setting() -> tuple[np.ndarray, PriorModel, np.random.Generator]:
+    rng = np.random.default_rng(0)
+    g = np.unique(SPACE.canonical(SPACE.sample(3000, seed=0)), axis=0)
+    # prior devices: convolutions cost about the same (1x1 a third of 3x3), pooling a little
+    cols = [_device(g, np.array([0.0, 0.1, 0.3, 1.0, 0.2]) * rng.uniform(0.5, 2, 5), 2.0, rng)
+            for _ in range(6)]
+    prior = PriorData(SPACE, g, np.stack(cols, 1), [f"lat_d{i}" for i in range(6)],
+                      ["synthetic"] * 6)
+    return g, PriorModel(prior), rng
+
+
+def _score(model: PriorModel, g: np.ndarray, y: np.ndarray, n: int, seed: int,
+           design: bool = True) -> tuple[float, float]:
+    pool = Pool(SPACE, g)
+    rng = np.random.default_rng(seed)
+    pick = TransferDesign(SPACE, model=model).select(pool, n, seed=rng) if design \
+        else rng.choice(len(g), n, replace=False)
+    fit = model.fit(g[pick], y[pick])
+    rest = np.setdiff1d(np.arange(len(g)), pick)
+    p = fit.predict(g[rest])
+    return float(spearmanr(y[rest], p).statistic), float(100 * np.mean(np.abs(p / y[rest] - 1)))
+
+
+def test_learns_a_prior_like_device_from_ten(setting: tuple) -> None:
+    g, model, rng = setting
+    y = 3.0 * _device(g, np.array([0.0, 0.1, 0.3, 1.0, 0.2]) * rng.uniform(0.5, 2, 5), 2.0, rng)
+    rho, mape = _score(model, g, y, 10, seed=1)
+    assert rho > 0.97 and mape < 3.0
+
+
+def test_cost_blocks_carry_a_device_unlike_the_prior(setting: tuple) -> None:
+    """A device where 1x1 convolutions and pooling dominate (unlike every prior device) is
+    still learned from 10 networks: the operation-count block carries it."""
+    g, model, rng = setting
+    y = _device(g, np.array([0.0, 0.05, 2.0, 0.3, 1.5]), 1.0, rng)
+    assert abs(spearmanr(y, model.mean_function(model.z(g))).statistic) < 0.9  # unlike
+    rho, mape = _score(model, g, y, 10, seed=2)
+    assert rho > 0.95 and mape < 5.0
+
+
+def test_design_is_seeded_distinct_and_respects_exclusions(setting: tuple) -> None:
+    g, model, _ = setting
+    pool = Pool(SPACE, g)
+    d = TransferDesign(SPACE, model=model)
+    a = d.select(pool, 8, seed=3)
+    assert len(set(a.tolist())) == 8 and np.array_equal(a, d.select(pool, 8, seed=3))
+    b = d.select(pool, 8, seed=3, measured=a[:4], y=np.ones(4), exclude=a[4:])
+    assert not set(b.tolist()) & set(a.tolist())
+    with pytest.raises(InputError, match="PriorModel"):
+        TransferDesign(SPACE)
+
+
+def test_model_file_roundtrip_records_every_measured_network(setting: tuple,
+                                                             tmp_path: Path) -> None:
+    g, model, rng = setting
+    y = 2.0 * _device(g, np.array([0.0, 0.2, 0.4, 1.0, 0.3]), 1.5, rng)
+    fit = model.fit(g[:12], y[:12])
+    sur = fit.to_surrogate(g[:12], measured=g[12:15], column="lat_new")
+    path = tmp_path / "t.esm"
+    sur.save(path)
+    back = esm.load(path)
+    assert back.kind == "linear" and back.info["model"]["name"] == "transfer"
+    assert back.info["model"]["prior"]["columns"] == [f"lat_d{i}" for i in range(6)]
+    np.testing.assert_allclose(back.predict(g[:500]), fit.predict(g[:500]), rtol=1e-9)
+    np.testing.assert_allclose(back.predict_reference(g[:500]), fit.predict(g[:500]),
+                               rtol=1e-9)
+    assert back.compile() is not None  # the compiled core evaluates it
+    assert back.measured_on(g[:20]).tolist() == [True] * 15 + [False] * 5
+    assert back.trained_on(g[:20]).sum() == 12
+
+
+def test_evaluate_never_scores_a_measured_network(setting: tuple, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from esm.cli import main
+
+    g, model, rng = setting
+    y = _device(g, np.array([0.0, 0.2, 0.4, 1.0, 0.3]), 1.5, rng)
+    fit = model.fit(g[:10], y[:10])
+    fit.to_surrogate(g[:10], measured=g[10:13]).save(tmp_path / "m.esm")
+    data = tmp_path / "d.csv"
+    data.write_text("arch,lat\n" + "".join(f"{SPACE.to_str(gi)},{float(yi)!r}\n"
+                                           for gi, yi in zip(g[:40], y[:40], strict=True)))
+    assert main(["evaluate", "--model", str(tmp_path / "m.esm"), "--data", str(data),
+                 "--target", "lat", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 27 and out["excluded_measured_rows"] == 13
+    assert out["excluded_training_rows"] == 10
+
+
+def test_bad_input(setting: tuple) -> None:
+    g, model, _ = setting
+    with pytest.raises(InputError, match="finite and positive"):
+        model.fit(g[:3], [1.0, np.nan, 2.0])
+    with pytest.raises(InputError, match="finite and positive"):
+        model.fit(g[:3], [1.0, -1.0, 2.0])
+    with pytest.raises(InputError, match="3 genomes but 2"):
+        model.fit(g[:3], [1.0, 2.0])
+    with pytest.raises(InputError):
+        model.fit(np.full((2, 6), 9), [1.0, 2.0])  # genes out of range
+
+
+def test_real_prior_leave_one_device_out(data_dir: Path, tmp_path: Path) -> None:
+    """nb201, a few hundred rows: leave 2080ti_256 out, 10 designed networks."""
+    from esm import prior
+
+    rows = (data_dir / "nb201_latency.csv").read_text().splitlines()
+    path = tmp_path / "nb201_head.csv"
+    path.write_text("\n".join(rows[:601]) + "\n")
+    p = prior.load(SPACE, [path], exclude=["lat_2080ti_256"])
+    _, names, values = prior.read_table(path)
+    assert len(values) == p.n_rows  # nb201 cells are their own canonical form
+    y = values[:, names.index("lat_2080ti_256")]
+    rho, mape = _score(PriorModel(p), p.genomes, y, 10, seed=0)
+    assert rho > 0.97 and mape < 3.0
