@@ -86,8 +86,15 @@ def test_compiled_core_checks_bounds_itself(space: spaces.SearchSpace) -> None:
     g[1, -1] = 10_000
     with pytest.raises(ValueError, match="genome 1"):
         core.costs(space.kernel, g, space.config, 1)
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="shape"):
         core.costs(space.kernel, g[0], space.config, 1)
+    # Values the int32 conversion would wrap or truncate are refused, not converted.
+    wide = space.sample(3, seed=0).astype(np.int64)
+    wide[2, 0] = 2**32
+    with pytest.raises(ValueError, match="genome 2, gene 0 is 4294967296"):
+        core.costs(space.kernel, wide, space.config, 1)
+    with pytest.raises(ValueError, match="integers"):
+        core.validate(space.kernel, space.sample(3, seed=0) + 0.5, space.config)
     with pytest.raises(ValueError, match="config"):
         core.costs(space.kernel, g, space.config[:-1], 1)
 

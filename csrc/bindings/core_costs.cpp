@@ -9,12 +9,12 @@
 
 #include "esm/costs.hpp"
 #include "esm/spec.hpp"
+#include "genome_rows.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using Genomes = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using Config = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
 const esm::SpaceKernel& checked_space(const std::string& name, const Config& config) {
@@ -23,17 +23,17 @@ const esm::SpaceKernel& checked_space(const std::string& name, const Config& con
   return space;
 }
 
-void check_genomes(const std::string& name, const Genomes& genomes) {
-  if (genomes.ndim() != 2) {
-    throw std::invalid_argument(name + ": genomes must be a 2-D array [N, G], got " +
-                                std::to_string(genomes.ndim()) + " dimensions");
-  }
+// Genomes [N, G] of `space` as int32 rows; integer dtypes only, each value range-checked.
+py::array_t<int32_t> checked_genomes(const std::string& name, const esm::SpaceKernel& space,
+                                     const py::object& genomes, const Config& config) {
+  const auto G = static_cast<int64_t>(space.choices(config.data()).size());
+  return esm_bindings::genome_rows(genomes, G, name + ": genomes");
 }
 
-py::tuple costs(const std::string& name, const Genomes& genomes, const Config& config, int threads,
-                bool detail) {
+py::tuple costs(const std::string& name, const py::object& genomes_in, const Config& config,
+                int threads, bool detail) {
   const esm::SpaceKernel& space = checked_space(name, config);
-  check_genomes(name, genomes);
+  const auto genomes = checked_genomes(name, space, genomes_in, config);
   const int64_t n = genomes.shape(0), g = genomes.shape(1);
   const int64_t S = detail ? space.n_slots(config.data()) : 0;
   const int64_t F = esm::Accumulator::kFields;
@@ -47,9 +47,9 @@ py::tuple costs(const std::string& name, const Genomes& genomes, const Config& c
   return py::make_tuple(totals, slots);
 }
 
-void validate(const std::string& name, const Genomes& genomes, const Config& config) {
+void validate(const std::string& name, const py::object& genomes_in, const Config& config) {
   const esm::SpaceKernel& space = checked_space(name, config);
-  check_genomes(name, genomes);
+  const auto genomes = checked_genomes(name, space, genomes_in, config);
   py::gil_scoped_release release;
   esm::validate_genomes(space, genomes.data(), genomes.shape(0), genomes.shape(1), config.data());
 }

@@ -15,6 +15,7 @@
 #include "esm/costs.hpp"
 #include "esm/encode.hpp"
 #include "esm/predict.hpp"
+#include "genome_rows.hpp"
 
 namespace py = pybind11;
 namespace ep = esm::predict;
@@ -267,44 +268,6 @@ void register_predict(py::module_& m) {
 // ------------------------------------------------------------------------- fused pipeline
 namespace {
 
-// Genomes as C-contiguous int32 [N, G]: other integer dtypes are range-checked and converted;
-// floats, booleans and anything else are refused.
-py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G) {
-  if (!py::isinstance<py::array>(obj))
-    throw std::invalid_argument("genomes must be a NumPy array [N, G]");
-  py::array a = obj.cast<py::array>();
-  const char k = dtype_kind(a);
-  if (k != 'i' && k != 'u') {
-    throw std::invalid_argument("genomes must be integers, got dtype " +
-                                py::str(a.dtype()).cast<std::string>());
-  }
-  if (a.ndim() != 2 || a.shape(1) != G) {
-    throw std::invalid_argument(
-        a.ndim() == 2 ? "genomes have " + std::to_string(a.shape(1)) + " genes, expected " +
-                            std::to_string(G) + " (shape [N, " + std::to_string(G) + "])"
-                      : "genomes must have shape [N, " + std::to_string(G) + "], got " +
-                            std::to_string(a.ndim()) + " dimensions");
-  }
-  if (py::isinstance<py::array_t<int32_t>>(a) && (a.flags() & py::array::c_style)) {
-    return a.cast<py::array_t<int32_t>>();
-  }
-  // uint64 values above INT64_MAX wrap to negative here and are refused below.
-  auto wide = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
-  py::array_t<int32_t> out({a.shape(0), a.shape(1)});
-  const int64_t* src = wide.data();
-  int32_t* dst = out.mutable_data();
-  for (py::ssize_t i = 0; i < wide.size(); ++i) {
-    const int64_t v = src[i];
-    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-      throw std::invalid_argument("genome " + std::to_string(i / G) + ", gene " +
-                                  std::to_string(i % G) + " is " + std::to_string(v) +
-                                  ", out of range");
-    }
-    dst[i] = static_cast<int32_t>(v);
-  }
-  return out;
-}
-
 template <class T>
 std::vector<T> int_list(const py::dict& d, const char* name) {
   if (!d.contains(name))
@@ -370,7 +333,7 @@ class Fused {
   bool needs_costs() const { return plan_.needs_costs(); }
 
   py::array_t<double> encode(const py::object& genomes_obj, int threads) const {
-    auto genomes = genome_rows(genomes_obj, n_genes());
+    auto genomes = esm_bindings::genome_rows(genomes_obj, n_genes());
     const int64_t n = genomes.shape(0);
     py::array_t<double> X({n, n_features()});
     {
@@ -384,7 +347,7 @@ class Fused {
   py::array_t<double> predict(const py::object& genomes_obj, int threads, int64_t chunk) const {
     if (!model_) throw std::invalid_argument("this pipeline has no model");
     if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
-    auto genomes = genome_rows(genomes_obj, n_genes());
+    auto genomes = esm_bindings::genome_rows(genomes_obj, n_genes());
     const int64_t n = genomes.shape(0);
     py::array_t<double> out(n);
     {
