@@ -443,6 +443,21 @@ def main_table(r: Runner, sname: str, protocol: str, with_default: bool
               if with_default and np.isfinite([v[1] for v in tot[f"d{n}"]]).any() else "")
            for n in BUDGETS]
     lines += ["", "Median MAPE over targets (%): " + "; ".join(med) + "."]
+    # Columns recorded at a coarse resolution (whole milliseconds: few distinct values) have a
+    # rank-correlation ceiling of their own; the mean without them, for information only.
+    _, _, _, Y = load(sname)
+    shown = [t for t in range(len(cols))
+             if not (protocol == "proxy" and not prior_columns(cols, t, protocol))]
+    coarse = [i for i, t in enumerate(shown) if len(np.unique(Y[:, t])) < 0.05 * len(Y)]
+    if coarse:
+        keep = [i for i in range(len(shown)) if i not in coarse]
+        lines += ["", "Columns recorded at a coarse resolution (fewer distinct values than 5% "
+                  "of rows: " + ", ".join(f"{cols[shown[i]][4:]} "
+                                          f"{len(np.unique(Y[:, shown[i]]))}"
+                                          for i in coarse)
+                  + "; ties cap their Spearman ρ). Mean ρ without them, for information: "
+                  + "; ".join(f"n={n} {np.mean([tot[f't{n}'][i][0] for i in keep]):.4f}"
+                              for n in BUDGETS) + "."]
     return lines, verdicts
 
 
