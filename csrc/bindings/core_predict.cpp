@@ -383,7 +383,7 @@ std::vector<T> vec1d(const py::object& obj, const char* name) {
                                 (want_int ? "integer" : "numeric") + " array");
   }
   if (want_int) {
-    auto w = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+    auto w = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
     std::vector<T> out(static_cast<size_t>(w.size()));
     for (py::ssize_t i = 0; i < w.size(); ++i) {
       const int64_t v = w.data()[i];
@@ -446,8 +446,8 @@ void register_predict_folded(py::module_& m) {
                      "A linear model folded into lookup tables over genes (threaded).")
       .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
                     const py::object&, const py::object&, double>(),
-           py::arg("choices"), py::arg("key_genes"), py::arg("key_strides"),
-           py::arg("key_ptr"), py::arg("table_ptr"), py::arg("values"), py::arg("intercept"))
+           py::arg("choices"), py::arg("key_genes"), py::arg("key_strides"), py::arg("key_ptr"),
+           py::arg("table_ptr"), py::arg("values"), py::arg("intercept"))
       .def_property_readonly("n_genes", &Folded::n_genes)
       .def_property_readonly("n_tables", &Folded::n_tables)
       .def("predict", &Folded::predict, py::arg("genomes"), py::arg("threads") = 0,

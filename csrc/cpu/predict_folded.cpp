@@ -49,40 +49,35 @@ void Fold::check() const {
   }
 }
 
-void predict_folded(const Fold& fold, const int32_t* genomes, int64_t n, double* out,
-                    int threads, int64_t chunk) {
+void predict_folded(const Fold& fold, const int32_t* genomes, int64_t n, double* out, int threads,
+                    int64_t chunk) {
   const int64_t G = fold.n_genes();
   const int64_t T = static_cast<int64_t>(fold.table_ptr.size()) - 1;
-  // Range check first: a bad gene must never index a table.
-  std::atomic<int64_t> bad{n * G};
-  parallel_for(n, threads, 16384, [&](int64_t b, int64_t e) {
-    for (int64_t i = b * G; i < e * G; ++i) {
-      const int32_t v = genomes[i];
-      if (v < 0 || v >= fold.choices[i % G]) {
-        int64_t cur = bad.load();
-        while (i < cur && !bad.compare_exchange_weak(cur, i)) {
-        }
-        return;
-      }
-    }
-  });
-  if (bad.load() < n * G) {
-    const int64_t i = bad.load();
-    throw std::invalid_argument("genome " + std::to_string(i / G) + ", gene " +
-                                std::to_string(i % G) + " is " + std::to_string(genomes[i]) +
-                                ", expected 0.." + std::to_string(fold.choices[i % G] - 1));
-  }
   const int32_t* kg = fold.key_genes.data();
   const int64_t* ks = fold.key_strides.data();
   const int64_t* kp = fold.key_ptr.data();
   const int64_t* tp = fold.table_ptr.data();
   const double* vals = fold.values.data();
+  const int32_t* ch = fold.choices.data();
   const int64_t step = std::max<int64_t>(1, chunk);
+  std::atomic<int64_t> bad{n * G};  // first bad gene (flat index); no lookup reads past it
   parallel_for(n, threads, 8192, [&](int64_t b, int64_t e) {
     for (int64_t c0 = b; c0 < e; c0 += step) {
       const int64_t c1 = std::min(e, c0 + step);
       for (int64_t i = c0; i < c1; ++i) {
         const int32_t* g = genomes + i * G;
+        // A bad gene must never index a table: check the row before its lookups.
+        bool ok = true;
+        for (int64_t k = 0; k < G; ++k)
+          ok &= static_cast<uint32_t>(g[k]) < static_cast<uint32_t>(ch[k]);
+        if (!ok) {
+          int64_t k = 0;
+          while (static_cast<uint32_t>(g[k]) < static_cast<uint32_t>(ch[k])) ++k;
+          int64_t cur = bad.load();
+          while (i * G + k < cur && !bad.compare_exchange_weak(cur, i * G + k)) {
+          }
+          return;
+        }
         double y = fold.intercept;
         for (int64_t t = 0; t < T; ++t) {
           int64_t idx = tp[t];
@@ -93,6 +88,13 @@ void predict_folded(const Fold& fold, const int32_t* genomes, int64_t n, double*
       }
     }
   });
+  const int64_t first = bad.load();
+  if (first < n * G) {
+    throw std::invalid_argument("genome " + std::to_string(first / G) + ", gene " +
+                                std::to_string(first % G) + " is " +
+                                std::to_string(genomes[first]) + ", expected 0.." +
+                                std::to_string(fold.choices[first % G] - 1));
+  }
 }
 
 }  // namespace esm::predict

@@ -19,9 +19,13 @@ namespace {
 constexpr int kEdges = 6, kOps = 5, kStages = 3;
 constexpr int32_t kConv1x1 = 2, kConv3x3 = 3;
 
-std::vector<int32_t> choices(const int64_t*) { return std::vector<int32_t>(kEdges, kOps); }
+std::vector<int32_t> choices(const int64_t*) {
+  return std::vector<int32_t>(kEdges, kOps);
+}
 
-int n_slots(const int64_t*) { return kEdges; }
+int n_slots(const int64_t*) {
+  return kEdges;
+}
 
 void walk(const int32_t* g, const int64_t* config, Accumulator& acc) {
   const int64_t n_cells = config[1];

@@ -52,15 +52,14 @@ int64_t rounded(int64_t base, double expand, int64_t divisor) {
 }
 
 // Conv + optional BN with "same" padding (odd kernels): out = (h - 1) / stride + 1.
-void conv_bn(Accumulator& acc, int64_t cin, int64_t cout, int64_t k, int64_t stride,
-             int64_t groups, int64_t* h, int64_t* w, bool bn, bool bias) {
+void conv_bn(Accumulator& acc, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t groups,
+             int64_t* h, int64_t* w, bool bn, bool bias) {
   acc.conv(cin, cout, k, stride, k / 2, groups, *h, *w, bias, h, w);
   if (bn) acc.batchnorm(cout);
 }
 
 // The shortcut of a residual block whose shape changes: 1x1 conv (stride) + BN.
-void shortcut(Accumulator& acc, int64_t cin, int64_t cout, int64_t stride, int64_t h,
-              int64_t w) {
+void shortcut(Accumulator& acc, int64_t cin, int64_t cout, int64_t stride, int64_t h, int64_t w) {
   if (stride != 1 || cin != cout) {
     acc.conv(cin, cout, 1, stride, 0, 1, h, w, false, nullptr, nullptr);
     acc.batchnorm(cout);
@@ -147,11 +146,8 @@ void run(const View& v, const int64_t* in, const int32_t* g, State& s, Accumulat
       s.w = pool_out(s.w, in[8], stride, in[9], in[10]);
       break;
     }
-    case kGlobalPool:
-      s.h = s.w = 1;
-      break;
-    default:
-      break;  // unreachable for a checked program
+    case kGlobalPool: s.h = s.w = 1; break;
+    default: break;  // unreachable for a checked program
   }
 }
 
@@ -225,11 +221,13 @@ void check_program(const int64_t* p, int64_t words) {
   need(G >= 1 && G <= (1 << 20) && S >= 0 && S <= (1 << 20), "bad gene or slot count");
   need(p[kHMode] == kInterpret || p[kHMode] == kTables, "unknown mode");
   need(p[kHInputChannels] >= 1 && p[kHInputChannels] <= 16384, "bad input channel count");
-  const int64_t sections[][3] = {
-      {kHParams, kHParamsOff, kParamWords}, {kHInstr, kHInstrOff, kInstrWords},
-      {kHSegs, kHSegsOff, kSegWords},       {kHOpts, kHOptsOff, 2},
-      {kHKeys, kHKeysOff, 2},               {kHReals, kHRealsOff, 1},
-      {kHTableWords, kHTableOff, 1}};
+  const int64_t sections[][3] = {{kHParams, kHParamsOff, kParamWords},
+                                 {kHInstr, kHInstrOff, kInstrWords},
+                                 {kHSegs, kHSegsOff, kSegWords},
+                                 {kHOpts, kHOptsOff, 2},
+                                 {kHKeys, kHKeysOff, 2},
+                                 {kHReals, kHRealsOff, 1},
+                                 {kHTableWords, kHTableOff, 1}};
   for (const auto& sec : sections) {
     const int64_t n = p[sec[0]], off = p[sec[1]];
     need(n >= 0 && n <= words / sec[2] && in_range(off, n * sec[2], words),
@@ -237,13 +235,15 @@ void check_program(const int64_t* p, int64_t words) {
   }
   need(in_range(p[kHChoicesOff], G, words), "the choices lie outside the program");
   const int64_t* choices = v.choices();
-  for (int64_t j = 0; j < G; ++j) need(choices[j] >= 1 && choices[j] <= (1 << 20), "bad choice count", j);
+  for (int64_t j = 0; j < G; ++j)
+    need(choices[j] >= 1 && choices[j] <= (1 << 20), "bad choice count", j);
   for (int64_t i = 0; i < p[kHParams]; ++i) {
     const int64_t* r = v.param(i);
     need(r[0] >= -1 && r[0] < G, "parameter gene out of range", i);
     const int64_t n = r[0] >= 0 ? choices[r[0]] : 1;
     need(in_range(r[1], n, p[kHReals]), "parameter values lie outside the program", i);
-    for (int64_t j = 0; j < n; ++j) need(value_ok(r[2], v.real(r[1] + j)), "parameter value out of range", i);
+    for (int64_t j = 0; j < n; ++j)
+      need(value_ok(r[2], v.real(r[1] + j)), "parameter value out of range", i);
   }
   check_param_ref(v, p[kHResParam], kResolution, false);
   for (int64_t i = 0; i < p[kHInstr]; ++i) {
@@ -345,7 +345,8 @@ void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64
       d.gene = r[0] >= 0 ? r[0] : 0;  // a constant guard reads gene 0 against a full mask
       d.mask = 0;
       for (int64_t c = 0; c < std::min<int64_t>(choices, 64); ++c) {
-        if (v.real(r[1] + (r[0] >= 0 ? c : 0)) > static_cast<double>(sg[2])) d.mask |= uint64_t{1} << c;
+        if (v.real(r[1] + (r[0] >= 0 ? c : 0)) > static_cast<double>(sg[2]))
+          d.mask |= uint64_t{1} << c;
       }
       if (r[0] < 0) d.mask = d.mask ? ~uint64_t{0} : 0;
       if (choices > 64) {  // pragma: no cover - depth limits keep this out of reach
@@ -425,7 +426,8 @@ bool tabulate(int64_t* program, int64_t words, int64_t check_genomes) {
   };
   std::vector<int64_t> t1(F), t2(F), s1(static_cast<size_t>(S * F)), s2(static_cast<size_t>(S * F));
   for (int64_t i = 0; i < check_genomes; ++i) {
-    for (int64_t j = 0; j < G; ++j) g[j] = static_cast<int32_t>(next() % static_cast<uint64_t>(choices[j]));
+    for (int64_t j = 0; j < G; ++j)
+      g[j] = static_cast<int32_t>(next() % static_cast<uint64_t>(choices[j]));
     std::fill(t1.begin(), t1.end(), 0);
     std::fill(s1.begin(), s1.end(), 0);
     std::fill(t2.begin(), t2.end(), 0);
@@ -449,7 +451,9 @@ std::vector<int32_t> spec_choices(const int64_t* config) {
   return std::vector<int32_t>(c, c + v.genes());
 }
 
-int spec_slots(const int64_t* config) { return static_cast<int>(View(config).slots()); }
+int spec_slots(const int64_t* config) {
+  return static_cast<int>(View(config).slots());
+}
 
 void spec_walk(const int32_t* genome, const int64_t* config, Accumulator& acc) {
   interpret(config, genome, acc);
@@ -464,6 +468,11 @@ void spec_batch(const int32_t* genomes, int64_t n, const int64_t* config, int64_
 }  // namespace esm::spec
 
 namespace esm {
-extern const SpaceKernel kSpec{"spec", 0, &spec::spec_choices, &spec::spec_slots,
-                               &spec::spec_walk, &spec::spec_batch, &spec::check_program};
+extern const SpaceKernel kSpec{"spec",
+                               0,
+                               &spec::spec_choices,
+                               &spec::spec_slots,
+                               &spec::spec_walk,
+                               &spec::spec_batch,
+                               &spec::check_program};
 }  // namespace esm

@@ -23,7 +23,7 @@ struct Fold {
 
 // Checks every gene of `genomes` [n, G] against `choices` (throws std::invalid_argument naming
 // the first bad one), then writes y[n].
-void predict_folded(const Fold& fold, const int32_t* genomes, int64_t n, double* out,
-                    int threads, int64_t chunk);
+void predict_folded(const Fold& fold, const int32_t* genomes, int64_t n, double* out, int threads,
+                    int64_t chunk);
 
 }  // namespace esm::predict

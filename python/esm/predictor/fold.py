@@ -288,10 +288,31 @@ def build_fold(model: Any, encoder: Any, verify: bool = True, n_verify: int = 20
         for g in np.flatnonzero(p.gene_slots < 0):
             k = int(space.choices[g])
             tables.append(([int(g)], w[off + p._offsets[g]: off + p._offsets[g] + k].copy()))
-    fold = _assemble(space, tables, intercept)
+    fold = _assemble(space, _merge(space, tables), intercept)
     if verify:
         check_fold(fold, model, encoder, n=n_verify, seed=seed)
     return fold
+
+
+def _merge(space: SearchSpace, tables: list[tuple[list[int], np.ndarray]]
+           ) -> list[tuple[list[int], np.ndarray]]:
+    """Add every table whose key genes are a subset of a larger table's into that table."""
+    order = sorted(range(len(tables)), key=lambda i: -len(tables[i][0]))
+    kept: list[tuple[list[int], np.ndarray]] = []
+    for i in order:
+        keys, vals = tables[i]
+        for big_keys, big_vals in kept:
+            if set(keys) <= set(big_keys):
+                ch = [int(space.choices[g]) for g in big_keys]
+                grid = np.indices(ch).reshape(len(big_keys), -1)
+                idx = np.zeros(grid.shape[1], dtype=np.int64)
+                for g in keys:
+                    idx = idx * int(space.choices[g]) + grid[big_keys.index(g)]
+                big_vals += vals[idx]
+                break
+        else:
+            kept.append((list(keys), np.array(vals, dtype=np.float64)))
+    return kept
 
 
 def _assemble(space: SearchSpace, tables: list[tuple[list[int], np.ndarray]],
