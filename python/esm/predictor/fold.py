@@ -285,9 +285,10 @@ def build_fold(model: Any, encoder: Any, verify: bool = True, n_verify: int = 20
         if np.any(vals != 0) or s == S:
             tables.append((key_list, vals))
     for p, off in onehot:  # genes outside slots: one table each
-        for g in np.flatnonzero(p.gene_slots < 0):
-            k = int(space.choices[g])
-            tables.append(([int(g)], w[off + p._offsets[g]: off + p._offsets[g] + k].copy()))
+        for gene in np.flatnonzero(p.gene_slots < 0).tolist():
+            k = int(space.choices[gene])
+            lo = off + int(p._offsets[gene])
+            tables.append(([int(gene)], w[lo: lo + k].copy()))
     fold = _assemble(space, _merge(space, tables), intercept)
     if verify:
         check_fold(fold, model, encoder, n=n_verify, seed=seed)
@@ -307,7 +308,7 @@ def _merge(space: SearchSpace, tables: list[tuple[list[int], np.ndarray]]
                 grid = np.indices(ch).reshape(len(big_keys), -1)
                 idx = np.zeros(grid.shape[1], dtype=np.int64)
                 for g in keys:
-                    idx = idx * int(space.choices[g]) + grid[big_keys.index(g)]
+                    idx = idx * int(space.choices[g]) + np.asarray(grid[big_keys.index(g)])
                 big_vals += vals[idx]
                 break
         else:
@@ -330,7 +331,7 @@ def _assemble(space: SearchSpace, tables: list[tuple[list[int], np.ndarray]],
         table_ptr.append(table_ptr[-1] + len(vals))
     values = np.concatenate([v for _, v in tables]) if tables else np.zeros(0)
     return Fold(
-        n_genes=int(len(choices)), choices=choices,
+        n_genes=len(choices), choices=choices,
         key_genes=np.asarray(key_genes, dtype=np.int32),
         key_strides=np.asarray(strides, dtype=np.int64),
         key_ptr=np.asarray(key_ptr, dtype=np.int64),

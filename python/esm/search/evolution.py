@@ -6,8 +6,8 @@ members at random, mutate the best of them, add the child as the youngest and re
 oldest. Here one *generation* runs ``B`` of those steps at once: ``B`` tournaments are drawn
 from the current population (members sampled with replacement), the ``B`` winners are mutated
 with :meth:`SearchSpace.mutate`, the ``B`` children are evaluated in one call and replace the
-``B`` oldest members. ``B = 1`` is the paper's sequential algorithm. ``B`` may exceed ``P``: then the youngest
-``P`` children form the next population.
+``B`` oldest members. ``B = 1`` is the paper's sequential algorithm. ``B`` may exceed ``P``:
+then the youngest ``P`` children form the next population.
 
 The default batch follows a schedule (:func:`default_batch`): ``max(1, P // 4)`` children per
 generation for the first :data:`RAMP_START` generations (so runs of up to ~100k evaluations

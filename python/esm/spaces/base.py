@@ -358,7 +358,7 @@ class SearchSpace(ABC):
             slot_gene, table = self.slot_activity()
             bound = np.flatnonzero(np.asarray(slot_gene) >= 0)
             cached = (bound, np.asarray(slot_gene)[bound],
-                      np.asarray(table, dtype=bool)[bound] if bound.size else None)
+                      np.asarray(table, dtype=bool)[bound])
             self.__dict__["_activity_cache"] = cached
         bound, genes, table = cached
         out = np.ones((g.shape[0], len(self.slot_names)), dtype=bool)
