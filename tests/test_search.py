@@ -473,3 +473,33 @@ def test_archive_keeps_best_distinct_in_order() -> None:
     arch.offer(bad, Evaluation(values={"x": np.zeros(1)}, score=np.array([-1e9]),
                                violation=np.array([1.0])))
     assert not any((arch.genomes == bad[0]).all(1))
+
+
+def test_default_batch_schedule_keeps_the_historical_loop(model: CostModel,
+                                                          budget: float) -> None:
+    """The default batch is ``P // 4`` for the first RAMP_START generations, so runs of up to
+    ~100k evaluations (P = 100) are the historical loop exactly; then it grows to MAX_BATCH."""
+    from esm.search import evolution
+
+    assert evolution.default_batch(100, 0) == 25
+    assert evolution.default_batch(100, evolution.RAMP_START - 1) == 25
+    assert evolution.default_batch(100, evolution.RAMP_START) == 50
+    assert evolution.default_batch(100, evolution.RAMP_START + evolution.RAMP_EVERY) == 100
+    assert evolution.default_batch(100, 10**9) == evolution.MAX_BATCH
+    assert evolution.default_batch(3, 0) == 1
+    prob = make_problem(latency_model=model, objective="macs", latency_budget=budget)
+    old = regularized_evolution(prob, population=100, batch=25, max_evaluations=5000, seed=3)
+    new = regularized_evolution(prob, population=100, max_evaluations=5000, seed=3)
+    np.testing.assert_array_equal(old.genomes, new.genomes)
+    assert old.history == new.history and old.evaluated == new.evaluated == 5000
+
+
+def test_batch_larger_than_population(model: CostModel, budget: float) -> None:
+    prob = make_problem(latency_model=model, objective="macs", latency_budget=budget)
+    res = regularized_evolution(prob, population=20, batch=500, generations=6, seed=0)
+    assert res.evaluated == 20 + 6 * 500 and res.generations == 6
+    assert res.found and res.settings["batch"] == 500
+    capped = regularized_evolution(prob, population=20, batch=500, max_evaluations=1000, seed=0)
+    assert capped.evaluated == 1000
+    with pytest.raises(InputError, match="batch"):
+        regularized_evolution(prob, population=20, batch=0)

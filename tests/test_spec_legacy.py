@@ -106,4 +106,7 @@ def test_built_modules_equal(key: str) -> None:
 def test_model_files_written_before_load_and_predict_the_same(fname: str) -> None:
     sur = esm.load(DATA / fname)
     g = ARRAYS[f"model/{fname}/genomes"]
-    np.testing.assert_array_equal(sur.predict(g), ARRAYS[f"model/{fname}/predictions"])
+    # Linear models now go through the folded lookup tables (esm.predictor.fold), which sum
+    # the same terms in another order: equal to 1e-12 relative instead of bit for bit.
+    np.testing.assert_allclose(sur.predict(g), ARRAYS[f"model/{fname}/predictions"],
+                               rtol=1e-12, atol=0)

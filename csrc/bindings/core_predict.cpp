@@ -10,10 +10,12 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "esm/costs.hpp"
 #include "esm/encode.hpp"
+#include "esm/fold.hpp"
 #include "esm/predict.hpp"
 #include "genome_rows.hpp"
 
@@ -249,6 +251,7 @@ py::array_t<double> predict_features(const ep::Model& m, const py::object& X, in
 }  // namespace
 
 void register_predict_fused(py::module_& m);
+void register_predict_folded(py::module_& m);
 
 void register_predict(py::module_& m) {
   py::class_<ep::Model, std::shared_ptr<ep::Model>>(m, "CompiledModel",
@@ -263,6 +266,7 @@ void register_predict(py::module_& m) {
            "Predictions [N] float64 for raw feature rows X [N, F]. Other numeric dtypes and "
            "non-contiguous arrays are converted; N = 0 gives an empty result.");
   register_predict_fused(m);
+  register_predict_folded(m);
 }
 
 // ------------------------------------------------------------------------- fused pipeline
@@ -365,7 +369,91 @@ class Fused {
   std::shared_ptr<ep::Model> model_;
 };
 
+template <class T>
+std::vector<T> vec1d(const py::object& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw std::invalid_argument(std::string("fold: '") + name + "' must be a NumPy array");
+  }
+  py::array a = obj.cast<py::array>();
+  const char k = a.dtype().kind();
+  const bool want_int = std::is_integral<T>::value;
+  if (a.ndim() != 1 || (want_int && k != 'i' && k != 'u') ||
+      (!want_int && k != 'f' && k != 'i' && k != 'u')) {
+    throw std::invalid_argument(std::string("fold: '") + name + "' must be a 1-d " +
+                                (want_int ? "integer" : "numeric") + " array");
+  }
+  if (want_int) {
+    auto w = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
+    std::vector<T> out(static_cast<size_t>(w.size()));
+    for (py::ssize_t i = 0; i < w.size(); ++i) {
+      const int64_t v = w.data()[i];
+      if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+        throw std::invalid_argument(std::string("fold: '") + name + "' value out of range");
+      }
+      out[static_cast<size_t>(i)] = static_cast<T>(v);
+    }
+    return out;
+  }
+  auto w = F64::ensure(a);
+  std::vector<T> out(w.data(), w.data() + w.size());
+  for (T v : out) {
+    if (!std::isfinite(static_cast<double>(v))) {
+      throw std::invalid_argument(std::string("fold: '") + name + "' holds a non-finite value");
+    }
+  }
+  return out;
+}
+
+class Folded {
+ public:
+  Folded(const py::object& choices, const py::object& key_genes, const py::object& key_strides,
+         const py::object& key_ptr, const py::object& table_ptr, const py::object& values,
+         double intercept) {
+    fold_.choices = vec1d<int32_t>(choices, "choices");
+    fold_.key_genes = vec1d<int32_t>(key_genes, "key_genes");
+    fold_.key_strides = vec1d<int64_t>(key_strides, "key_strides");
+    fold_.key_ptr = vec1d<int64_t>(key_ptr, "key_ptr");
+    fold_.table_ptr = vec1d<int64_t>(table_ptr, "table_ptr");
+    fold_.values = vec1d<double>(values, "values");
+    if (!std::isfinite(intercept)) throw std::invalid_argument("fold: non-finite intercept");
+    fold_.intercept = intercept;
+    fold_.check();
+  }
+
+  int64_t n_genes() const { return fold_.n_genes(); }
+  int64_t n_tables() const { return static_cast<int64_t>(fold_.table_ptr.size()) - 1; }
+
+  py::array_t<double> predict(const py::object& genomes_obj, int threads, int64_t chunk) const {
+    if (chunk <= 0) throw std::invalid_argument("chunk must be a positive number of rows");
+    auto genomes = esm_bindings::genome_rows(genomes_obj, n_genes());
+    const int64_t n = genomes.shape(0);
+    py::array_t<double> out(n);
+    {
+      py::gil_scoped_release release;
+      ep::predict_folded(fold_, genomes.data(), n, out.mutable_data(), threads, chunk);
+    }
+    return out;
+  }
+
+ private:
+  ep::Fold fold_;
+};
+
 }  // namespace
+
+void register_predict_folded(py::module_& m) {
+  py::class_<Folded>(m, "FoldedPredictor",
+                     "A linear model folded into lookup tables over genes (threaded).")
+      .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
+                    const py::object&, const py::object&, double>(),
+           py::arg("choices"), py::arg("key_genes"), py::arg("key_strides"), py::arg("key_ptr"),
+           py::arg("table_ptr"), py::arg("values"), py::arg("intercept"))
+      .def_property_readonly("n_genes", &Folded::n_genes)
+      .def_property_readonly("n_tables", &Folded::n_tables)
+      .def("predict", &Folded::predict, py::arg("genomes"), py::arg("threads") = 0,
+           py::arg("chunk") = 65536,
+           "Latencies [N] of genomes [N, G]; genes are range-checked before any lookup.");
+}
 
 void register_predict_fused(py::module_& m) {
   py::class_<Fused>(m, "FusedPredictor",

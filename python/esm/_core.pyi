@@ -57,6 +57,27 @@ class CompiledModel:
     def n_features(self) -> int: ...
     def predict(self, X: Any, threads: int = 0, chunk: int = 65536) -> NDArray[np.float64]: ...
 
+class FoldedPredictor:
+    """A linear model folded into lookup tables over genes (threaded)."""
+
+    def __init__(
+        self,
+        choices: Any,
+        key_genes: Any,
+        key_strides: Any,
+        key_ptr: Any,
+        table_ptr: Any,
+        values: Any,
+        intercept: float,
+    ) -> None: ...
+    @property
+    def n_genes(self) -> int: ...
+    @property
+    def n_tables(self) -> int: ...
+    def predict(
+        self, genomes: Any, threads: int = 0, chunk: int = 65536
+    ) -> NDArray[np.float64]: ...
+
 class FusedPredictor:
     """genomes -> costs -> features -> model in C++, chunked and threaded."""
 

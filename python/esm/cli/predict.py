@@ -85,7 +85,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     pred = np.asarray(pred.get() if hasattr(pred, "get") else pred, dtype=np.float64)
     _report(args, space, pred, seconds, archs, genomes,
-            {"model": predictor.kind, "fused": predictor.fused}, repr(predictor))
+            {"model": predictor.kind, "fused": predictor.fused, "folded": predictor.folded,
+             "fold_reason": predictor.fold_reason}, repr(predictor))
     return 0
 
 

@@ -6,7 +6,15 @@ members at random, mutate the best of them, add the child as the youngest and re
 oldest. Here one *generation* runs ``B`` of those steps at once: ``B`` tournaments are drawn
 from the current population (members sampled with replacement), the ``B`` winners are mutated
 with :meth:`SearchSpace.mutate`, the ``B`` children are evaluated in one call and replace the
-``B`` oldest members. ``B = 1`` is the paper's sequential algorithm.
+``B`` oldest members. ``B = 1`` is the paper's sequential algorithm. ``B`` may exceed ``P``:
+then the youngest ``P`` children form the next population.
+
+The default batch follows a schedule (:func:`default_batch`): ``max(1, P // 4)`` children per
+generation for the first :data:`RAMP_START` generations (so runs of up to ~100k evaluations
+with ``P = 100`` are exactly the historical loop), then the batch doubles every
+:data:`RAMP_EVERY` generations up to :data:`MAX_BATCH`, so long runs evaluate candidates in
+large batches (fast predictors answer millions per second only for large batches) while the
+population stays small.
 
 Constraints are handled by a feasibility-first penalty (Deb's rules): tournaments compare
 ``(violation, score)`` lexicographically, so an infeasible member never beats a feasible one
@@ -57,6 +65,30 @@ def tournament_winners_numpy(
     return t[np.arange(n), np.argmin(ts, axis=1)]
 
 
+#: Generations run at the base batch ``max(1, P // 4)`` before the default batch grows.
+RAMP_START = 4000
+#: The default batch doubles every this many generations after :data:`RAMP_START`.
+RAMP_EVERY = 8
+#: Largest default batch (children per generation).
+MAX_BATCH = 4000
+
+
+def default_batch(population: int, generation: int) -> int:
+    """Children of generation ``generation`` (0-based) under the default batch schedule.
+
+    ``max(1, population // 4)`` for the first :data:`RAMP_START` generations, then doubled every
+    :data:`RAMP_EVERY` generations, capped at ``max(base, MAX_BATCH)``.
+    """
+    base = max(1, int(population) // 4)
+    if generation < RAMP_START:
+        return base
+    doublings = 1 + (generation - RAMP_START) // RAMP_EVERY
+    cap = max(base, MAX_BATCH)
+    if doublings >= 32:
+        return cap
+    return min(cap, base << doublings)
+
+
 def _history(archive: Archive, problem: Problem) -> float:
     best = archive.best_score
     return best * problem.objective.sign if math.isfinite(best) else math.nan
@@ -85,7 +117,10 @@ def regularized_evolution(
     sample_size : int
         Tournament size ``S`` (``1 <= S``).
     batch : int, optional
-        Children per generation ``B`` (``1 <= B <= P``); default ``max(1, P // 4)``.
+        Children per generation ``B`` (``1 <= B``; ``B > P`` keeps the youngest ``P`` children
+        as the next population); default: the schedule of :func:`default_batch`
+        (``max(1, P // 4)`` for the first :data:`RAMP_START` generations, then growing to
+        :data:`MAX_BATCH`).
     generations, seconds, max_evaluations
         Stopping rule (:class:`Budget`); the initial population counts as evaluations, not
         as a generation. Default when none is given: 100 generations.
@@ -100,9 +135,8 @@ def regularized_evolution(
         raise InputError(f"population must be >= 2, got {population}")
     if sample_size < 1:
         raise InputError(f"sample_size must be >= 1, got {sample_size}")
-    b = max(1, population // 4) if batch is None else int(batch)
-    if not 1 <= b <= population:
-        raise InputError(f"batch must be in [1, population], got {batch}")
+    if batch is not None and int(batch) < 1:
+        raise InputError(f"batch must be >= 1, got {batch}")
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
     run = Run(problem, Budget(generations, seconds, max_evaluations))
@@ -119,6 +153,7 @@ def regularized_evolution(
     oldest = 0
     gen = 0
     while pop.shape[0] == population:
+        b = default_batch(population, gen) if batch is None else int(batch)
         n = run.batch(gen, b)
         if n == 0:
             break
@@ -126,8 +161,11 @@ def regularized_evolution(
         children = space.mutate(np.take(pop, parents, axis=0), rate=mutation_rate, seed=rng)
         ev = problem.evaluate(children)
         archive.offer(children, ev)
-        if n == population:  # the whole population ages out at once
-            pop, violation, score = children, ev.violation, ev.score
+        if n >= population:  # the whole population ages out; the youngest P children stay
+            keep = slice(n - population, n)
+            pop = np.ascontiguousarray(children[keep])
+            violation, score = ev.violation[keep].copy(), ev.score[keep].copy()
+            oldest = 0
         else:
             slots = (oldest + np.arange(n)) % population
             pop[slots] = children
@@ -139,5 +177,6 @@ def regularized_evolution(
 
     return run.archive_result(
         "evolution", archive, generations=gen, history=history, seed=seed,
-        settings={"population": population, "sample_size": sample_size, "batch": b,
+        settings={"population": population, "sample_size": sample_size,
+                  "batch": "auto" if batch is None else int(batch),
                   "mutation_rate": mutation_rate})

@@ -353,10 +353,17 @@ class SearchSpace(ABC):
     def active_slots(self, genomes: Any) -> np.ndarray:
         """Boolean ``[N, S]``: which slots are part of each network (:meth:`slot_activity`)."""
         g = self.validate(genomes)
-        slot_gene, table = self.slot_activity()
+        cached = self.__dict__.get("_activity_cache")
+        if cached is None:  # the tables are fixed for a space: derive the gather once
+            slot_gene, table = self.slot_activity()
+            bound = np.flatnonzero(np.asarray(slot_gene) >= 0)
+            cached = (bound, np.asarray(slot_gene)[bound],
+                      np.asarray(table, dtype=bool)[bound])
+            self.__dict__["_activity_cache"] = cached
+        bound, genes, table = cached
         out = np.ones((g.shape[0], len(self.slot_names)), dtype=bool)
-        for s in np.flatnonzero(slot_gene >= 0):
-            out[:, s] = table[s][g[:, slot_gene[s]]].astype(bool)
+        if bound.size:
+            out[:, bound] = table[np.arange(bound.size)[None, :], g[:, genes]]
         return out
 
     # ------------------------------------------------------------------ text forms

@@ -106,9 +106,13 @@ class SpecSpace(SearchSpace):
         (equal values, e.g. two width multipliers that round to one channel count) to the
         first of them."""
         g = super().canonical(genomes)
-        for j, m in enumerate(self._compiled.canon):
-            if np.any(m != np.arange(len(m))):
-                g[:, j] = m[g[:, j]]
+        maps = self.__dict__.get("_canon_maps")
+        if maps is None:  # precomputed once: only genes whose map is not the identity
+            maps = [(j, np.asarray(m)) for j, m in enumerate(self._compiled.canon)
+                    if np.any(np.asarray(m) != np.arange(len(m)))]
+            self.__dict__["_canon_maps"] = maps
+        for j, m in maps:
+            g[:, j] = m[g[:, j]]
         return g
 
     def decode(self, genomes: Any) -> dict[str, np.ndarray]:

@@ -1,0 +1,124 @@
+"""Folded linear models (esm.predictor.fold): lookup tables equal to the unfolded model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esm import spaces
+from esm._native import core
+from esm.errors import InputError
+from esm.predictor import Predictor
+from esm.predictor.fold import FOLD_RTOL, FoldError, build_fold
+from esm.predictor.model import ModelArrays
+from esm.surrogate import encoders as enc
+from tests.test_spec import ZOO
+
+BUILT_IN = ("ofa-mbv3", "ofa-resnet50", "nb201", "fbnet", "anb-mnasnet")
+
+
+def _linear(encoder: enc.Encoder, seed: int = 0, target: str = "identity") -> ModelArrays:
+    """A linear model with positive weights (predictions far from 0, so relative differences
+    measure the fold, not cancellation) and a standardisation with one column switched off."""
+    rng = np.random.default_rng(seed)
+    X = encoder.transform(encoder.space.sample(256, seed=seed + 1))
+    F = encoder.n_features
+    scale = X.std(axis=0) + 1.0
+    scale[0] = np.inf
+    return ModelArrays("linear", F, {"coef": rng.uniform(0.1, 1.0, F),
+                                     "intercept": np.array([2.5]),
+                                     "x_mean": X.mean(axis=0) * 0.5, "x_scale": scale},
+                       target=target)
+
+
+def _space(name: str) -> spaces.SearchSpace:
+    return spaces.from_spec(ZOO) if name == "zoo" else spaces.get(name)
+
+
+@pytest.mark.parametrize("name", [*BUILT_IN, "zoo"])
+@pytest.mark.parametrize("encoding", ["fcc", "onehot", "lut", "stats", "layerwise", "roofline"])
+def test_fold_equals_unfolded(name: str, encoding: str) -> None:
+    space = _space(name)
+    e = enc.get_encoder(encoding, space)
+    m = _linear(e)
+    p = Predictor(m, e)
+    assert p.folded and p.fold_reason is None, p.fold_reason
+    g = space.sample(2048, seed=7)
+    want = p.predict_features(e.transform(g))
+    got = p.predict(g)
+    np.testing.assert_allclose(got, want, rtol=FOLD_RTOL, atol=0)
+    fold = build_fold(m, e)
+    np.testing.assert_allclose(fold.predict_numpy(g), want, rtol=FOLD_RTOL, atol=0)
+    np.testing.assert_allclose(p.predict(g, threads=1, chunk=3), got, rtol=1e-15, atol=0)
+    assert p.predict(g[:0]).shape == (0,)
+
+
+def test_fallback_reasons() -> None:
+    space = spaces.get("ofa-mbv3")
+    e = enc.get_encoder("fcc", space)
+    p = Predictor(_linear(e, target="log"), e)
+    assert not p.folded and "log" in str(p.fold_reason)
+    F = e.n_features
+    trees = ModelArrays("trees", F, {
+        "feature": np.array([0, -1, -1], np.int32), "threshold": np.array([0.0, 0, 0]),
+        "left": np.array([1, -1, -1], np.int32), "right": np.array([2, -1, -1], np.int32),
+        "value": np.array([0.0, 1.0, 2.0]), "roots": np.array([0], np.int32),
+        "base": np.array([0.5])})
+    p = Predictor(trees, e)
+    assert not p.folded and "not linear" in str(p.fold_reason)
+    g = space.sample(64, seed=0)
+    np.testing.assert_allclose(p.predict(g), p.predict_features(e.transform(g)), rtol=1e-12)
+    assert Predictor(trees).fold_reason == "no encoder"
+    with pytest.raises(FoldError, match="log"):
+        build_fold(_linear(e, target="log"), e)
+
+
+def test_bad_genomes_and_bad_tables() -> None:
+    space = spaces.get("ofa-mbv3")
+    e = enc.get_encoder("fcc", space)
+    p = Predictor(_linear(e), e)
+    assert p.folded
+    g = space.sample(10, seed=0)
+    bad = g.copy()
+    bad[3, 2] = int(space.choices[2])
+    with pytest.raises(InputError, match="genome 3, gene 2"):
+        p.predict(bad)
+    neg = g.copy()
+    neg[0, 0] = -1
+    with pytest.raises(InputError):
+        p.predict(neg)
+    with pytest.raises(InputError):
+        p.predict(g.astype(np.float64) + 0.5)
+    with pytest.raises(InputError):
+        p.predict(g[:, :-1])
+    with pytest.raises(InputError):
+        p.predict(g, chunk=0)
+    fold = build_fold(_linear(e), e)
+    with pytest.raises(ValueError, match="smaller"):
+        core.FoldedPredictor(fold.choices, fold.key_genes, fold.key_strides * 2, fold.key_ptr,
+                             fold.table_ptr, fold.values, 0.0)
+    with pytest.raises(ValueError):
+        core.FoldedPredictor(fold.choices, fold.key_genes, fold.key_strides, fold.key_ptr,
+                             fold.table_ptr, fold.values[:-1], 0.0)
+    with pytest.raises(ValueError):
+        core.FoldedPredictor(fold.choices, fold.key_genes.astype(np.float64),
+                             fold.key_strides, fold.key_ptr, fold.table_ptr, fold.values, 0.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        core.FoldedPredictor(fold.choices, fold.key_genes, fold.key_strides, fold.key_ptr,
+                             fold.table_ptr, fold.values, float("nan"))
+
+
+def test_trained_default_model_folds() -> None:
+    """The default surrogate (fcc + auto on a few hundred rows) folds when it picks a linear
+    model with the identity target, and the CLI-facing predictor agrees with its predict."""
+    from esm.surrogate import Surrogate
+
+    space = spaces.get("nb201")
+    g = space.sample(300, seed=0)
+    y = 1.0 + 1e-9 * space.costs(g).macs.astype(np.float64)
+    s = Surrogate.fit(space, g, y, encoding="fcc", model="ridge", target="identity")
+    from esm.predictor import compile as compile_predictor
+
+    p = compile_predictor(s)
+    assert p.folded, p.fold_reason
+    np.testing.assert_allclose(p.predict(g), s.predict(g), rtol=1e-9)
