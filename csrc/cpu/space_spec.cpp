@@ -153,6 +153,54 @@ void interpret_rows(const int64_t* program, const int32_t* genomes, int64_t n, i
 
 }  // namespace
 
+namespace {
+
+// A segment of the table walk: its guard as a bit mask over the depth gene's choices, its keys
+// and its table region.
+struct Seg {
+  int64_t slot, gene, key_start, key_count, table_off;
+  uint64_t mask;
+};
+
+struct Tables {
+  const int64_t* table;
+  const Seg* segs;
+  int64_t n_seg;
+  const int64_t* key_gene;
+  const int64_t* key_stride;
+};
+
+// The table walk's hot loop, out of line and specialised on the per-slot detail.
+template <bool kSlots>
+__attribute__((noinline)) void table_rows(const Tables& t, const int32_t* genomes, int64_t n,
+                                          int64_t G, int64_t S, int64_t* totals,
+                                          int64_t* slots) {
+  const int64_t* table = t.table;
+  const Seg* sp = t.segs;
+  const int64_t* kg = t.key_gene;
+  const int64_t* ks = t.key_stride;
+  const int64_t n_seg = t.n_seg;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t* g = genomes + i * G;
+    int64_t sum[F] = {0, 0, 0, 0};
+    for (int64_t k = 0; k < n_seg; ++k) {
+      const Seg& d = sp[k];
+      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
+      int64_t row = 0;
+      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
+      const int64_t* c = table + d.table_off + row * F;
+      for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
+      if (kSlots && d.slot >= 0) {
+        int64_t* out = slots + (i * S + d.slot) * F;
+        for (int64_t f = 0; f < F; ++f) out[f] += c[f];
+      }
+    }
+    for (int64_t f = 0; f < F; ++f) totals[i * F + f] = sum[f];
+  }
+}
+
+}  // namespace
+
 void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
                 int64_t* slots) {
   const View v(program);
@@ -165,10 +213,6 @@ void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64
   // choices (depth genes have at most 65 choices; a guard on more falls back to the
   // interpreter's test), the keys as (gene, stride) pairs. Local copies also keep the
   // compiler from reloading them after every store to totals/slots.
-  struct Seg {
-    int64_t slot, gene, key_start, key_count, table_off;
-    uint64_t mask;
-  };
   const int64_t n_seg = v.h(kHSegs);
   std::vector<Seg> segs(static_cast<size_t>(n_seg));
   std::vector<int64_t> key_gene(static_cast<size_t>(v.h(kHKeys))), key_stride(key_gene.size());
@@ -196,26 +240,11 @@ void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64
       }
     }
   }
-  const int64_t* table = v.table();
-  const Seg* sp = segs.data();
-  const int64_t* kg = key_gene.data();
-  const int64_t* ks = key_stride.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t* g = genomes + i * G;
-    int64_t sum[F] = {0, 0, 0, 0};
-    for (int64_t k = 0; k < n_seg; ++k) {
-      const Seg& d = sp[k];
-      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
-      int64_t row = 0;
-      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
-      const int64_t* c = table + d.table_off + row * F;
-      for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
-      if (slots && d.slot >= 0) {
-        int64_t* out = slots + (i * S + d.slot) * F;
-        for (int64_t f = 0; f < F; ++f) out[f] += c[f];
-      }
-    }
-    for (int64_t f = 0; f < F; ++f) totals[i * F + f] = sum[f];
+  const Tables t{v.table(), segs.data(), n_seg, key_gene.data(), key_stride.data()};
+  if (slots) {
+    table_rows<true>(t, genomes, n, G, S, totals, slots);
+  } else {
+    table_rows<false>(t, genomes, n, G, S, totals, slots);
   }
 }
 
