@@ -3,6 +3,8 @@ the compiled CPU cost path exactly, on every built-in space; bad rows are report
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,63 @@ def test_twin_refuses_wrong_shapes() -> None:
         _core.flat_costs("nb201", np.zeros((3, 5), np.int32), space.config)
     with pytest.raises(ValueError):
         _core.flat_costs("nb201", np.zeros((3, 6), np.float64), space.config)
+
+
+def _fcc(space: spaces.SearchSpace) -> tuple[Any, dict]:
+    from esm.predictor.plan import build_plan
+    from esm.surrogate.encoders import FccEncoder
+
+    enc = FccEncoder(space)
+    return enc, build_plan(enc)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_twin_features_equal_compiled_encoder(name: str) -> None:
+    from esm.predictor.plan import fused
+
+    space = spaces.get(name)
+    enc, plan = _fcc(space)
+    flat = _core.FlatPipeline(space.kernel, space.config, plan)
+    g = space.sample(2000, seed=4)
+    X, bad = flat.features(g)
+    assert (bad == -1).all()
+    ref = fused(enc).encode(g, 1)
+    assert X.shape == ref.shape == (len(g), flat.n_features)
+    np.testing.assert_allclose(X, ref, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(X, enc.transform(g), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("target", ["identity", "log"])
+def test_twin_linear_fold_equals_dense_linear(name: str, target: str) -> None:
+    space = spaces.get(name)
+    _, plan = _fcc(space)
+    flat = _core.FlatPipeline(space.kernel, space.config, plan)
+    g = space.sample(1500, seed=5)
+    X, _ = flat.features(g)
+    rng = np.random.default_rng(0)
+    mean, scale = X.mean(0), X.std(0) + 1.0
+    coef = rng.normal(size=X.shape[1]) * 1e-3
+    flat.set_linear(coef, mean, scale, 0.5, target)
+    y, bad = flat.predict_linear(g)
+    assert (bad == -1).all()
+    ref = 0.5 + ((X - mean) / scale) @ coef
+    if target == "log":
+        ref = np.exp(ref)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    g[3, 0] = space.choices[0]
+    y2, bad2 = flat.predict_linear(g)
+    assert bad2[3] == 0 and np.isnan(y2[3]) and np.isnan(flat.features(g)[0][3]).all()
+
+
+def test_twin_linear_needs_matching_sizes() -> None:
+    space = spaces.get("nb201")
+    _, plan = _fcc(space)
+    flat = _core.FlatPipeline(space.kernel, space.config, plan)
+    with pytest.raises(ValueError):
+        flat.set_linear(np.zeros(3), np.zeros(3), np.ones(3), 0.0)
+    with pytest.raises(ValueError):
+        flat.predict_linear(space.sample(2, seed=0))
+    F = flat.n_features
+    with pytest.raises(ValueError):
+        flat.set_linear(np.zeros(F), np.zeros(F), np.ones(F), 0.0, "sqrt")

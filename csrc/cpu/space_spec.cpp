@@ -173,8 +173,7 @@ struct Tables {
 // The table walk's hot loop, out of line and specialised on the per-slot detail.
 template <bool kSlots>
 __attribute__((noinline)) void table_rows(const Tables& t, const int32_t* genomes, int64_t n,
-                                          int64_t G, int64_t S, int64_t* totals,
-                                          int64_t* slots) {
+                                          int64_t G, int64_t S, int64_t* totals, int64_t* slots) {
   const int64_t* table = t.table;
   const Seg* sp = t.segs;
   const int64_t* kg = t.key_gene;

@@ -88,9 +88,9 @@ void DevicePipeline::costs(const int32_t* genomes, int64_t n, int64_t* totals, i
                            int64_t* bad, uintptr_t stream) const {
   if (n <= 0) return;
   costs_kernel<<<pipeline_blocks(n), kPipelineThreads, shared_bytes_,
-                 reinterpret_cast<cudaStream_t>(stream)>>>(
-      walk_, config_, config_words_, choices_, n_genes_, n_slots_, shared_bytes_ > 0, genomes, n,
-      totals, slots, bad);
+                 reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, config_words_, choices_,
+                                                           n_genes_, n_slots_, shared_bytes_ > 0,
+                                                           genomes, n, totals, slots, bad);
   launch_check(cudaGetLastError(), "costs_kernel launch");
 }
 

@@ -66,5 +66,4 @@ ESM_HD inline void walk(const int32_t* g, const int64_t* config, Accumulator& ac
   acc.linear(c, config[2], true);
 }
 
-
 }  // namespace esm::nb201

@@ -39,9 +39,7 @@ struct View {
   ESM_HD const int64_t* key(int64_t i) const { return p + p[kHKeysOff] + i * 2; }
   ESM_HD const int64_t* choices() const { return p + p[kHChoicesOff]; }
   ESM_HD const int64_t* table() const { return p + p[kHTableOff]; }
-  ESM_HD double real(int64_t i) const {
-    return bits_to_double(p[p[kHRealsOff] + i]);
-  }
+  ESM_HD double real(int64_t i) const { return bits_to_double(p[p[kHRealsOff] + i]); }
   ESM_HD double value(int64_t param_index, const int32_t* g) const {
     const int64_t* r = param(param_index);
     return real(r[1] + (r[0] >= 0 ? g[r[0]] : 0));
@@ -64,14 +62,14 @@ ESM_HD inline int64_t rounded(int64_t base, double expand, int64_t divisor) {
 
 // Conv + optional BN with "same" padding (odd kernels): out = (h - 1) / stride + 1.
 ESM_HD inline void conv_bn(Accumulator& acc, int64_t cin, int64_t cout, int64_t k, int64_t stride,
-             int64_t groups, int64_t* h, int64_t* w, bool bn, bool bias) {
+                           int64_t groups, int64_t* h, int64_t* w, bool bn, bool bias) {
   acc.conv(cin, cout, k, stride, k / 2, groups, *h, *w, bias, h, w);
   if (bn) acc.batchnorm(cout);
 }
 
 // The shortcut of a residual block whose shape changes: 1x1 conv (stride) + BN.
 ESM_HD inline void shortcut(Accumulator& acc, int64_t cin, int64_t cout, int64_t stride, int64_t h,
-              int64_t w) {
+                            int64_t w) {
   if (stride != 1 || cin != cout) {
     acc.conv(cin, cout, 1, stride, 0, 1, h, w, false, nullptr, nullptr);
     acc.batchnorm(cout);
@@ -91,7 +89,8 @@ struct State {
   int64_t c, h, w;
 };
 
-ESM_HD inline void run(const View& v, const int64_t* in, const int32_t* g, State& s, Accumulator& acc) {
+ESM_HD inline void run(const View& v, const int64_t* in, const int32_t* g, State& s,
+                       Accumulator& acc) {
   const int64_t op = in[0];
   const int64_t cout = in[1] >= 0 ? v.ivalue(in[1], g) : s.c;
   const int64_t k = in[2] >= 0 ? v.ivalue(in[2], g) : 1;
@@ -158,11 +157,8 @@ ESM_HD inline void run(const View& v, const int64_t* in, const int32_t* g, State
       s.w = pool_out(s.w, in[8], stride, in[9], in[10]);
       break;
     }
-    case kGlobalPool:
-      s.h = s.w = 1;
-      break;
-    default:
-      break;  // unreachable for a checked program
+    case kGlobalPool: s.h = s.w = 1; break;
+    default: break;  // unreachable for a checked program
   }
 }
 
@@ -173,7 +169,7 @@ ESM_HD inline bool segment_active(const View& v, const int64_t* sg, const int32_
 // Interprets the segments of one genome up to `only` (all when only < 0); the costs of
 // segment `only` go to `acc`, those of the segments before it to `sink`.
 ESM_HD inline void interpret_until(const View& v, const int32_t* g, Accumulator& acc, int64_t only,
-                     Accumulator* sink) {
+                                   Accumulator* sink) {
   State s{v.h(kHInputChannels), 0, 0};
   s.h = s.w = v.ivalue(v.h(kHResParam), g);
   const int64_t n = only < 0 ? v.h(kHSegs) : only + 1;
@@ -212,7 +208,8 @@ ESM_HD inline void table_walk_one(const int64_t* program, const int32_t* g, int6
     const int64_t* c = table + sg[10] + row * Accumulator::kFields;
     for (int64_t f = 0; f < Accumulator::kFields; ++f) totals[f] += c[f];
     if (slots && sg[0] >= 0) {
-      for (int64_t f = 0; f < Accumulator::kFields; ++f) slots[sg[0] * Accumulator::kFields + f] += c[f];
+      for (int64_t f = 0; f < Accumulator::kFields; ++f)
+        slots[sg[0] * Accumulator::kFields + f] += c[f];
     }
   }
 }
