@@ -37,7 +37,7 @@ inline py::array_t<int32_t> genome_rows(const py::object& obj, int64_t G,
     return a.cast<py::array_t<int32_t>>();
   }
   // uint64 values above INT64_MAX wrap to negative here and are refused below.
-  auto wide = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(a);
+  auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
   py::array_t<int32_t> out({a.shape(0), a.shape(1)});
   const int64_t* src = wide.data();
   int32_t* dst = out.mutable_data();

@@ -26,29 +26,9 @@ constexpr int64_t kVersion = 1;
 
 // Header words.
 enum Header : int64_t {
-  kHMagic = 0,
-  kHVersion,
-  kHWords,
-  kHGenes,
-  kHSlots,
-  kHMode,
-  kHInputChannels,
-  kHResParam,
-  kHParams,
-  kHParamsOff,
-  kHInstr,
-  kHInstrOff,
-  kHSegs,
-  kHSegsOff,
-  kHOpts,
-  kHOptsOff,
-  kHKeys,
-  kHKeysOff,
-  kHReals,
-  kHRealsOff,
-  kHTableWords,
-  kHTableOff,
-  kHChoicesOff,
+  kHMagic = 0, kHVersion, kHWords, kHGenes, kHSlots, kHMode, kHInputChannels, kHResParam,
+  kHParams, kHParamsOff, kHInstr, kHInstrOff, kHSegs, kHSegsOff, kHOpts, kHOptsOff, kHKeys,
+  kHKeysOff, kHReals, kHRealsOff, kHTableWords, kHTableOff, kHChoicesOff,
   kHeaderWords = 24,
 };
 
@@ -59,12 +39,7 @@ enum Mode : int64_t { kInterpret = 0, kTables = 1 };
 // reals[offset + genome[gene]], or reals[offset] when gene < 0.
 constexpr int64_t kParamWords = 3;
 enum Kind : int64_t {
-  kChannels = 0,
-  kKernel = 1,
-  kExpand = 2,
-  kFlag = 3,
-  kDepth = 4,
-  kResolution = 5,
+  kChannels = 0, kKernel = 1, kExpand = 2, kFlag = 3, kDepth = 4, kResolution = 5,
 };
 
 // A block instruction: [op, out, kernel, expand, se, stride, groups, flags, a, b, c, d] with
