@@ -36,6 +36,42 @@ void register_pipeline(py::module_& m) {
                                  "Genomes on the device -> first bad gene and costs, one thread "
                                  "per genome (the CPU twin is _core.flat_costs).")
       .def(py::init(&make_pipeline), py::arg("space"), py::arg("config"))
+      .def(py::init([](const esm::flat::FlatPipeline& twin) {
+             return std::make_unique<ec::DevicePipeline>(twin);
+           }),
+           py::arg("twin"),
+           "The whole pipeline of a _core.FlatPipeline (its encoder plan and linear model).")
+      .def_property_readonly("n_features", &ec::DevicePipeline::n_features)
+      .def_property_readonly("has_linear", &ec::DevicePipeline::has_linear)
+      .def(
+          "features",
+          [](const ec::DevicePipeline& p, uintptr_t genomes, int64_t n, uintptr_t X, uintptr_t bad,
+             uintptr_t stream) {
+            if (n < 0) throw std::invalid_argument("n must be >= 0");
+            if (n > 0 && (!genomes || !X || !bad)) {
+              throw std::invalid_argument("genomes, X and bad must be device pointers");
+            }
+            py::gil_scoped_release release;
+            p.features(reinterpret_cast<const int32_t*>(genomes), n, reinterpret_cast<double*>(X),
+                       reinterpret_cast<int64_t*>(bad), stream);
+          },
+          py::arg("genomes"), py::arg("n"), py::arg("X"), py::arg("bad"), py::arg("stream") = 0,
+          "Queue the encode kernel: genomes int32 [n, G] -> X float64 [n, F], bad int64 [n].")
+      .def(
+          "predict_linear",
+          [](const ec::DevicePipeline& p, uintptr_t genomes, int64_t n, uintptr_t out,
+             uintptr_t bad, uintptr_t stream) {
+            if (n < 0) throw std::invalid_argument("n must be >= 0");
+            if (n > 0 && (!genomes || !out || !bad)) {
+              throw std::invalid_argument("genomes, out and bad must be device pointers");
+            }
+            py::gil_scoped_release release;
+            p.predict_linear(reinterpret_cast<const int32_t*>(genomes), n,
+                             reinterpret_cast<double*>(out), reinterpret_cast<int64_t*>(bad),
+                             stream);
+          },
+          py::arg("genomes"), py::arg("n"), py::arg("out"), py::arg("bad"), py::arg("stream") = 0,
+          "Queue the fused kernel: genomes int32 [n, G] -> latencies float64 [n], bad int64 [n].")
       .def_property_readonly("n_genes", &ec::DevicePipeline::n_genes)
       .def_property_readonly("n_slots", &ec::DevicePipeline::n_slots)
       .def_property_readonly("shared_bytes", &ec::DevicePipeline::shared_bytes)

@@ -11,7 +11,7 @@
 namespace esm::flat {
 
 // Most slots a flat plan may have (the per-genome roofline buffers live on the stack).
-constexpr int64_t kMaxSlots = 64;
+constexpr int64_t kMaxSlots = 32;
 
 // A checked EncodePlan as plain arrays (no pointers to std containers; device-copyable).
 struct FlatPlan {
