@@ -111,7 +111,7 @@ def flat_pipeline(n: int, train: int, column: str, repeat: int) -> None:
     genomes = space.sample(n, seed=321).astype(np.int32)
     flat = _core.FlatPipeline(space.kernel, space.config, build_plan(enc))
     flat.set_linear(np.asarray(est.coef_, float), mean, scale, float(est.intercept_), "log")
-    pipe = _cuda.DevicePipeline(flat)
+    pipe = _cuda.DevicePipeline.from_twin(flat)
     g_dev = cp.asarray(genomes)
     out, bad = cp.empty(n, cp.float64), cp.empty(n, cp.int64)
 

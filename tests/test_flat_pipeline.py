@@ -126,3 +126,51 @@ def test_twin_linear_needs_matching_sizes() -> None:
     F = flat.n_features
     with pytest.raises(ValueError):
         flat.set_linear(np.zeros(F), np.zeros(F), np.ones(F), 0.0, "sqrt")
+
+
+# ---------------------------------------------------------------- variation twins
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_variation_sample_in_range_and_deterministic(name: str) -> None:
+    ch = spaces.get(name).choices
+    a = _core.variation_sample(ch, 5000, 7)
+    assert a.shape == (5000, len(ch)) and a.dtype == np.int32
+    assert (a >= 0).all() and (a < ch).all()
+    np.testing.assert_array_equal(a, _core.variation_sample(ch, 5000, 7))
+    assert not np.array_equal(a, _core.variation_sample(ch, 5000, 8))
+    # every choice of every gene turns up (uniform over choices)
+    for j, c in enumerate(ch):
+        assert len(np.unique(a[:, j])) == c
+    # row i does not depend on n (counter-based streams)
+    np.testing.assert_array_equal(_core.variation_sample(ch, 10, 7), a[:10])
+
+
+def test_variation_mutate_rate_and_range() -> None:
+    space = spaces.get("ofa-mbv3")
+    ch = space.choices
+    g = space.sample(4000, seed=0)
+    m = _core.variation_mutate(ch, g, 0.1, 3)
+    assert (m >= 0).all() and (m < ch).all()
+    changed = (m != g)[:, ch > 1].mean()
+    assert 0.09 < changed < 0.11
+    np.testing.assert_array_equal(_core.variation_mutate(ch, g, 0.0, 3), g)
+    assert ((_core.variation_mutate(ch, g, 1.0, 3) != g) == (ch > 1)).all()
+    np.testing.assert_array_equal(m, _core.variation_mutate(ch, g, 0.1, 3))
+    with pytest.raises(ValueError):
+        _core.variation_mutate(ch, g, 1.5, 3)
+
+
+def test_variation_crossover_and_tournament() -> None:
+    space = spaces.get("fbnet")
+    a, b = space.sample(3000, seed=1), space.sample(3000, seed=2)
+    c = _core.variation_crossover(a, b, 5)
+    assert ((c == a) | (c == b)).all()
+    assert 0.45 < ((c == a) & (a != b)).sum() / (a != b).sum() < 0.55
+    score = np.random.default_rng(0).random(1000)
+    w = _core.variation_tournament(score, 20000, 2, 9)
+    assert (w >= 0).all() and (w < 1000).all()
+    assert score[w].mean() < score.mean() - 0.1  # selection pressure
+    np.testing.assert_array_equal(w, _core.variation_tournament(score, 20000, 2, 9))
+    with pytest.raises(ValueError):
+        _core.variation_crossover(a, b[:10], 5)

@@ -60,7 +60,7 @@ def test_device_features_and_linear_equal_twin(name: str) -> None:
     space = spaces.get(name)
     g = _genomes(space, 20_000, 2)
     flat = _twin(space, linear=True)
-    pipe = _cuda.DevicePipeline(flat)
+    pipe = _cuda.DevicePipeline.from_twin(flat)
     dg = cp.asarray(g)
     n, F = len(g), pipe.n_features
     X, b = cp.empty((n, F), cp.float64), cp.empty(n, cp.int64)
@@ -72,3 +72,24 @@ def test_device_features_and_linear_equal_twin(name: str) -> None:
     pipe.predict_linear(dg.data.ptr, n, y.data.ptr, b.data.ptr)
     ref_y, _ = flat.predict_linear(g)
     np.testing.assert_allclose(y.get(), ref_y, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_device_variation_equals_twin(name: str) -> None:
+    ch = spaces.get(name).choices
+    var = _cuda.DeviceVariation(ch)
+    n, G = 30_000, len(ch)
+    out = cp.empty((n, G), cp.int32)
+    var.sample(11, n, out.data.ptr)
+    ref = _core.variation_sample(ch, n, 11)
+    np.testing.assert_array_equal(out.get(), ref)
+    m = cp.empty_like(out)
+    var.mutate(12, 0.2, out.data.ptr, n, m.data.ptr)
+    np.testing.assert_array_equal(m.get(), _core.variation_mutate(ch, ref, 0.2, 12))
+    c = cp.empty_like(out)
+    var.crossover(13, out.data.ptr, m.data.ptr, n, c.data.ptr)
+    np.testing.assert_array_equal(c.get(), _core.variation_crossover(ref, m.get(), 13))
+    score = cp.asarray(np.random.default_rng(0).random(n))
+    w = cp.empty(n, cp.int64)
+    var.tournament(14, score.data.ptr, n, 3, n, w.data.ptr)
+    np.testing.assert_array_equal(w.get(), _core.variation_tournament(score.get(), n, 3, 14))

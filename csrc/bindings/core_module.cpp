@@ -8,6 +8,7 @@ void register_search(py::module_& m);
 void register_timer(py::module_& m);
 void register_predict(py::module_& m);
 void register_flat(py::module_& m);
+void register_variation(py::module_& m);
 
 #ifndef ESM_VERSION
 #define ESM_VERSION "0+unknown"
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   register_timer(m);
   register_predict(m);
   register_flat(m);
+  register_variation(m);
 }

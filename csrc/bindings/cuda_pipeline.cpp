@@ -36,11 +36,13 @@ void register_pipeline(py::module_& m) {
                                  "Genomes on the device -> first bad gene and costs, one thread "
                                  "per genome (the CPU twin is _core.flat_costs).")
       .def(py::init(&make_pipeline), py::arg("space"), py::arg("config"))
-      .def(py::init([](const esm::flat::FlatPipeline& twin) {
-             return std::make_unique<ec::DevicePipeline>(twin);
-           }),
-           py::arg("twin"),
-           "The whole pipeline of a _core.FlatPipeline (its encoder plan and linear model).")
+      .def_static(
+          "from_twin",
+          [](const esm::flat::FlatPipeline& twin) {
+            return std::make_unique<ec::DevicePipeline>(twin);
+          },
+          py::arg("twin"),
+          "The whole pipeline of a _core.FlatPipeline (its encoder plan and linear model).")
       .def_property_readonly("n_features", &ec::DevicePipeline::n_features)
       .def_property_readonly("has_linear", &ec::DevicePipeline::has_linear)
       .def(

@@ -47,8 +47,8 @@ __global__ void costs_kernel(int32_t walk, const int64_t* __restrict__ config, i
 }
 
 // Features of one genome per thread; the plan's arrays are read through the read-only cache.
-__global__ void features_kernel(int32_t walk, const int64_t* __restrict__ config,
-                                flat::FlatPlan p, const int32_t* __restrict__ genomes, int64_t n,
+__global__ void features_kernel(int32_t walk, const int64_t* __restrict__ config, flat::FlatPlan p,
+                                const int32_t* __restrict__ genomes, int64_t n,
                                 double* __restrict__ X, int64_t* __restrict__ bad) {
   const int64_t i = global_index();
   if (i >= n) return;
@@ -71,8 +71,8 @@ __global__ void features_kernel(int32_t walk, const int64_t* __restrict__ config
 // Genomes -> costs -> encode with the linear model folded in: one prediction per thread, no
 // feature row in memory.
 __global__ void linear_kernel(int32_t walk, const int64_t* __restrict__ config, flat::FlatPlan p,
-                              flat::LinearFold lin, const int32_t* __restrict__ genomes,
-                              int64_t n, double* __restrict__ out, int64_t* __restrict__ bad) {
+                              flat::LinearFold lin, const int32_t* __restrict__ genomes, int64_t n,
+                              double* __restrict__ out, int64_t* __restrict__ bad) {
   const int64_t i = global_index();
   if (i >= n) return;
   int64_t sl[flat::kMaxSlots * Accumulator::kFields];
@@ -159,8 +159,8 @@ void DevicePipeline::features(const int32_t* genomes, int64_t n, double* X, int6
   if (!has_plan_) throw std::invalid_argument("DevicePipeline: no encoder plan");
   if (n <= 0) return;
   features_kernel<<<pipeline_blocks(n), kPipelineThreads, 0,
-                    reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, plan_, genomes, n,
-                                                              X, bad);
+                    reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, plan_, genomes, n, X,
+                                                              bad);
   launch_check(cudaGetLastError(), "features_kernel launch");
 }
 
@@ -169,8 +169,8 @@ void DevicePipeline::predict_linear(const int32_t* genomes, int64_t n, double* o
   if (!has_linear_) throw std::invalid_argument("DevicePipeline: no linear model");
   if (n <= 0) return;
   linear_kernel<<<pipeline_blocks(n), kPipelineThreads, 0,
-                  reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, plan_, linear_,
-                                                            genomes, n, out, bad);
+                  reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, plan_, linear_, genomes,
+                                                            n, out, bad);
   launch_check(cudaGetLastError(), "linear_kernel launch");
 }
 

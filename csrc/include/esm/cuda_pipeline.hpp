@@ -27,8 +27,7 @@ class DevicePipeline {
   void costs(const int32_t* genomes, int64_t n, int64_t* totals, int64_t* slots, int64_t* bad,
              uintptr_t stream) const;
   // X float64 [n, F] (NaN rows for bad genomes); bad int64 [n]. Needs the twin constructor.
-  void features(const int32_t* genomes, int64_t n, double* X, int64_t* bad,
-                uintptr_t stream) const;
+  void features(const int32_t* genomes, int64_t n, double* X, int64_t* bad, uintptr_t stream) const;
   // out float64 [n] (NaN for bad genomes); bad int64 [n]. Needs a twin with a linear model.
   void predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad,
                       uintptr_t stream) const;
@@ -48,7 +47,7 @@ class DevicePipeline {
   int64_t* config_ = nullptr;
   int32_t* choices_ = nullptr;
   bool has_plan_ = false, has_linear_ = false;
-  flat::FlatPlan plan_;     // device pointers
+  flat::FlatPlan plan_;      // device pointers
   flat::LinearFold linear_;  // device pointers
   std::vector<void*> owned_;
 };
