@@ -134,6 +134,15 @@ def flat_pipeline(n: int, train: int, column: str, repeat: int) -> None:
           f"{'met' if ratio >= 20 else 'NOT met'}); bad rows {int((cp.asnumpy(bad) >= 0).sum())}; "
           f"max rel diff {diff:.1e} (limit 1e-6: {'ok' if diff <= 1e-6 else 'FAIL'})", flush=True)
 
+    from esm.search.device import CudaOps, device_evolution
+
+    ops = CudaOps(flat, space.choices)
+    device_evolution(ops, population=65_536, generations=1, seed=0)  # warm up
+    res = device_evolution(ops, population=65_536, generations=30, seed=1)
+    print(f"device search (esm.search.device, CudaOps): population 65,536, 30 generations, "
+          f"{res.candidates:,} candidates in {res.seconds:.3f} s = {res.rate:,.0f} cand/s "
+          f"(goal >= 10M/s: {'met' if res.rate >= 10e6 else 'NOT met'})", flush=True)
+
 
 def _rep(ab: np.ndarray) -> str:
     d = np.abs(ab[1] / ab[0] - 1)

@@ -174,3 +174,26 @@ def test_variation_crossover_and_tournament() -> None:
     np.testing.assert_array_equal(w, _core.variation_tournament(score, 20000, 2, 9))
     with pytest.raises(ValueError):
         _core.variation_crossover(a, b[:10], 5)
+
+
+def test_twin_device_evolution_runs_and_improves() -> None:
+    from esm.search.device import TwinOps, device_evolution
+
+    space = spaces.get("ofa-mbv3")
+    _, plan = _fcc(space)
+    flat = _core.FlatPipeline(space.kernel, space.config, plan)
+    X, _ = flat.features(space.sample(500, seed=0))
+    # a surrogate that grows with MACs (column 0 of fcc): the search must find small networks
+    coef = np.zeros(X.shape[1])
+    coef[0] = 1.0
+    flat.set_linear(coef, X.mean(0), X.std(0) + 1.0, 0.0, "identity")
+    ops = TwinOps(flat, space.choices)
+    res = device_evolution(ops, population=512, generations=8, seed=3)
+    assert res.history[-1] < res.history[0]
+    assert all(b <= a for a, b in zip(res.history, res.history[1:], strict=False))
+    assert res.candidates == 512 * 9
+    assert (res.best_genome >= 0).all() and (res.best_genome < space.choices).all()
+    again = device_evolution(ops, population=512, generations=8, seed=3)
+    np.testing.assert_array_equal(again.best_genome, res.best_genome)
+    assert space.costs(res.best_genome[None]).macs[0] <= np.median(
+        space.costs(space.sample(500, seed=0)).macs)

@@ -93,3 +93,14 @@ def test_device_variation_equals_twin(name: str) -> None:
     w = cp.empty(n, cp.int64)
     var.tournament(14, score.data.ptr, n, 3, n, w.data.ptr)
     np.testing.assert_array_equal(w.get(), _core.variation_tournament(score.get(), n, 3, 14))
+
+
+def test_cuda_search_equals_twin_search() -> None:
+    from esm.search.device import CudaOps, TwinOps, device_evolution
+
+    space = spaces.get("ofa-mbv3")
+    flat = _twin(space, linear=True)
+    twin = device_evolution(TwinOps(flat, space.choices), population=4096, generations=5, seed=2)
+    dev = device_evolution(CudaOps(flat, space.choices), population=4096, generations=5, seed=2)
+    np.testing.assert_array_equal(dev.best_genome, twin.best_genome)
+    np.testing.assert_allclose(dev.history, twin.history, rtol=1e-6)
