@@ -177,7 +177,7 @@ def device_evolution(ops: DeviceOps, population: int = 65_536, generations: int 
         cs = ops.score(child)
         allg = xp.concatenate([pop, child])
         alls = xp.concatenate([score, cs])
-        keep = xp.argsort(alls, kind="stable")[:population]
+        keep = (np.argsort(alls, kind="stable") if xp is np else xp.argsort(alls))[:population]
         pop, score = allg[keep], alls[keep]
         history.append(float(score[0]))
     i = int(score.argmin())
