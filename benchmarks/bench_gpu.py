@@ -2,6 +2,10 @@
 
 Prints, in one run (needs a GPU and esm built with CUDA):
 
+0. **Flat pipeline** (issue 16) — the default ``fcc`` encoding with a ridge model on ofa-mbv3:
+   genomes already on the device (cupy) -> costs -> encode -> folded linear model in one
+   kernel (``_cuda.DevicePipeline.predict_linear``) against the compiled CPU path (all cores),
+   the ratio and its verdict against the 20x goal, and the largest relative difference.
 1. **Predictor** — for ``--n`` random ofa-mbv3 genomes and each device family (LUT, linear,
    gradient-boosted trees, random forest), trained on real latencies when
    ``../shared/data/ofa_mbv3_gpu.csv`` is there: genomes -> latency per second on the CPU
@@ -86,6 +90,60 @@ def predictor(n: int, train: int, column: str, repeat: int, chunk: int) -> None:
           "on the device end to end; other encodings are encoded on the CPU).")
 
 
+def flat_pipeline(n: int, train: int, column: str, repeat: int) -> None:
+    """Section 0: the device flat pipeline (fused fcc + ridge) vs the compiled CPU predictor."""
+    from sklearn.linear_model import Ridge
+
+    from esm import _core
+    from esm.predictor.plan import build_plan
+
+    if importlib.util.find_spec("cupy") is None:
+        print("== flat pipeline: skipped (cupy not installed)")
+        return
+    cp = importlib.import_module("cupy")
+    from esm import _cuda  # type: ignore[attr-defined]
+
+    space = spaces.get("ofa-mbv3")
+    g_train, y_train = _train_data(space, train, column)
+    enc = encoders.get_encoder("fcc", space)
+    est, model, mean, scale = fit_compiled(enc, Ridge(alpha=1.0), g_train, y_train)
+    pred = Predictor(model, enc)
+    genomes = space.sample(n, seed=321).astype(np.int32)
+    flat = _core.FlatPipeline(space.kernel, space.config, build_plan(enc))
+    flat.set_linear(np.asarray(est.coef_, float), mean, scale, float(est.intercept_), "log")
+    pipe = _cuda.DevicePipeline.from_twin(flat)
+    g_dev = cp.asarray(genomes)
+    out, bad = cp.empty(n, cp.float64), cp.empty(n, cp.int64)
+
+    def device() -> Any:
+        pipe.predict_linear(g_dev.data.ptr, n, out.data.ptr, bad.data.ptr,
+                            cp.cuda.get_current_stream().ptr)
+        cp.cuda.get_current_stream().synchronize()
+        return out
+
+    pred.predict(genomes[:1000])
+    device()
+    t_cpu, ref = _best(lambda: pred.predict(genomes), repeat)
+    t_gpu, res = _best(device, repeat)
+    y = cp.asnumpy(res)
+    diff = float(np.max(np.abs(y - ref) / np.abs(ref)))
+    ratio = t_cpu / t_gpu
+    print(f"== flat pipeline: {n:,} ofa-mbv3 genomes on the device, fcc + ridge (log target)")
+    print(f"compiled CPU (all {os.cpu_count()} cores) {n / t_cpu:,.0f}/s; device pipeline "
+          f"{n / t_gpu:,.0f}/s; ratio {ratio:.1f}x (goal >= 20x: "
+          f"{'met' if ratio >= 20 else 'NOT met'}); bad rows {int((cp.asnumpy(bad) >= 0).sum())}; "
+          f"max rel diff {diff:.1e} (limit 1e-6: {'ok' if diff <= 1e-6 else 'FAIL'})", flush=True)
+
+    from esm.search.device import CudaOps, device_evolution
+
+    ops = CudaOps(flat, space.choices)
+    device_evolution(ops, population=65_536, generations=1, seed=0)  # warm up
+    res = device_evolution(ops, population=65_536, generations=30, seed=1)
+    print(f"device search (esm.search.device, CudaOps): population 65,536, 30 generations, "
+          f"{res.candidates:,} candidates in {res.seconds:.3f} s = {res.rate:,.0f} cand/s "
+          f"(goal >= 10M/s: {'met' if res.rate >= 10e6 else 'NOT met'})", flush=True)
+
+
 def _rep(ab: np.ndarray) -> str:
     d = np.abs(ab[1] / ab[0] - 1)
     return f"{np.median(d):.2%} (max {np.max(d):.2%})"
@@ -160,6 +218,7 @@ def main() -> None:
         raise SystemExit(f"no usable CUDA device: {cuda.devices()[1]}")
     print(f"device: {cuda.devices()[0][0]}")
     if not args.skip_predict:
+        flat_pipeline(args.n, args.train, args.column, args.repeat)
         predictor(args.n, args.train, args.column, args.repeat, args.chunk)
     if not args.skip_measure:
         measurement(args.nets, args.batch, args.max_time)

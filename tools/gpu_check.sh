@@ -27,6 +27,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 nvcc --version | tail -2
 "$PY" -c "import sys, torch, numpy, sklearn; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available(), 'numpy', numpy.__version__, 'sklearn', sklearn.__version__)"
 
+step "cupy (the device pipeline's tests and benchmark need it)"
+"$PY" -c "import cupy" 2>/dev/null || timeout 120 "$PY" -m pip install -q cupy-cuda13x 2>&1 | tail -2
+"$PY" -c "import cupy; print('cupy', cupy.__version__)" 2>&1 | tail -1
+
 step "build (sm_$ARCH)"
 t0=$(date +%s)
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)

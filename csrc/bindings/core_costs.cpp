@@ -8,6 +8,7 @@
 #include <string>
 
 #include "esm/costs.hpp"
+#include "esm/flat_pipeline.hpp"
 #include "esm/spec.hpp"
 #include "genome_rows.hpp"
 
@@ -54,6 +55,30 @@ void validate(const std::string& name, const py::object& genomes_in, const Confi
   esm::validate_genomes(space, genomes.data(), genomes.shape(0), genomes.shape(1), config.data());
 }
 
+// CPU twin of the device pipeline's cost stage (esm/flat_pipeline.hpp): genomes are checked
+// per row on the flat path (first bad gene, -1 when valid), not refused as a whole.
+py::tuple flat_costs(const std::string& name, const py::object& genomes_in, const Config& config,
+                     bool detail) {
+  const esm::SpaceKernel& space = checked_space(name, config);
+  const int32_t walk = esm::flat::walk_of(name);
+  const std::vector<int32_t> choices = space.choices(config.data());
+  const auto G = static_cast<int64_t>(choices.size());
+  const auto genomes = esm_bindings::genome_rows(genomes_in, G, name + ": genomes");
+  const int64_t n = genomes.shape(0);
+  const int S = space.n_slots(config.data());
+  const int64_t F = esm::Accumulator::kFields;
+  py::array_t<int64_t> totals({n, F});
+  py::array_t<int64_t> slots({n, detail ? static_cast<int64_t>(S) : int64_t{0}, F});
+  py::array_t<int64_t> bad(n);
+  {
+    py::gil_scoped_release release;
+    esm::flat::costs_twin(walk, config.data(), choices.data(), G, S, genomes.data(), n,
+                          totals.mutable_data(), detail ? slots.mutable_data() : nullptr,
+                          bad.mutable_data());
+  }
+  return py::make_tuple(totals, slots, bad);
+}
+
 }  // namespace
 
 // Fills the cost tables of a spec program (a copy) and checks them against the interpreter.
@@ -92,5 +117,9 @@ void register_costs(py::module_& m) {
   m.def("spec_tabulate", &spec_tabulate, py::arg("program"), py::arg("check_genomes") = 512,
         "(program with its cost tables filled, whether the table walk equals the interpreter on "
         "check_genomes random genomes; when not, the program interprets).");
+  m.def("flat_costs", &flat_costs, py::arg("space"), py::arg("genomes"), py::arg("config"),
+        py::arg("detail") = true,
+        "CPU twin of the CUDA flat pipeline's cost stage: (totals [N, 4], slots [N, S, 4], "
+        "bad [N]) with bad[i] the first out-of-range gene of row i (-1: valid; its costs 0).");
   m.attr("COST_FIELDS") = py::make_tuple("macs", "params", "activation_bytes", "layers");
 }

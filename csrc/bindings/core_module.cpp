@@ -7,6 +7,8 @@ void register_costs(py::module_& m);
 void register_search(py::module_& m);
 void register_timer(py::module_& m);
 void register_predict(py::module_& m);
+void register_flat(py::module_& m);
+void register_variation(py::module_& m);
 
 #ifndef ESM_VERSION
 #define ESM_VERSION "0+unknown"
@@ -19,4 +21,6 @@ PYBIND11_MODULE(_core, m) {
   register_search(m);
   register_timer(m);
   register_predict(m);
+  register_flat(m);
+  register_variation(m);
 }

@@ -8,6 +8,8 @@ namespace py = pybind11;
 
 void register_cuda_timer(py::module_& m);
 void register_predict(py::module_& m);
+void register_pipeline(py::module_& m);
+void register_variation(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "esm compiled core (CUDA)";
@@ -38,4 +40,6 @@ PYBIND11_MODULE(_cuda, m) {
   }, "(devices, reason): the usable CUDA devices, and why there are none when empty.");
   register_cuda_timer(m);
   register_predict(m);
+  register_pipeline(m);
+  register_variation(m);
 }

@@ -2,6 +2,8 @@
 // python/esm/spaces/blocks.py for the Python twin of every block formula.
 #include "esm/spec.hpp"
 
+#include "esm/spec_walk.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,167 +17,6 @@ namespace esm::spec {
 namespace {
 
 constexpr int64_t F = Accumulator::kFields;
-
-// Read-only view of a checked program.
-struct View {
-  const int64_t* p;
-  explicit View(const int64_t* program) : p(program) {}
-  int64_t h(int64_t k) const { return p[k]; }
-  int64_t genes() const { return p[kHGenes]; }
-  int64_t slots() const { return p[kHSlots]; }
-  const int64_t* param(int64_t i) const { return p + p[kHParamsOff] + i * kParamWords; }
-  const int64_t* instr(int64_t i) const { return p + p[kHInstrOff] + i * kInstrWords; }
-  const int64_t* seg(int64_t i) const { return p + p[kHSegsOff] + i * kSegWords; }
-  const int64_t* opt(int64_t i) const { return p + p[kHOptsOff] + i * 2; }
-  const int64_t* key(int64_t i) const { return p + p[kHKeysOff] + i * 2; }
-  const int64_t* choices() const { return p + p[kHChoicesOff]; }
-  const int64_t* table() const { return p + p[kHTableOff]; }
-  double real(int64_t i) const {
-    double d;
-    std::memcpy(&d, p + p[kHRealsOff] + i, sizeof d);
-    return d;
-  }
-  double value(int64_t param_index, const int32_t* g) const {
-    const int64_t* r = param(param_index);
-    return real(r[1] + (r[0] >= 0 ? g[r[0]] : 0));
-  }
-  int64_t ivalue(int64_t param_index, const int32_t* g) const {
-    return static_cast<int64_t>(value(param_index, g));
-  }
-};
-
-// Middle width: make_divisible(round(base * expand), divisor); Python's round() is
-// round-half-even, which nearbyint gives under the default rounding mode.
-int64_t rounded(int64_t base, double expand, int64_t divisor) {
-  const double v = std::nearbyint(static_cast<double>(base) * expand);
-  return make_divisible(v, divisor);
-}
-
-// Conv + optional BN with "same" padding (odd kernels): out = (h - 1) / stride + 1.
-void conv_bn(Accumulator& acc, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t groups,
-             int64_t* h, int64_t* w, bool bn, bool bias) {
-  acc.conv(cin, cout, k, stride, k / 2, groups, *h, *w, bias, h, w);
-  if (bn) acc.batchnorm(cout);
-}
-
-// The shortcut of a residual block whose shape changes: 1x1 conv (stride) + BN.
-void shortcut(Accumulator& acc, int64_t cin, int64_t cout, int64_t stride, int64_t h, int64_t w) {
-  if (stride != 1 || cin != cout) {
-    acc.conv(cin, cout, 1, stride, 0, 1, h, w, false, nullptr, nullptr);
-    acc.batchnorm(cout);
-  }
-}
-
-// Output size of a pooling window (PyTorch's rule: in ceil mode the last window must start
-// inside the input or its left padding).
-int64_t pool_out(int64_t h, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
-  const int64_t span = h + 2 * pad - k;
-  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= h + pad) --out;
-  return out;
-}
-
-struct State {
-  int64_t c, h, w;
-};
-
-void run(const View& v, const int64_t* in, const int32_t* g, State& s, Accumulator& acc) {
-  const int64_t op = in[0];
-  const int64_t cout = in[1] >= 0 ? v.ivalue(in[1], g) : s.c;
-  const int64_t k = in[2] >= 0 ? v.ivalue(in[2], g) : 1;
-  const double e = in[3] >= 0 ? v.value(in[3], g) : 1.0;
-  const bool se = in[4] >= 0 && v.value(in[4], g) != 0.0;
-  const int64_t stride = in[5], flags = in[7];
-  switch (op) {
-    case kConv: {
-      const int64_t groups = in[6] == 0 ? s.c : in[6];
-      conv_bn(acc, s.c, cout, k, stride, groups, &s.h, &s.w, flags & kBn, flags & kBias);
-      s.c = cout;
-      break;
-    }
-    case kLinear:
-      acc.linear(s.c * s.h * s.w, cout, flags & kBias);
-      s.c = cout;
-      s.h = s.w = 1;
-      break;
-    case kMBConv: {
-      const int64_t cin = s.c, mid = rounded(cin, e, in[11]);
-      if (mid != cin) conv_bn(acc, cin, mid, 1, 1, 1, &s.h, &s.w, true, false);
-      conv_bn(acc, mid, mid, k, stride, mid, &s.h, &s.w, true, false);
-      if (se) {
-        const int64_t base = in[8] == 0 ? mid : cin;
-        const int64_t red = make_divisible(static_cast<double>(base / in[9]), in[10]);
-        acc.conv(mid, red, 1, 1, 0, 1, 1, 1, true, nullptr, nullptr);
-        acc.conv(red, mid, 1, 1, 0, 1, 1, 1, true, nullptr, nullptr);
-      }
-      conv_bn(acc, mid, cout, 1, 1, 1, &s.h, &s.w, true, false);
-      s.c = cout;
-      break;
-    }
-    case kFbnet: {
-      const int64_t cin = s.c, mid = rounded(cin, e, 1), groups = in[6];
-      conv_bn(acc, cin, mid, 1, 1, groups, &s.h, &s.w, true, false);
-      conv_bn(acc, mid, mid, k, stride, mid, &s.h, &s.w, true, false);
-      conv_bn(acc, mid, cout, 1, 1, groups, &s.h, &s.w, true, false);
-      s.c = cout;
-      break;
-    }
-    case kBottleneck:
-    case kBasic: {
-      const int64_t cin = s.c, mid = rounded(cout, e, in[11]), h0 = s.h, w0 = s.w;
-      if (op == kBottleneck) {
-        conv_bn(acc, cin, mid, 1, 1, 1, &s.h, &s.w, true, false);
-        conv_bn(acc, mid, mid, k, stride, 1, &s.h, &s.w, true, false);
-        conv_bn(acc, mid, cout, 1, 1, 1, &s.h, &s.w, true, false);
-      } else {
-        conv_bn(acc, cin, mid, k, stride, 1, &s.h, &s.w, true, false);
-        conv_bn(acc, mid, cout, k, 1, 1, &s.h, &s.w, true, false);
-      }
-      shortcut(acc, cin, cout, stride, h0, w0);
-      s.c = cout;
-      break;
-    }
-    case kSkip:
-      if (stride != 1 || s.c != cout) {
-        conv_bn(acc, s.c, cout, 1, stride, 1, &s.h, &s.w, true, false);
-        s.c = cout;
-      }
-      break;
-    case kPool: {
-      s.h = pool_out(s.h, in[8], stride, in[9], in[10]);
-      s.w = pool_out(s.w, in[8], stride, in[9], in[10]);
-      break;
-    }
-    case kGlobalPool: s.h = s.w = 1; break;
-    default: break;  // unreachable for a checked program
-  }
-}
-
-bool segment_active(const View& v, const int64_t* sg, const int32_t* g) {
-  return sg[1] < 0 || v.value(sg[1], g) > static_cast<double>(sg[2]);
-}
-
-// Interprets the segments of one genome up to `only` (all when only < 0); the costs of
-// segment `only` go to `acc`, those of the segments before it to `sink`.
-void interpret_until(const View& v, const int32_t* g, Accumulator& acc, int64_t only,
-                     Accumulator* sink) {
-  State s{v.h(kHInputChannels), 0, 0};
-  s.h = s.w = v.ivalue(v.h(kHResParam), g);
-  const int64_t n = only < 0 ? v.h(kHSegs) : only + 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t* sg = v.seg(i);
-    if (!segment_active(v, sg, g)) continue;
-    int64_t start = sg[6], count = sg[7];
-    if (sg[3] >= 0) {
-      const int64_t* o = v.opt(sg[4] + g[sg[3]]);
-      start = o[0];
-      count = o[1];
-    }
-    Accumulator& out = (only < 0 || i == only) ? acc : *sink;
-    out.set_slot(static_cast<int>(sg[0]));
-    for (int64_t j = 0; j < count; ++j) run(v, v.instr(start + j), g, s, out);
-  }
-}
 
 void fail(const std::string& what) {
   throw std::invalid_argument("spec: config (the compiled space program): " + what);
@@ -312,6 +153,53 @@ void interpret_rows(const int64_t* program, const int32_t* genomes, int64_t n, i
 
 }  // namespace
 
+namespace {
+
+// A segment of the table walk: its guard as a bit mask over the depth gene's choices, its keys
+// and its table region.
+struct Seg {
+  int64_t slot, gene, key_start, key_count, table_off;
+  uint64_t mask;
+};
+
+struct Tables {
+  const int64_t* table;
+  const Seg* segs;
+  int64_t n_seg;
+  const int64_t* key_gene;
+  const int64_t* key_stride;
+};
+
+// The table walk's hot loop, out of line and specialised on the per-slot detail.
+template <bool kSlots>
+__attribute__((noinline)) void table_rows(const Tables& t, const int32_t* genomes, int64_t n,
+                                          int64_t G, int64_t S, int64_t* totals, int64_t* slots) {
+  const int64_t* table = t.table;
+  const Seg* sp = t.segs;
+  const int64_t* kg = t.key_gene;
+  const int64_t* ks = t.key_stride;
+  const int64_t n_seg = t.n_seg;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t* g = genomes + i * G;
+    int64_t sum[F] = {0, 0, 0, 0};
+    for (int64_t k = 0; k < n_seg; ++k) {
+      const Seg& d = sp[k];
+      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
+      int64_t row = 0;
+      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
+      const int64_t* c = table + d.table_off + row * F;
+      for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
+      if (kSlots && d.slot >= 0) {
+        int64_t* out = slots + (i * S + d.slot) * F;
+        for (int64_t f = 0; f < F; ++f) out[f] += c[f];
+      }
+    }
+    for (int64_t f = 0; f < F; ++f) totals[i * F + f] = sum[f];
+  }
+}
+
+}  // namespace
+
 void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64_t* totals,
                 int64_t* slots) {
   const View v(program);
@@ -324,10 +212,6 @@ void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64
   // choices (depth genes have at most 65 choices; a guard on more falls back to the
   // interpreter's test), the keys as (gene, stride) pairs. Local copies also keep the
   // compiler from reloading them after every store to totals/slots.
-  struct Seg {
-    int64_t slot, gene, key_start, key_count, table_off;
-    uint64_t mask;
-  };
   const int64_t n_seg = v.h(kHSegs);
   std::vector<Seg> segs(static_cast<size_t>(n_seg));
   std::vector<int64_t> key_gene(static_cast<size_t>(v.h(kHKeys))), key_stride(key_gene.size());
@@ -355,26 +239,11 @@ void walk_batch(const int64_t* program, const int32_t* genomes, int64_t n, int64
       }
     }
   }
-  const int64_t* table = v.table();
-  const Seg* sp = segs.data();
-  const int64_t* kg = key_gene.data();
-  const int64_t* ks = key_stride.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t* g = genomes + i * G;
-    int64_t sum[F] = {0, 0, 0, 0};
-    for (int64_t k = 0; k < n_seg; ++k) {
-      const Seg& d = sp[k];
-      if (d.gene >= 0 && !((d.mask >> g[d.gene]) & 1u)) continue;
-      int64_t row = 0;
-      for (int64_t j = d.key_start; j < d.key_start + d.key_count; ++j) row += g[kg[j]] * ks[j];
-      const int64_t* c = table + d.table_off + row * F;
-      for (int64_t f = 0; f < F; ++f) sum[f] += c[f];
-      if (slots && d.slot >= 0) {
-        int64_t* out = slots + (i * S + d.slot) * F;
-        for (int64_t f = 0; f < F; ++f) out[f] += c[f];
-      }
-    }
-    for (int64_t f = 0; f < F; ++f) totals[i * F + f] = sum[f];
+  const Tables t{v.table(), segs.data(), n_seg, key_gene.data(), key_stride.data()};
+  if (slots) {
+    table_rows<true>(t, genomes, n, G, S, totals, slots);
+  } else {
+    table_rows<false>(t, genomes, n, G, S, totals, slots);
   }
 }
 

@@ -8,33 +8,35 @@
 #include <string>
 #include <vector>
 
+#include "esm/hd.hpp"
+
 namespace esm {
 
 // Bytes per element used for activation and weight bytes (float32 inference).
 constexpr int64_t kBytesPerElement = 4;
 
-// Receives the layers of one genome. Only convolutions and linear layers are "compute
-// layers": they carry MACs, count in `layers` and their outputs count as activations.
-// Normalisation layers only add parameters. Everything is attributed to the current slot
-// (set_slot), or to the fixed part of the network (stem, head) when the slot is -1.
+// Receives the layers of one genome (host and device code, see esm/hd.hpp). Only convolutions and
+// linear layers are "compute layers": they carry MACs, count in `layers` and their outputs count as
+// activations. Normalisation layers only add parameters. Everything is attributed to the current
+// slot (set_slot), or to the fixed part of the network (stem, head) when the slot is -1.
 class Accumulator {
  public:
-  Accumulator(int64_t* totals, int64_t* slots, int n_slots)
+  ESM_HD Accumulator(int64_t* totals, int64_t* slots, int n_slots)
       : totals_(totals), slots_(slots), n_slots_(n_slots) {}
 
-  void set_slot(int slot) { slot_ = slot; }
+  ESM_HD void set_slot(int slot) { slot_ = slot; }
 
   // Convolution with square kernel; returns the output spatial size through oh/ow.
-  void conv(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad, int64_t groups,
-            int64_t h, int64_t w, bool bias, int64_t* oh, int64_t* ow);
-  void linear(int64_t in, int64_t out, bool bias);
-  void batchnorm(int64_t channels) { add(kParams, 2 * channels); }
+  ESM_HD void conv(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
+                   int64_t groups, int64_t h, int64_t w, bool bias, int64_t* oh, int64_t* ow);
+  ESM_HD void linear(int64_t in, int64_t out, bool bias);
+  ESM_HD void batchnorm(int64_t channels) { add(kParams, 2 * channels); }
 
   // Indices of the quantities; the layout of totals and of each slot record.
   enum Field { kMacs = 0, kParams = 1, kActivationBytes = 2, kLayers = 3, kFields = 4 };
 
  private:
-  void add(Field f, int64_t v);
+  ESM_HD void add(Field f, int64_t v);
   int64_t* totals_;
   int64_t* slots_;
   int n_slots_;
@@ -42,20 +44,20 @@ class Accumulator {
 };
 
 // Output spatial size of a convolution or pooling window.
-inline int64_t conv_out(int64_t h, int64_t k, int64_t stride, int64_t pad) {
+ESM_HD inline int64_t conv_out(int64_t h, int64_t k, int64_t stride, int64_t pad) {
   return (h + 2 * pad - k) / stride + 1;
 }
 
 // The Accumulator's methods are defined here, inline, so that each space kernel's walk
 // compiles into straight-line additions (out of line they cost 2.5-4x in throughput).
-inline void Accumulator::add(Field f, int64_t v) {
+ESM_HD inline void Accumulator::add(Field f, int64_t v) {
   totals_[f] += v;
   if (slot_ >= 0 && slot_ < n_slots_) slots_[slot_ * kFields + f] += v;
 }
 
-inline void Accumulator::conv(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
-                              int64_t groups, int64_t h, int64_t w, bool bias, int64_t* oh,
-                              int64_t* ow) {
+ESM_HD inline void Accumulator::conv(int64_t cin, int64_t cout, int64_t k, int64_t stride,
+                                     int64_t pad, int64_t groups, int64_t h, int64_t w, bool bias,
+                                     int64_t* oh, int64_t* ow) {
   int64_t out_h = conv_out(h, k, stride, pad), out_w = conv_out(w, k, stride, pad);
   add(kMacs, out_h * out_w * cout * (cin / groups) * k * k);
   add(kParams, cout * (cin / groups) * k * k + (bias ? cout : 0));
@@ -65,7 +67,7 @@ inline void Accumulator::conv(int64_t cin, int64_t cout, int64_t k, int64_t stri
   if (ow) *ow = out_w;
 }
 
-inline void Accumulator::linear(int64_t in, int64_t out, bool bias) {
+ESM_HD inline void Accumulator::linear(int64_t in, int64_t out, bool bias) {
   add(kMacs, in * out);
   add(kParams, in * out + (bias ? out : 0));
   add(kActivationBytes, out * kBytesPerElement);

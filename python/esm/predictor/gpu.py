@@ -2,9 +2,13 @@
 
 Families on the device: linear (and the LUT: a linear model over one-hot genes, evaluated
 straight from genomes on the device) and tree ensembles; other families raise InputError.
-For encodings that need costs, the features are computed by the compiled CPU encoder chunk by
-chunk and copied to the device. With cupy installed, cupy arrays are accepted and a cupy array
-is returned for cupy input; without cupy, NumPy arrays go in and out (copies made by esm).
+For encodings that need costs (the default ``fcc`` and the other compiled plans), genomes go
+through the flat device pipeline (``_cuda.DevicePipeline``: gene check, cost walk and encode,
+one thread per genome), with a linear model folded into the encode and trees fed from device
+memory; without the pipeline (a space without a device cost walk) the features are computed by
+the compiled CPU encoder chunk by chunk and copied to the device. With cupy installed, cupy
+arrays are accepted and a cupy array is returned for cupy input; without cupy, NumPy arrays go
+in and out (copies made by esm).
 """
 
 from __future__ import annotations
@@ -59,6 +63,63 @@ class GpuPredictor:
             raise InputError(
                 f"device='cuda' supports the linear and trees families, not {m.kind!r}")
         self.lut = self._lut() if m.kind == "linear" else None
+        self.pipe = self._pipeline() if self.lut is None else None
+
+    def _pipeline(self) -> Any | None:
+        """The flat device pipeline for a compiled encoder plan (None when not applicable)."""
+        p = self.p
+        if p.encoder is None or not p.fused:
+            return None
+        from esm import _core
+        from esm.predictor.plan import build_plan
+
+        space = p.space
+        try:
+            flat = _core.FlatPipeline(space.kernel, space.config, build_plan(p.encoder))
+            m = p.model
+            if m.kind == "linear":
+                if m.target not in ("identity", "log"):
+                    return None
+                a = m.arrays
+                flat.set_linear(np.asarray(a["coef"], np.float64),
+                                np.asarray(a["x_mean"], np.float64),
+                                np.asarray(a["x_scale"], np.float64),
+                                float(np.asarray(a["intercept"]).reshape(-1)[0]), m.target)
+            return self.mod.DevicePipeline.from_twin(flat)
+        except ValueError:  # no device cost walk or too many slots: CPU encoder path
+            return None
+
+    def _predict_pipeline(self, genomes: Any, chunk: int) -> Any:
+        """Genomes (cupy or NumPy) through the device pipeline; cupy out for cupy in."""
+        cp = _cupy()
+        if cp is None:
+            raise InputError("device='cuda' with a cost-based encoding needs cupy")
+        on_device = _is_cupy(genomes)
+        pipe = self.pipe
+        assert pipe is not None
+        G = pipe.n_genes
+        if on_device:
+            g = cp.ascontiguousarray(genomes, dtype=cp.int32)
+        else:
+            g = cp.asarray(self.p._genomes(genomes), dtype=cp.int32)
+        if g.ndim != 2 or g.shape[1] != G:
+            raise InputError(f"genomes must be [N, {G}], got {tuple(g.shape)}")
+        n = len(g)
+        out = cp.empty(n, dtype=cp.float64)
+        bad = cp.empty(n, dtype=cp.int64)
+        stream = cp.cuda.get_current_stream().ptr
+        if pipe.has_linear:
+            pipe.predict_linear(g.data.ptr, n, out.data.ptr, bad.data.ptr, stream)
+        else:
+            step = max(1, min(int(chunk), n))
+            X = cp.empty((step, pipe.n_features), dtype=cp.float64)
+            for b in range(0, n, step):
+                k = min(step, n - b)
+                pipe.features(g[b:].data.ptr, k, X.data.ptr, bad[b:].data.ptr, stream)
+                self.model.predict_device(X.data.ptr, k, out[b:].data.ptr, stream)
+        if n and int(bad.max()) >= 0:
+            self.p.space.validate(cp.asnumpy(g))  # raises with the first bad gene
+        return out if on_device else cp.asnumpy(out)
 
     def _lut(self) -> Any | None:
         """A device LUT when the encoder is plain one-hot (folded standardisation)."""
@@ -99,6 +160,8 @@ class GpuPredictor:
                 return out
             g = self.p.space.validate(genomes)
             return np.asarray(self.lut.predict_host(g, int(chunk)))
+        if self.pipe is not None and cp is not None:
+            return self._predict_pipeline(genomes, chunk)
         host = cp.asnumpy(genomes) if on_device and cp is not None else genomes
         g = self.p._genomes(host)
         n = len(g)
