@@ -18,6 +18,7 @@
 #include "esm/fold.hpp"
 #include "esm/predict.hpp"
 #include "genome_rows.hpp"
+#include "plan_dict.hpp"
 
 namespace py = pybind11;
 namespace ep = esm::predict;
@@ -272,24 +273,6 @@ void register_predict(py::module_& m) {
 // ------------------------------------------------------------------------- fused pipeline
 namespace {
 
-template <class T>
-std::vector<T> int_list(const py::dict& d, const char* name) {
-  if (!d.contains(name))
-    throw std::invalid_argument(std::string("encoder plan: missing '") + name + "'");
-  auto a = py::array_t < int64_t, py::array::c_style | py::array::forcecast > ::ensure(d[name]);
-  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be integers");
-  std::vector<T> out;
-  for (py::ssize_t i = 0; i < a.size(); ++i) out.push_back(static_cast<T>(a.data()[i]));
-  return out;
-}
-
-std::vector<double> real_list(const py::dict& d, const char* name) {
-  if (!d.contains(name)) return {};
-  auto a = F64::ensure(d[name]);
-  if (!a) throw std::invalid_argument(std::string("encoder plan: '") + name + "' must be numbers");
-  return std::vector<double>(a.data(), a.data() + a.size());
-}
-
 class Fused {
  public:
   Fused(const std::string& space,
@@ -298,33 +281,7 @@ class Fused {
       : space_(esm::find_space(space)), model_(std::move(model)) {
     esm::check_config(space_, config.ndim(), config.data(), config.size());
     config_.assign(config.data(), config.data() + config.size());
-    plan_.choices = int_list<int32_t>(plan, "choices");
-    plan_.n_slots = plan.contains("n_slots") ? plan["n_slots"].cast<int64_t>() : -1;
-    plan_.slot_gene = int_list<int32_t>(plan, "slot_gene");
-    plan_.slot_active = int_list<uint8_t>(plan, "slot_active");
-    plan_.pixel_gene = plan.contains("pixel_gene") ? plan["pixel_gene"].cast<int32_t>() : -1;
-    plan_.pixel_table = real_list(plan, "pixel_table");
-    if (!plan.contains("ops")) throw std::invalid_argument("encoder plan: missing 'ops'");
-    for (const py::handle& h : plan["ops"].cast<py::list>()) {
-      py::dict o = h.cast<py::dict>();
-      ep::Op op;
-      const std::string kind = o["kind"].cast<std::string>();
-      if (kind == "onehot")
-        op.kind = ep::OpKind::kOnehot;
-      else if (kind == "scalars")
-        op.kind = ep::OpKind::kScalars;
-      else if (kind == "slots")
-        op.kind = ep::OpKind::kSlots;
-      else if (kind == "roofline")
-        op.kind = ep::OpKind::kRoofline;
-      else
-        throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
-      op.ints = int_list<int32_t>(o, "ints");
-      op.reals = real_list(o, "reals");
-      op.n_stages = o.contains("n_stages") ? o["n_stages"].cast<int64_t>() : 0;
-      plan_.ops.push_back(std::move(op));
-    }
-    plan_.check(space_, config_.data());
+    plan_ = esm_bindings::parse_plan(space_, config_.data(), plan);
     if (model_ && model_->n_features() != plan_.n_features()) {
       throw std::invalid_argument("the encoder makes " + std::to_string(plan_.n_features()) +
                                   " features, the model expects " +

@@ -1,5 +1,5 @@
 // The encoder plan dict of esm.predictor.plan.build_plan -> a checked esm::predict::EncodePlan;
-// shared by the flat pipeline bindings of _core and _cuda.
+// shared by the fused predictor and the flat pipeline bindings of _core and _cuda.
 #pragma once
 
 #include <pybind11/numpy.h>
