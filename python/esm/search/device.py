@@ -39,6 +39,7 @@ import numpy as np
 
 from esm import _core
 from esm.errors import InputError
+from esm.search.result import SearchResult
 from esm.spaces.base import BYTES_PER_ELEMENT
 
 #: Cost proxies the device pipeline gives: (column of its cost totals, multiplier), as
@@ -519,8 +520,16 @@ def parse_device(device: str) -> int | None:
     raise InputError(f"device must be cpu, cuda or cuda:N, got {device!r}")
 
 
-def _cuda_ops_factory(index: int) -> Callable[[Any, np.ndarray, Any], Any]:
-    """Check that the search can run on GPU ``index`` (InputError with the reason if not)."""
+def _backend(backend: str, index: int) -> tuple[Callable[..., Any], Any, str]:
+    """``(ops factory, device context, device name)`` of a backend.
+
+    ``"twin"``: :class:`TwinOps` on the CPU. ``"cuda"``: :class:`CudaOps` on GPU ``index``,
+    after checking that esm._cuda, the GPU and cupy are usable (InputError with the reason).
+    """
+    if backend == "twin":
+        import contextlib
+
+        return TwinOps, contextlib.nullcontext(), "cpu (twin of the device kernels)"
     import importlib.util
 
     from esm import cuda
@@ -532,17 +541,9 @@ def _cuda_ops_factory(index: int) -> Callable[[Any, np.ndarray, Any], Any]:
     if importlib.util.find_spec("cupy") is None:
         raise InputError("the device search keeps its arrays in cupy, which is not installed "
                          "(pip install cupy-cuda12x, or the package matching your CUDA)")
-    return CudaOps
+    import cupy
 
-
-def _device_context(backend: str, index: int | None) -> Any:
-    import contextlib
-
-    if backend == "cuda" and index is not None:
-        import cupy
-
-        return cupy.cuda.Device(index)
-    return contextlib.nullcontext()
+    return CudaOps, cupy.cuda.Device(index), f"cuda:{index}"
 
 
 def _top_distinct(space: Any, pop: Population, top: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -562,6 +563,22 @@ def _top_distinct(space: Any, pop: Population, top: int) -> tuple[np.ndarray, di
                 break
     idx = np.asarray(kept, dtype=np.int64)
     return np.ascontiguousarray(g[idx]), {k: v[idx] for k, v in vals.items()}
+
+
+class DeviceResult(SearchResult):
+    """A :class:`SearchResult` of :func:`device_search`.
+
+    No predictor/objective time split (the kernels run asynchronously): ``to_dict`` has
+    ``device`` and ``time = {"search_s", "other_s"}`` (the search loop; the set-up of the
+    kernels and the assembly of the result).
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        search_s = float(self.settings.get("search_s", self.wall_s))
+        d["device"] = self.settings.get("device")
+        d["time"] = {"search_s": search_s, "other_s": max(self.wall_s - search_s, 0.0)}
+        return d
 
 
 def device_search(
@@ -630,8 +647,9 @@ def device_search(
         Unsupported objective, constraint, algorithm or model, or no usable GPU/cupy/esm._cuda
         (the message says which).
     """
-    from esm.search.problem import Objective, Problem, make_problem
-    from esm.search.result import SearchResult
+    from pathlib import Path
+
+    from esm.search.problem import load_model, make_problem
 
     if algorithm != "evolution":
         raise InputError(f"--algorithm {algorithm} is not available on the device (only "
@@ -658,18 +676,18 @@ def device_search(
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
     stop = Stop(generations, seconds, max_evaluations)
+    if isinstance(latency_model, (str, Path)):
+        latency_model = load_model(latency_model)  # kept for the result (stated error)
     pred, flat = flat_pipeline(latency_model)
     space = pred.space
-    ops_cls: Callable[[Any, np.ndarray, Any], Any] = (
-        _cuda_ops_factory(index) if backend == "cuda" else TwinOps)
+    make_ops, context, where = _backend(backend, index)
     rate = 1.0 / space.genome_length if mutation_rate is None else float(mutation_rate)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**63))
-    where = "cpu (twin of the device kernels)" if backend == "twin" else f"cuda:{index}"
 
     t0 = time.perf_counter()
-    with _device_context(backend, index):
-        ops = ops_cls(flat, space.choices, space)
+    with context:
+        ops = make_ops(flat, space.choices, space)
         ev = evolve(ops, obj.evaluator(ops), stop, pop_size, rate, tournament_size, int(seed),
                     progress=obj.progress)
         genomes, vals = _top_distinct(space, ev.population, top)
@@ -677,14 +695,13 @@ def device_search(
 
     # The result in the CPU search's shape: a Problem naming the latency and the objective
     # (its metrics are not evaluated: the values come from the device).
-    problem = make_problem(space=space, latency_model=pred,
+    problem = make_problem(space=space, latency_model=latency_model,
                            objective="latency" if obj.name == "latency" else obj.name,
                            maximize=obj.maximize, latency_budget=latency_budget)
-    assert isinstance(problem.objective, Objective) and isinstance(problem, Problem)
     values = {k: np.asarray(v, dtype=np.float64) for k, v in vals.items()
               if k not in ("score", "violation")}
     feasible = vals["violation"] <= 0
-    return SearchResult(
+    return DeviceResult(
         algorithm="device-evolution", problem=problem, genomes=genomes, values=values,
         feasible=np.asarray(feasible, dtype=bool), evaluated=ev.candidates,
         generations=ev.generations, wall_s=wall, predict_s=0.0, objective_s=0.0,
