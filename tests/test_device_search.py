@@ -49,6 +49,32 @@ def _twin(model: Any, **kw: Any) -> Any:
     return device_search(model, **kw)
 
 
+@pytest.mark.parametrize("name", ["ofa-mbv3", "ofa-resnet50", "nb201", "fbnet", "anb-mnasnet"])
+def test_fused_kernel_totals_equal_the_cost_stage(name: str) -> None:
+    """predict_linear(costs=True): the cost totals of the latency's own walk = flat_costs."""
+    from esm import _core, spaces
+    from esm.predictor.plan import build_plan
+    from esm.surrogate.encoders import FccEncoder
+
+    space = spaces.get(name)
+    flat = _core.FlatPipeline(space.kernel, space.config, build_plan(FccEncoder(space)))
+    X, _ = flat.features(space.sample(300, seed=9))
+    rng = np.random.default_rng(1)
+    flat.set_linear(rng.normal(size=flat.n_features) * 1e-3, X.mean(0), X.std(0) + 1.0, 0.5,
+                    "log")
+    g = space.sample(2000, seed=3).astype(np.int32)
+    g[7, 0] = space.choices[0]  # a bad row: NaN, zeros
+    y, bad, totals = flat.predict_linear(g, True)
+    y0, bad0 = flat.predict_linear(g)
+    ref, _, ref_bad = _core.flat_costs(space.kernel, g, space.config, False)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(bad, bad0)
+    np.testing.assert_array_equal(bad, ref_bad)
+    np.testing.assert_array_equal(totals, ref)
+    assert bad[7] == 0 and np.isnan(y[7]) and (totals[7] == 0).all()
+    assert flat.predict_linear(g[:0], True)[2].shape == (0, 4)
+
+
 def test_proxies_are_the_cpu_search_proxies() -> None:
     assert set(DEVICE_OBJECTIVES) == {"latency", *PROXIES}
 

@@ -9,10 +9,11 @@ GPU.
 
 :func:`device_search` is ``esm search --device cuda``: the normal search semantics (an
 objective, a latency budget, feasibility first) on the device. The objective is the predicted
-latency or a cost proxy taken from the pipeline's cost stage (``macs``, ``params``,
-``activation_bytes``, ``weight_bytes``, ``layers``), combined with the budget's violation by
-array operations of the backend (NumPy for the twin, cupy on the GPU): nothing but the best
-few genomes and one number per generation leaves the device.
+latency or a cost proxy (``macs``, ``params``, ``activation_bytes``, ``weight_bytes``,
+``layers``) from the cost totals that the fused kernel computes for the latency anyway (one
+walk per genome gives both: ``predict_linear(..., totals)``), combined with the budget's
+violation by array operations of the backend (NumPy for the twin, cupy on the GPU): nothing
+but the best few genomes and one number per generation leaves the device.
 
 The algorithm (elitist genetic search)
 --------------------------------------
@@ -70,6 +71,7 @@ class DeviceOps(Protocol):
     def tournament(self, score: Any, n: int, size: int, seed: int) -> Any: ...
     def score(self, genomes: Any) -> Any: ...
     def costs(self, genomes: Any) -> Any: ...
+    def score_costs(self, genomes: Any) -> tuple[Any, Any]: ...
 
 
 class TwinOps:
@@ -112,6 +114,11 @@ class TwinOps:
         if self.space is None:
             raise InputError("TwinOps.costs needs the space (TwinOps(..., space=space))")
         return _core.flat_costs(self.space.kernel, genomes, self.space.config, False)[0]
+
+    def score_costs(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions ``[N]`` and the cost totals ``[N, 4]`` of the same walk (one pass)."""
+        out = self.flat.predict_linear(genomes, True)
+        return out[0], out[2]
 
 
 class CudaOps:
@@ -179,6 +186,17 @@ class CudaOps:
         bad = self.xp.empty(len(g), self.xp.int64)
         self.pipe.costs(g.data.ptr, len(g), totals.data.ptr, 0, bad.data.ptr, self._stream())
         return totals
+
+    def score_costs(self, genomes: Any) -> tuple[Any, Any]:
+        """Predictions ``[N]`` and the cost totals ``[N, 4]`` of the same walk (one kernel)."""
+        g = self.xp.ascontiguousarray(genomes, dtype=self.xp.int32)
+        n = len(g)
+        out = self.xp.empty(n, self.xp.float64)
+        bad = self.xp.empty(n, self.xp.int64)
+        totals = self.xp.empty((n, 4), self.xp.int64)
+        self.pipe.predict_linear(g.data.ptr, n, out.data.ptr, bad.data.ptr, self._stream(),
+                                 totals.data.ptr)
+        return out, totals
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -417,13 +435,15 @@ class DeviceObjective:
         proxy = DEVICE_PROXIES.get(self.name)
 
         def evaluate(genomes: Any) -> dict[str, Any]:
-            lat = ops.score(genomes)
-            out = {LATENCY: lat}
             if proxy is None:
+                lat = ops.score(genomes)
+                out = {LATENCY: lat}
                 obj = lat
             else:
+                lat, totals = ops.score_costs(genomes)  # one walk: latency and costs
+                out = {LATENCY: lat}
                 col, mult = proxy
-                obj = ops.costs(genomes)[:, col].astype(xp.float64)
+                obj = totals[:, col].astype(xp.float64)
                 if mult != 1:
                     obj = obj * mult
                 out[self.name] = obj
