@@ -164,6 +164,9 @@ def test_same_seed_same_result_and_stopping_rules(model: Any, budget: float) -> 
     np.testing.assert_array_equal(a.genomes, b.genomes)
     assert a.history == b.history
     assert not np.array_equal(a.genomes, c.genomes)
+    neg = _twin(model, latency_budget=budget, population=300, generations=2, seed=-3)
+    big = _twin(model, latency_budget=budget, population=300, generations=2, seed=2**64 - 3)
+    np.testing.assert_array_equal(neg.genomes, big.genomes)  # seeds are taken modulo 2**64
     r = _twin(model, latency_budget=budget, population=300, max_evaluations=1000)
     assert r.evaluated == 1000 and r.generations == 3  # 300 + 300 + 300 + 100
     r = _twin(model, latency_budget=budget, population=300, max_evaluations=200)

@@ -229,8 +229,12 @@ def _select(xp: Any, genomes: Any, values: dict[str, Any], keep: int) -> Populat
     return Population(genomes[order], {k: v[order] for k, v in values.items()})
 
 
-def _stream_seed(seed: int, gen: int) -> int:
-    return (seed * 1_000_003 + gen * 8) & 0xFFFFFFFFFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _stream_seed(seed: int, gen: int, k: int) -> int:
+    """Seed of stream ``k`` (1..4) of generation ``gen``: a uint64 for the counter-based RNG."""
+    return ((seed * 1_000_003 + gen * 8) + k) & _U64
 
 
 @dataclass
@@ -296,6 +300,7 @@ def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Stop, population: int,
     record = progress or (lambda p: float(p.values["score"][0]))
     t0 = time.perf_counter()
     n0 = population if stop.max_evaluations is None else min(population, stop.max_evaluations)
+    seed = int(seed) & _U64
     g0 = ops.sample(n0, seed)
     pop = _select(xp, g0, evaluate(g0), n0)
     history = [record(pop)]
@@ -312,10 +317,10 @@ def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Stop, population: int,
             n = min(n, stop.max_evaluations - candidates)
             if n <= 0:
                 break
-        s = _stream_seed(seed, gen + 1)
-        a = pop.genomes[ops.tournament(ranks, n, tournament_size, s + 1)]
-        b = pop.genomes[ops.tournament(ranks, n, tournament_size, s + 2)]
-        child = ops.mutate(ops.crossover(a, b, s + 3), mutation_rate, s + 4)
+        s1, s2, s3, s4 = (_stream_seed(seed, gen + 1, k) for k in (1, 2, 3, 4))
+        a = pop.genomes[ops.tournament(ranks, n, tournament_size, s1)]
+        b = pop.genomes[ops.tournament(ranks, n, tournament_size, s2)]
+        child = ops.mutate(ops.crossover(a, b, s3), mutation_rate, s4)
         cv = evaluate(child)
         allg = xp.concatenate([pop.genomes, child])
         allv = {k: xp.concatenate([v, cv[k]]) for k, v in pop.values.items()}
