@@ -26,7 +26,8 @@ models, a surrogate-file objective, --constraint, --batch, nsga2 and random exit
 reason. --verify measures on --verify-device (default cpu), whatever --device is.
 
 exit codes: 0 found; 2 bad input (unknown objective, surrogate files of different spaces,
-budget <= 0, bad option); 1 the search ran but found no architecture within the constraints
+budget <= 0, bad option, --device cuda without a usable GPU or for a model or option the device
+search lacks); 1 the search ran but found no architecture within the constraints
 (the message says how close it got; --out and --json still get the result with found=false).
 """
 
@@ -35,7 +36,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "search", help="evolutionary search under a latency budget on a surrogate",
         description="Search a space for the best architectures under a latency budget, "
-                    "using a latency surrogate file (regularized evolution or NSGA-II).",
+                    "using a latency surrogate file (regularized evolution or NSGA-II on the "
+                    "CPU, or an elitist genetic search on the GPU with --device cuda).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="PATH", help="latency surrogate file")
     p.add_argument("--latency-budget", required=True, type=float, metavar="MS",
