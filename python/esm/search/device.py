@@ -20,9 +20,9 @@ The algorithm (elitist genetic search)
 The population of ``P`` genomes is kept sorted by ``(violation, score)`` (Deb's feasibility
 rules: any feasible genome before any infeasible one, infeasible ones by their relative excess
 over the budget, feasible ones by the objective as a value to minimise). Each generation draws
-``P`` children: two binary tournaments on the population's ranks pick the parents (the rank
-is the exact lexicographic order, so the tournament kernel's single float key needs no
-scaling), uniform crossover mixes them and mutation changes each gene with probability
+``P`` children: two tournaments (binary by default) on the population's ranks pick the
+parents (the rank is the exact lexicographic order, so the tournament kernel's single float
+key needs no scaling), uniform crossover mixes them and mutation changes each gene with probability
 ``mutation_rate``; the children are scored and the best ``P`` of parents and children (two
 stable sorts) form the next population. The best genome ever scored is therefore always in the
 population (row 0).
