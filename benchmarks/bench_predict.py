@@ -10,7 +10,10 @@ prints in one run:
 * ``pyfeat/s``    the Python encoder (``encoder.transform``: costs + NumPy) and ``cfeat/s`` the
   compiled encoder alone, genomes -> features;
 * peak memory of the compiled call: Python-side peak (tracemalloc) and the process's peak RSS
-  growth (getrusage).
+  growth (getrusage);
+* a last row, ``folded default (huber, fcc)``: the model the defaults of ``esm train`` fit
+  (``fcc`` features, huber on the identity target), which the predictor folds into lookup
+  tables: its compiled rate, whether it folded and the same model unfolded.
 
 Usage: python benchmarks/bench_predict.py [--n 1000000] [--sk-rows 100000] [--threads 0]
 """
@@ -202,8 +205,68 @@ def main() -> None:
         print(f"{label:<28} {c_rate:>12,.0f} {sk_rate:>11,.0f} {c_rate / sk_rate:>6.1f}x "
               f"{py:>10,.0f} {cf:>10,.0f} {py_peak / 2**20:>9.1f} {rss_growth:>8.1f} "
               f"{nodes:>7}", flush=True)
-    print("compiled/s: genomes -> latency (fused C++); sklearn/s: estimator.predict on "
-          "precomputed features; pyfeat/cfeat: Python/compiled encoder, genomes -> features.")
+    if not only or any(s in FOLDED_LABEL for s in only):
+        folded_default_row(space, g_train, y_train, genomes, sk_rows, args.threads,
+                           args.repeat, feat["fcc"])
+    print("compiled/s: genomes -> latency (fused C++; folded tables where the model folds); "
+          "sklearn/s: estimator.predict on precomputed features (folded default: the NumPy "
+          "reference model); pyfeat/cfeat: Python/compiled encoder, genomes -> features.")
+
+
+#: Label of the row of the default model that ``esm train`` fits and the predictor folds.
+FOLDED_LABEL = "folded default (huber, fcc)"
+
+
+def folded_default_row(space: Any, g_train: np.ndarray, y_train: np.ndarray,
+                       genomes: np.ndarray, sk_rows: int, threads: int, repeat: int,
+                       feat: tuple[float, float]) -> None:
+    """The row of the folded default: ``Surrogate.fit`` with fcc features and the huber model
+    on the identity target (what the defaults of ``esm train`` choose on this data and what
+    :class:`Predictor` folds into lookup tables), compiled rate with the fold, then a line with
+    whether it folded, the same model unfolded (fused costs + encode + dot) and the largest
+    relative difference from the NumPy reference."""
+    from esm.predictor import compile as compile_predictor
+    from esm.predictor import plan, reference
+    from esm.surrogate import Surrogate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sur = Surrogate.fit(space, g_train, y_train, encoding="fcc", model="huber",
+                            model_params={"target": "identity"}, seed=0)
+    pred = compile_predictor(sur)
+    unfolded = plan.fused(sur.encoder, pred.model.compile())
+    n = len(genomes)
+
+    def best(fn: Any) -> tuple[float, Any]:
+        t_best, out = math.inf, None
+        for _ in range(max(1, repeat)):
+            t = time.perf_counter()
+            out = fn()
+            t_best = min(t_best, time.perf_counter() - t)
+        return t_best, out
+
+    pred.predict(genomes[:1000], threads=threads)  # warm up
+    tracemalloc.start()
+    rss0 = _rss_mb()
+    c_time, out = best(lambda: pred.predict(genomes, threads=threads))
+    _, py_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_growth = _rss_mb() - rss0
+    u_time, _ = best(lambda: unfolded.predict(genomes, threads, 65536))
+    X = sur.encoder.transform(genomes[:sk_rows])
+    r_time, ref = best(lambda: reference.predict(pred.model, X))
+    err = float(np.max(np.abs(out[:sk_rows] - ref) / np.abs(ref)))
+    assert err < 1e-6, f"{FOLDED_LABEL}: compiled differs from the reference by {err:.2e}"
+    c_rate, r_rate = n / c_time, sk_rows / r_time
+    py, cf = feat
+    print(f"{FOLDED_LABEL:<28} {c_rate:>12,.0f} {r_rate:>11,.0f} {c_rate / r_rate:>6.1f}x "
+          f"{py:>10,.0f} {cf:>10,.0f} {py_peak / 2**20:>9.1f} {rss_growth:>8.1f} "
+          f"{0:>7}", flush=True)
+    how = "yes (lookup tables)" if pred.folded else f"no ({pred.fold_reason})"
+    print(f"  folded default: folded {how}; model {pred.model.kind}, target "
+          f"{pred.model.target}; the same model unfolded (fused costs + encode + dot) "
+          f"{n / u_time:,.0f}/s, folded/unfolded {u_time / c_time:.1f}x; max rel diff vs the "
+          f"NumPy reference {err:.1e}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,24 @@ def test_device_features_and_linear_equal_twin(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPACES)
+def test_linear_kernel_cost_totals_equal_twin(name: str) -> None:
+    """predict_linear with a totals pointer: the cost totals of the same walk, as the twin."""
+    space = spaces.get(name)
+    g = _genomes(space, 20_000, 4)
+    flat = _twin(space, linear=True)
+    pipe = _cuda.DevicePipeline.from_twin(flat)
+    dg = cp.asarray(g)
+    n = len(g)
+    y, b = cp.empty(n, cp.float64), cp.empty(n, cp.int64)
+    t = cp.full((n, 4), -1, cp.int64)
+    pipe.predict_linear(dg.data.ptr, n, y.data.ptr, b.data.ptr, 0, t.data.ptr)
+    ref_y, ref_b, ref_t = flat.predict_linear(g, True)
+    np.testing.assert_array_equal(b.get(), ref_b)
+    np.testing.assert_array_equal(t.get(), ref_t)
+    np.testing.assert_allclose(y.get(), ref_y, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", SPACES)
 def test_device_variation_equals_twin(name: str) -> None:
     ch = spaces.get(name).choices
     var = _cuda.DeviceVariation(ch)

@@ -69,16 +69,22 @@ void register_flat(py::module_& m) {
           py::arg("genomes"), "(features [N, F] (NaN rows for bad genomes), bad [N]).")
       .def(
           "predict_linear",
-          [](const ef::FlatPipeline& p, const py::object& genomes_in) {
+          [](const ef::FlatPipeline& p, const py::object& genomes_in, bool costs) -> py::tuple {
             const auto g = esm_bindings::genome_rows(genomes_in, p.n_genes());
             const int64_t n = g.shape(0);
             py::array_t<double> out(n);
             py::array_t<int64_t> bad(n);
+            const int64_t fields = esm::Accumulator::kFields;
+            py::array_t<int64_t> totals({costs ? n : int64_t{0}, fields});
             {
               py::gil_scoped_release release;
-              p.predict_linear(g.data(), n, out.mutable_data(), bad.mutable_data());
+              p.predict_linear(g.data(), n, out.mutable_data(), bad.mutable_data(),
+                               costs ? totals.mutable_data() : nullptr);
             }
+            if (costs) return py::make_tuple(out, bad, totals);
             return py::make_tuple(out, bad);
           },
-          py::arg("genomes"), "(predictions [N] (NaN for bad genomes), bad [N]).");
+          py::arg("genomes"), py::arg("costs") = false,
+          "(predictions [N] (NaN for bad genomes), bad [N]); with costs=True also the cost "
+          "totals [N, 4] of the same walk (zeros for bad genomes).");
 }

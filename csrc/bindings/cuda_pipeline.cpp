@@ -62,7 +62,7 @@ void register_pipeline(py::module_& m) {
       .def(
           "predict_linear",
           [](const ec::DevicePipeline& p, uintptr_t genomes, int64_t n, uintptr_t out,
-             uintptr_t bad, uintptr_t stream) {
+             uintptr_t bad, uintptr_t stream, uintptr_t totals) {
             if (n < 0) throw std::invalid_argument("n must be >= 0");
             if (n > 0 && (!genomes || !out || !bad)) {
               throw std::invalid_argument("genomes, out and bad must be device pointers");
@@ -70,10 +70,13 @@ void register_pipeline(py::module_& m) {
             py::gil_scoped_release release;
             p.predict_linear(reinterpret_cast<const int32_t*>(genomes), n,
                              reinterpret_cast<double*>(out), reinterpret_cast<int64_t*>(bad),
-                             stream);
+                             stream, reinterpret_cast<int64_t*>(totals));
           },
           py::arg("genomes"), py::arg("n"), py::arg("out"), py::arg("bad"), py::arg("stream") = 0,
-          "Queue the fused kernel: genomes int32 [n, G] -> latencies float64 [n], bad int64 [n].")
+          py::arg("totals") = 0,
+          "Queue the fused kernel: genomes int32 [n, G] -> latencies float64 [n], bad int64 [n] "
+          "and, when totals is a device pointer (0: skip), the cost totals int64 [n, 4] of the "
+          "same walk.")
       .def_property_readonly("n_genes", &ec::DevicePipeline::n_genes)
       .def_property_readonly("n_slots", &ec::DevicePipeline::n_slots)
       .def_property_readonly("shared_bytes", &ec::DevicePipeline::shared_bytes)

@@ -116,15 +116,15 @@ void FlatPipeline::features(const int32_t* genomes, int64_t n, double* X, int64_
   }
 }
 
-void FlatPipeline::predict_linear(const int32_t* genomes, int64_t n, double* out,
-                                  int64_t* bad) const {
+void FlatPipeline::predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad,
+                                  int64_t* totals) const {
   if (!has_linear_) throw std::invalid_argument("flat pipeline: no linear model");
   const FlatPlan p = plan_.view();
   const LinearFold lin = lin_.view();
   std::vector<int64_t> sl(static_cast<size_t>(std::max<int64_t>(1, p.S * Accumulator::kFields)));
   for (int64_t i = 0; i < n; ++i) {
-    out[i] =
-        predict_linear_one(walk_, config_.data(), p, lin, genomes + i * p.G, bad + i, sl.data());
+    out[i] = predict_linear_one(walk_, config_.data(), p, lin, genomes + i * p.G, bad + i,
+                                sl.data(), totals ? totals + i * Accumulator::kFields : nullptr);
   }
 }
 

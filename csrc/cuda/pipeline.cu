@@ -69,14 +69,16 @@ __global__ void features_kernel(int32_t walk, const int64_t* __restrict__ config
 }
 
 // Genomes -> costs -> encode with the linear model folded in: one prediction per thread, no
-// feature row in memory.
+// feature row in memory; the cost totals of the same walk too when `totals` is not null.
 __global__ void linear_kernel(int32_t walk, const int64_t* __restrict__ config, flat::FlatPlan p,
                               flat::LinearFold lin, const int32_t* __restrict__ genomes, int64_t n,
-                              double* __restrict__ out, int64_t* __restrict__ bad) {
+                              double* __restrict__ out, int64_t* __restrict__ bad,
+                              int64_t* __restrict__ totals) {
   const int64_t i = global_index();
   if (i >= n) return;
   int64_t sl[flat::kMaxSlots * Accumulator::kFields];
-  out[i] = flat::predict_linear_one(walk, config, p, lin, genomes + i * p.G, bad + i, sl);
+  out[i] = flat::predict_linear_one(walk, config, p, lin, genomes + i * p.G, bad + i, sl,
+                                    totals ? totals + i * Accumulator::kFields : nullptr);
 }
 
 template <class T>
@@ -165,12 +167,12 @@ void DevicePipeline::features(const int32_t* genomes, int64_t n, double* X, int6
 }
 
 void DevicePipeline::predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad,
-                                    uintptr_t stream) const {
+                                    uintptr_t stream, int64_t* totals) const {
   if (!has_linear_) throw std::invalid_argument("DevicePipeline: no linear model");
   if (n <= 0) return;
   linear_kernel<<<pipeline_blocks(n), kPipelineThreads, 0,
                   reinterpret_cast<cudaStream_t>(stream)>>>(walk_, config_, plan_, linear_, genomes,
-                                                            n, out, bad);
+                                                            n, out, bad, totals);
   launch_check(cudaGetLastError(), "linear_kernel launch");
 }
 

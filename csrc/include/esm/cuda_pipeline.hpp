@@ -28,9 +28,10 @@ class DevicePipeline {
              uintptr_t stream) const;
   // X float64 [n, F] (NaN rows for bad genomes); bad int64 [n]. Needs the twin constructor.
   void features(const int32_t* genomes, int64_t n, double* X, int64_t* bad, uintptr_t stream) const;
-  // out float64 [n] (NaN for bad genomes); bad int64 [n]. Needs a twin with a linear model.
+  // out float64 [n] (NaN for bad genomes); bad int64 [n]; totals int64 [n, 4] (the cost
+  // totals of the same walk; zeros for bad genomes) or null. Needs a twin with a linear model.
   void predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad,
-                      uintptr_t stream) const;
+                      uintptr_t stream, int64_t* totals = nullptr) const;
   int64_t n_features() const { return plan_.F; }
   bool has_plan() const { return has_plan_; }
   bool has_linear() const { return has_linear_; }

@@ -80,15 +80,25 @@ struct LinearData {
 };
 
 // One genome through the whole flat pipeline with a folded linear model: first bad gene (NaN
-// prediction for a bad genome), costs, encode and dot product, no feature row stored.
+// prediction for a bad genome), costs, encode and dot product, no feature row stored. When
+// `totals` is not null it receives the genome's cost totals [kFields] (zeros for a bad genome),
+// as the cost stage gives them, so a search reads its cost objective from the same walk.
 ESM_HD inline double predict_linear_one(int32_t walk, const int64_t* config, const FlatPlan& p,
                                         const LinearFold& lin, const int32_t* g, int64_t* bad,
-                                        int64_t* slot_buf) {
+                                        int64_t* slot_buf, int64_t* totals = nullptr) {
   *bad = first_bad_gene(g, p.choices, p.G);
-  if (*bad >= 0) return spec::bits_to_double(0x7ff8000000000000LL);
   int64_t tot[Accumulator::kFields] = {0, 0, 0, 0};
+  if (*bad >= 0) {
+    if (totals) {
+      for (int64_t f = 0; f < Accumulator::kFields; ++f) totals[f] = 0;
+    }
+    return spec::bits_to_double(0x7ff8000000000000LL);
+  }
   for (int64_t k = 0; k < p.S * Accumulator::kFields; ++k) slot_buf[k] = 0;
   costs_one(walk, config, g, tot, slot_buf, static_cast<int>(p.S));
+  if (totals) {
+    for (int64_t f = 0; f < Accumulator::kFields; ++f) totals[f] = tot[f];
+  }
   double s = 0.0;
   encode_row(p, g, tot, slot_buf,
              [&](int64_t j, double v) { s += lin.coef[j] * ((v - lin.mean[j]) / lin.scale[j]); });
@@ -105,8 +115,10 @@ class FlatPipeline {
   void set_linear(LinearData lin);
   // X [n, F] (rows of bad genomes are NaN); bad [n].
   void features(const int32_t* genomes, int64_t n, double* X, int64_t* bad) const;
-  // out [n] (NaN for bad genomes); bad [n]. Needs set_linear.
-  void predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad) const;
+  // out [n] (NaN for bad genomes); bad [n]; totals [n, kFields] (zeros for bad genomes) or
+  // null. Needs set_linear.
+  void predict_linear(const int32_t* genomes, int64_t n, double* out, int64_t* bad,
+                      int64_t* totals = nullptr) const;
   int64_t n_features() const { return plan_.F; }
   int64_t n_genes() const { return plan_.G; }
   int32_t walk() const { return walk_; }

@@ -16,8 +16,18 @@ second surrogate file (e.g. an accuracy or energy predictor for the same space; 
 (NAME: a proxy or a surrogate file). Infeasible candidates lose to every feasible one
 (evolution: feasibility-first penalty; NSGA-II: constraint domination).
 
+device: --device cpu (default) runs the search on the CPU. --device cuda (or cuda:N) runs
+every step on the GPU (sampling, crossover, mutation, tournaments and the surrogate as CUDA
+kernels, nothing but the best genomes leaves the device): an elitist genetic search, population
+65,536 by default, with the objective latency or a cost proxy and the latency budget
+(feasibility first). It needs a CUDA GPU, cupy and esm built with CUDA, and a linear latency
+surrogate the device pipeline folds (the esm train defaults: fcc with huber or ridge); other
+models, a surrogate-file objective, --constraint, --batch, nsga2 and random exit 2 with the
+reason. --verify measures on --verify-device (default cpu), whatever --device is.
+
 exit codes: 0 found; 2 bad input (unknown objective, surrogate files of different spaces,
-budget <= 0, bad option); 1 the search ran but found no architecture within the constraints
+budget <= 0, bad option, --device cuda without a usable GPU or for a model or option the device
+search lacks); 1 the search ran but found no architecture within the constraints
 (the message says how close it got; --out and --json still get the result with found=false).
 """
 
@@ -26,7 +36,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "search", help="evolutionary search under a latency budget on a surrogate",
         description="Search a space for the best architectures under a latency budget, "
-                    "using a latency surrogate file (regularized evolution or NSGA-II).",
+                    "using a latency surrogate file (regularized evolution or NSGA-II on the "
+                    "CPU, or an elitist genetic search on the GPU with --device cuda).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="PATH", help="latency surrogate file")
     p.add_argument("--latency-budget", required=True, type=float, metavar="MS",
@@ -45,7 +56,8 @@ def register(sub: Any) -> None:
                    help="regularized evolution (default), NSGA-II (Pareto front of latency "
                         "vs objective) or random search (baseline)")
     p.add_argument("--population", type=int, default=None, metavar="P",
-                   help="population (evolution 100, nsga2 200; random: batch, 1000); with "
+                   help="population (evolution 100, nsga2 200; random: batch, 1000; "
+                        "--device cuda: 65536, also the children per generation); with "
                         "--seconds, thousands amortise the predictor's per-call cost")
     p.add_argument("--batch", type=int, default=None, metavar="B",
                    help="children evaluated per generation (evolution: P/4, nsga2: P)")
@@ -60,7 +72,11 @@ def register(sub: Any) -> None:
                    help="best distinct architectures kept (evolution/random; default 10)")
     p.add_argument("--verify", type=int, default=0, metavar="K",
                    help="build and measure the best K on the local device")
-    p.add_argument("--device", default="cpu", help="device for --verify (cpu, cuda:0)")
+    p.add_argument("--device", default="cpu", metavar="{cpu,cuda,cuda:N}",
+                   help="where the search runs: cpu (default) or cuda / cuda:N (every step on "
+                        "the GPU; see below)")
+    p.add_argument("--verify-device", default="cpu", metavar="DEVICE",
+                   help="device that --verify measures on (cpu, cuda:0; default cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for --verify (default: the model file's, else torch's)")
     p.add_argument("--measure-preset", choices=("default", "quick"), default=None,
@@ -95,31 +111,39 @@ def _stop(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_search(args: argparse.Namespace) -> int:
     from esm.errors import InputError
     from esm.search import search, verify
+    from esm.search.device import parse_device
 
     if not (args.latency_budget > 0 and math.isfinite(args.latency_budget)):
         raise InputError(f"--latency-budget must be a positive number of ms, "
                          f"got {args.latency_budget}")
     stop = _stop(args)
     options: dict[str, Any] = {}
-    if args.batch is not None:
+    on_device = parse_device(args.device) is not None
+    if on_device:
+        if args.batch is not None:
+            raise InputError("--batch is not available with --device cuda (the children per "
+                             "generation are the population: use --population)")
+        options["top"] = args.top  # nsga2, random and --constraint: search() says why not
+    elif args.batch is not None:
         if args.algorithm == "random":
             raise InputError("--batch is for evolution and nsga2; random search uses "
                              "--population as its batch")
         options["batch"] = args.batch
-    if args.algorithm in ("evolution", "random"):
+    if not on_device and args.algorithm in ("evolution", "random"):
         options["top"] = args.top
     res = search(args.model, objective=args.objective, maximize=args.maximize,
                  latency_budget=args.latency_budget, constraints=args.constraint,
                  algorithm=args.algorithm, population=args.population, seed=args.seed,
-                 **stop, **options)
+                 device=args.device, **stop, **options)
     data = res.to_dict()
     data["model"] = args.model
+    data["device"] = res.settings.get("device", "cpu")
     if res.found and args.verify:
         from esm.measure import Settings
 
         settings = None if args.measure_preset is None else Settings.preset(args.measure_preset)
-        data["verify"] = verify(res, k=args.verify, device=args.device, settings=settings,
-                                threads=args.threads, clock=args.clock)
+        data["verify"] = verify(res, k=args.verify, device=args.verify_device,
+                                settings=settings, threads=args.threads, clock=args.clock)
     if args.out:
         import json
         from pathlib import Path
@@ -145,10 +169,15 @@ def _print(res: Any, data: dict[str, Any]) -> None:
     lat = prob.latency_name
     print(f"{res.algorithm} on {prob.space.name}: {data['direction']} {obj} subject to "
           f"{'; '.join(str(c) for c in prob.constraints)}")
-    share = res.outside_predictor_share * 100
-    print(f"evaluated {res.evaluated} candidates in {res.wall_s:.2f} s "
-          f"({res.per_second:,.0f}/s; {share:.0f}% of the time outside the predictor), "
-          f"{res.generations} generations")
+    if "device" in res.settings:
+        print(f"on {res.settings['device']}: evaluated {res.evaluated:,} candidates in "
+              f"{res.wall_s:.2f} s ({res.per_second:,.0f}/s), {res.generations} generations "
+              f"of {res.settings['population']:,}")
+    else:
+        share = res.outside_predictor_share * 100
+        print(f"evaluated {res.evaluated} candidates in {res.wall_s:.2f} s "
+              f"({res.per_second:,.0f}/s; {share:.0f}% of the time outside the predictor), "
+              f"{res.generations} generations")
     if not res.found:
         return
     title = "Pareto front (latency vs objective)" if res.algorithm == "nsga2" else "best"

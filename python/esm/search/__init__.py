@@ -5,7 +5,9 @@ whole batches per objective call: batched regularized (aging) evolution
 (:func:`regularized_evolution`, single objective under constraints) and NSGA-II (:func:`nsga2`,
 the latency / objective Pareto front under constraints); :func:`random_search` is the baseline.
 :func:`search` builds the problem from a latency model, an objective and a budget and runs one
-of them; :func:`verify` measures found networks on the local device.
+of them (on the CPU, or with ``device="cuda"`` every step on the GPU:
+:func:`esm.search.device.device_search`); :func:`verify` measures found networks on the local
+device.
 
 Example
 -------
@@ -77,6 +79,7 @@ def search(
     seconds: float | None = None,
     max_evaluations: int | None = None,
     seed: int | None = 0,
+    device: str = "cpu",
     **options: Any,
 ) -> SearchResult:
     """Search ``space`` for the best architecture(s) under a latency budget.
@@ -104,9 +107,29 @@ def search(
         Stopping rule; whatever comes first (default: 100 generations).
     seed : int, optional
         Same seed, same result.
+    device : str
+        Where the search runs: ``"cpu"`` (default) or ``"cuda"`` / ``"cuda:N"``
+        (:func:`esm.search.device.device_search`: sampling, variation, surrogate and selection
+        on the GPU; evolution with a named objective and the latency budget only; population
+        default 65,536).
     **options
-        Passed to the algorithm (e.g. ``sample_size``, ``batch``, ``mutation_rate``).
+        Passed to the algorithm (e.g. ``sample_size``, ``batch``, ``mutation_rate``; on the
+        device ``mutation_rate``, ``tournament_size`` and ``top``).
     """
+    from esm.search.device import device_search, parse_device
+
+    if parse_device(device) is not None:
+        allowed = {"mutation_rate", "tournament_size", "top", "backend"}
+        extra = sorted(set(options) - allowed)
+        if extra:
+            raise InputError(f"option(s) {', '.join(extra)} are not available on the device "
+                             f"(there: {', '.join(sorted(allowed - {'backend'}))})")
+        return device_search(latency_model, objective=objective, maximize=maximize,
+                             latency_budget=latency_budget, constraints=constraints,
+                             algorithm=algorithm, population=population,
+                             generations=generations, seconds=seconds,
+                             max_evaluations=max_evaluations, seed=seed, device=device,
+                             **options)
     problem = make_problem(space=space, latency_model=latency_model, objective=objective,
                            maximize=maximize, latency_budget=latency_budget,
                            constraints=constraints)
