@@ -240,3 +240,31 @@ def test_holdout_plus_cv_pools_both(oracle: CsvOracle) -> None:
     assert res["mape_estimate"] == pytest.approx(100 * np.concatenate([e_val, e_cv]).mean())
     holdout_only = 100 * e_val.mean()
     assert res["mape_estimate"] != pytest.approx(holdout_only)
+
+
+def test_step_model_one_standard_error_rule() -> None:
+    """Latency exactly linear in the per-stage costs plus 1% noise: the minimum leave-one-out
+    error may land on a bigger feature set by luck, the one-standard-error rule keeps the
+    per-stage costs (fewest features among those as good as the best); ``min`` keeps the
+    minimum; ``sets`` limits what is tried."""
+    from esm.build import _RidgeSurrogate
+    from esm.sampling import RidgeModel, feature_sets, features
+
+    g = SPACE.sample(80, seed=3)
+    X = features(SPACE, g, "stages")
+    w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[1])
+    y = (1.0 + X @ w / X.mean(0).sum()) * np.exp(0.01 * np.random.default_rng(1).standard_normal(80))
+    one = _RidgeSurrogate(SPACE).fit(g, y)
+    mn = _RidgeSurrogate(SPACE, rule="min").fit(g, y)
+    assert set(one.loo_scores_) == set(feature_sets(SPACE)) and one.rule == "1se"
+    assert mn.feature_set_ == min(mn.loo_scores_, key=mn.loo_scores_.get)
+    assert one.feature_set_ == "stages"
+    # the rule's paired losses: their mean is the leave-one-out score
+    m = RidgeModel().fit(X, y)
+    assert np.mean(m.loo_losses()) == pytest.approx(m.loo_)
+    only = _RidgeSurrogate(SPACE, sets=["costs"]).fit(g, y)
+    assert only.feature_set_ == "costs" and list(only.loo_scores_) == ["costs"]
+    with pytest.raises(InputError):
+        _RidgeSurrogate(SPACE, rule="max")
+    with pytest.raises(InputError):
+        _RidgeSurrogate(SPACE, sets=["costs+counts"])  # ofa-mbv3's genes share no menu
