@@ -253,7 +253,8 @@ def test_step_model_one_standard_error_rule() -> None:
     g = SPACE.sample(80, seed=3)
     X = features(SPACE, g, "stages")
     w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[1])
-    y = (1.0 + X @ w / X.mean(0).sum()) * np.exp(0.01 * np.random.default_rng(1).standard_normal(80))
+    noise = np.exp(0.01 * np.random.default_rng(1).standard_normal(80))
+    y = (1.0 + X @ w / X.mean(0).sum()) * noise
     one = _RidgeSurrogate(SPACE).fit(g, y)
     mn = _RidgeSurrogate(SPACE, rule="min").fit(g, y)
     assert set(one.loo_scores_) == set(feature_sets(SPACE)) and one.rule == "1se"

@@ -43,7 +43,8 @@ The loop (:func:`build`)
 
 Every stage is timed (``seconds``: ``measure``, ``train``, ``select``, ``evaluate``); the
 reported model is the last step's (trained on the training set only, so the validation
-figure is honest). :mod:`esm.final` turns the result into the model file a user receives.
+figure is honest). :mod:`esm.final` turns the result into the model file a user receives
+(and refits the model it chooses on every measured network once that figure is taken).
 
 The state of a build is explicit (:class:`Ledger`: every measurement with its role, and the
 validation networks still due) and each step is a method of one loop object, so a new way

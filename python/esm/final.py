@@ -18,15 +18,26 @@ cost features that the loop refits at every step (:class:`esm.build._RidgeSurrog
    saw. Without a validation set the step model is saved. (Choosing by cross-validation on
    the training rows instead would refit the full surrogate five times: about five minutes
    for ``fcc``/``auto`` on 300 rows on a 2-core machine.)
-3. **Stated error.** ``metrics["validation"]``: MAPE, ``ape95``, ``acc10`` and the rest on
-   the validation set (device) or the unmeasured rows (dataset). Where the build corrected
-   drift, the same model kind is refitted on the raw latencies and validated on them, and
-   both figures are stated (``result["model"]["validation"]``), with which one the model
-   used.
-4. **Conditions.** The file records how its networks were measured (device, batch, threads,
+3. **Refit** (``refit``, on by default). Once the validation networks have chosen the kind,
+   it is refitted on every measured network (training and validation) with the same
+   settings (the step model keeps the features it chose; a full surrogate runs its own
+   choice again on the larger set): a quarter of the networks of a 100-network build would
+   otherwise only ever have stated an error. ``result["model"]["trained_on"]`` says on how
+   many networks the saved model was trained.
+4. **Stated error.** ``metrics["validation"]``: MAPE, ``ape95``, ``acc10`` and the rest on
+   the validation set (device) or the unmeasured rows (dataset). On a device the stated
+   figure is that of the chosen kind fitted on the training networks alone, measured on the
+   validation networks before the refit trains on them (``"model"`` says so): never an
+   in-sample figure, and about the refitted model's error or a little above it (it had fewer
+   networks; ``benchmarks/noprior.py`` compares it with the error on every unmeasured row).
+   On a dataset file the saved (refitted) model is scored on every row the build did not
+   measure. Where the build corrected drift, the same model kind is refitted on the raw
+   latencies of the training networks and validated on them, and both figures are stated
+   (``result["model"]["validation"]``), with which one the model used.
+5. **Conditions.** The file records how its networks were measured (device, batch, threads,
    settings), the reference network with its latency at the labels' speed, the validation
-   networks (so that ``esm check`` never scores them), the drift decision, the warm-up and
-   the measurement noise.
+   networks (so that ``esm check`` never scores them; after a refit they are training
+   networks too), the drift decision, the warm-up and the measurement noise.
 
 The result's headline figures (``mape``, ``predictions``) then are those of the saved model;
 the step model's own figures stay in ``result["step_model"]``.
