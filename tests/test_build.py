@@ -135,6 +135,17 @@ def test_cli_from_csv_json(small_csv: Path, tmp_path: Path,
     g = SPACE.sample(5, seed=0)
     assert s.predict(g).shape == (5,)
     assert out["model_file"] == str(model) and 0 < out["model_mape"] < 50
+    # the chosen model is refitted on every measured network, unless --no-refit
+    assert s.train_genomes.shape[0] == out["model"]["trained_on"]["networks"] \
+        == out["samples_used"]
+    kept = tmp_path / "kept.esm"
+    assert main(["build", "--from-csv", str(small_csv), "--target", COLUMN, "--space",
+                 "ofa-mbv3", "--budget-samples", "60", "--target-mape", "4", "--val-size",
+                 "20", "--no-report", "--out", str(kept), "--model", "ridge", "--json",
+                 "--no-refit"]) == 0
+    out2 = json.loads(capsys.readouterr().out)
+    assert out2["model"]["trained_on"] == {"networks": out2["train_samples"], "refit": False}
+    assert load(kept).train_genomes.shape[0] == out2["train_samples"] < out2["samples_used"]
     for f in ("report.md", "build.json", "pred_vs_measured.png", "learning_curve.png",
               "cost.png", "error_hist.png"):
         assert (rep / f).is_file(), f
