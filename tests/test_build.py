@@ -135,6 +135,17 @@ def test_cli_from_csv_json(small_csv: Path, tmp_path: Path,
     g = SPACE.sample(5, seed=0)
     assert s.predict(g).shape == (5,)
     assert out["model_file"] == str(model) and 0 < out["model_mape"] < 50
+    # the chosen model is refitted on every measured network, unless --no-refit
+    assert s.train_genomes.shape[0] == out["model"]["trained_on"]["networks"] \
+        == out["samples_used"]
+    kept = tmp_path / "kept.esm"
+    assert main(["build", "--from-csv", str(small_csv), "--target", COLUMN, "--space",
+                 "ofa-mbv3", "--budget-samples", "60", "--target-mape", "4", "--val-size",
+                 "20", "--no-report", "--out", str(kept), "--model", "ridge", "--json",
+                 "--no-refit"]) == 0
+    out2 = json.loads(capsys.readouterr().out)
+    assert out2["model"]["trained_on"] == {"networks": out2["train_samples"], "refit": False}
+    assert load(kept).train_genomes.shape[0] == out2["train_samples"] < out2["samples_used"]
     for f in ("report.md", "build.json", "pred_vs_measured.png", "learning_curve.png",
               "cost.png", "error_hist.png"):
         assert (rep / f).is_file(), f
@@ -240,3 +251,32 @@ def test_holdout_plus_cv_pools_both(oracle: CsvOracle) -> None:
     assert res["mape_estimate"] == pytest.approx(100 * np.concatenate([e_val, e_cv]).mean())
     holdout_only = 100 * e_val.mean()
     assert res["mape_estimate"] != pytest.approx(holdout_only)
+
+
+def test_step_model_one_standard_error_rule() -> None:
+    """Latency exactly linear in the per-stage costs plus 1% noise: the minimum leave-one-out
+    error may land on a bigger feature set by luck, the one-standard-error rule keeps the
+    per-stage costs (fewest features among those as good as the best); ``min`` keeps the
+    minimum; ``sets`` limits what is tried."""
+    from esm.build import _RidgeSurrogate
+    from esm.sampling import RidgeModel, feature_sets, features
+
+    g = SPACE.sample(80, seed=3)
+    X = features(SPACE, g, "stages")
+    w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[1])
+    noise = np.exp(0.01 * np.random.default_rng(1).standard_normal(80))
+    y = (1.0 + X @ w / X.mean(0).sum()) * noise
+    one = _RidgeSurrogate(SPACE).fit(g, y)
+    mn = _RidgeSurrogate(SPACE, rule="min").fit(g, y)
+    assert set(one.loo_scores_) == set(feature_sets(SPACE)) and one.rule == "1se"
+    assert mn.feature_set_ == min(mn.loo_scores_, key=mn.loo_scores_.get)
+    assert one.feature_set_ == "stages"
+    # the rule's paired losses: their mean is the leave-one-out score
+    m = RidgeModel().fit(X, y)
+    assert np.mean(m.loo_losses()) == pytest.approx(m.loo_)
+    only = _RidgeSurrogate(SPACE, sets=["costs"]).fit(g, y)
+    assert only.feature_set_ == "costs" and list(only.loo_scores_) == ["costs"]
+    with pytest.raises(InputError):
+        _RidgeSurrogate(SPACE, rule="max")
+    with pytest.raises(InputError):
+        _RidgeSurrogate(SPACE, sets=["costs+counts"])  # ofa-mbv3's genes share no menu

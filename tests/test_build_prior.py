@@ -76,7 +76,9 @@ def test_evaluation_never_scores_a_network_the_build_measured(
         g = space.from_strs(archs)
         measured = sur.measured_on(g)
         assert measured.sum() == res["samples_used"] == 30
-        assert sur.trained_on(g).sum() == res["train_samples"] < 30
+        assert res["train_samples"] < 30  # the loop trained on the training networks only
+        # the chosen model is refitted on every measured network once validation stated it
+        assert sur.trained_on(g).sum() == res["model"]["trained_on"]["networks"] == 30
         ev = _cli(capsys, "evaluate", "--model", str(model), "--data", str(files["target"]),
                   "--target", "lat_titanx_256", "--json")
         assert ev["n"] == 600 - 30 and ev["excluded_measured_rows"] == 30
@@ -126,7 +128,10 @@ def test_device_build_uses_the_packaged_prior(tmp_path: Path,
     assert sel["on"] == "validation set" and "step" in sel["candidates"]  # transfer vs fcc
     sur = esm.load(tmp_path / "a.esm")
     assert sur.measured_on(sur.train_genomes).all()
-    assert len(sur.measured_genomes) >= 8  # the holdout (and the drift reference)
+    # the holdout, listed (trained on since the refit of the chosen model on every network)
+    val = sur.space.from_strs(sur.info["build"]["validation_archs"])
+    assert len(val) >= 8 and sur.measured_on(val).all()
+    assert len(sur.measured_genomes) + len(sur.train_genomes) >= 24  # + the drift reference
     res0 = _cli(capsys, *common, "--store", str(tmp_path / "b.sqlite"), "--out",
                 str(tmp_path / "b.esm"), "--no-prior")
     assert res0["strategy"] != "transfer" and res0["samples_used"] <= 24

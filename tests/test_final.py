@@ -181,3 +181,50 @@ def test_check_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     sur.save(tmp_path / "nodev.esm")
     assert main(["check", "--model", str(tmp_path / "nodev.esm")]) == 2
     assert "--device" in capsys.readouterr().err
+
+
+def test_refit_on_every_measured_network_keeps_the_stated_error_honest(
+        csv_oracle: CsvOracle) -> None:
+    """The chosen model is refitted on training + validation networks with the features it
+    chose. On a dataset file its error is stated on the rows nobody measured; on a device
+    (no truth) the stated figure is the validation error of the same kind fitted without the
+    validation networks, i.e. the figure that chose it, never an in-sample one."""
+    import copy
+
+    cfg = BuildConfig(strategy="random", target_mape=None, budget_samples=90, val_size=25,
+                      seed=1)
+    res, step = build(csv_oracle, cfg)
+    meas = res["measured"]
+    tr, va = np.asarray(meas["train"]), np.asarray(meas["validation"])
+    g = csv_oracle.pool.genomes
+    kept = finalize(dict(res), step, csv_oracle, choice="step", refit=False)
+    assert kept.trained_on(g).sum() == tr.size
+    out = dict(res)
+    sur = finalize(out, step, csv_oracle, choice="step")
+    assert out["model"]["trained_on"] == {"networks": tr.size + va.size, "refit": True}
+    assert sur.trained_on(g).sum() == tr.size + va.size == 90
+    assert sur.measured_on(g).sum() == 90
+    assert sur.info["model"]["params"]["feature_set"] == step.feature_set_
+    # the refit is the step model's ridge on every measured network, nothing else
+    want = RidgeModel().fit(features(csv_oracle.space, g[np.r_[tr, va]], step.feature_set_),
+                            np.r_[meas["y_train"], meas["y_validation"]])
+    probe = csv_oracle.space.sample(50, seed=4)
+    np.testing.assert_allclose(
+        sur.predict(probe), want.predict(features(csv_oracle.space, probe, step.feature_set_)),
+        rtol=1e-9)
+    # dataset file: stated on the unmeasured rows only
+    rest = csv_oracle.unmeasured(np.asarray(meas["all"]))
+    met = sur.info["metrics"]["validation"]
+    assert met["on"] == "unmeasured rows" and met["n"] == rest.size
+    assert met["mape"] == pytest.approx(
+        100 * np.mean(np.abs(sur.predict(g[rest]) / csv_oracle.truth[rest] - 1)))
+    # device: the validation figure of the model fitted on the training networks
+    device = copy.copy(csv_oracle)
+    device.truth = None
+    out2 = dict(res)
+    dev = finalize(out2, step, device, choice="step")
+    stated = dev.info["metrics"]["validation"]
+    assert stated["on"] == "validation set" and "refitted" in stated["model"]
+    assert stated["mape"] == pytest.approx(
+        100 * np.mean(np.abs(kept.predict(g[va]) / np.asarray(meas["y_validation"]) - 1)))
+    np.testing.assert_allclose(dev.predict(probe), sur.predict(probe), rtol=1e-12)

@@ -43,7 +43,8 @@ The loop (:func:`build`)
 
 Every stage is timed (``seconds``: ``measure``, ``train``, ``select``, ``evaluate``); the
 reported model is the last step's (trained on the training set only, so the validation
-figure is honest). :mod:`esm.final` turns the result into the model file a user receives.
+figure is honest). :mod:`esm.final` turns the result into the model file a user receives
+(and refits the model it chooses on every measured network once that figure is taken).
 
 The state of a build is explicit (:class:`Ledger`: every measurement with its role, and the
 validation networks still due) and each step is a method of one loop object, so a new way
@@ -113,29 +114,56 @@ class _RidgeSurrogate:
     """The build loop's fast model: ridge on :func:`esm.sampling.features`.
 
     Every feature set that applies (costs per slot; costs summed per stage; costs + one-hot
-    genes; on spaces whose genes share one menu, costs + choice counts) is fitted and the one
-    with the lowest leave-one-out relative error is kept (``feature_set_``). Costs explain
-    most of the latency of MobileNet-like spaces: per stage (18 features on ofa-mbv3) up to a
-    few hundred networks, then per slot (63), then with the genes. Cell spaces such as
-    NAS-Bench-201 need the operation identities (a skip or pooling edge costs no MACs but takes
-    time), first as counts (one parameter per operation, pinned down by about 10 networks),
-    then per gene.
+    genes; on spaces whose genes share one menu, costs + choice counts) is fitted and scored by
+    its leave-one-out relative error (``loo_scores_``). Costs explain most of the latency of
+    MobileNet-like spaces: per stage (18 features on ofa-mbv3) up to a few hundred networks,
+    then per slot (63), then with the genes. Cell spaces such as NAS-Bench-201 need the
+    operation identities (a skip or pooling edge costs no MACs but takes time), first as counts
+    (one parameter per operation, pinned down by about 10 networks), then per gene.
+
+    ``sets`` limits the sets tried (default: every one that applies). ``rule`` picks the set
+    (``feature_set_``): ``"min"``, the lowest leave-one-out error;
+    ``"1se"`` (default), the one-standard-error rule paired over the training networks (as
+    :class:`esm.surrogate.models.AutoRegressor`'s): every set whose per-network leave-one-out
+    losses exceed the best set's by less than one standard error of their paired difference
+    is as good as the best within the noise of the estimate, and of those the one with the
+    fewest features is kept. A minimum over a few noisy estimates favours the bigger sets by
+    luck, most on a device whose latency is close to linear in the per-stage costs, where a
+    bigger set adds variance and no accuracy (``benchmarks/noprior.py``).
     """
 
     kind = "ridge"
+    RULES = ("1se", "min")
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, rule: str = "1se",
+                 sets: list[str] | None = None) -> None:
+        if rule not in self.RULES:
+            raise InputError(f"rule must be one of {', '.join(self.RULES)}, got {rule!r}")
         self.space = space
-        self.sets = feature_sets(space)
+        self.rule = rule
+        self.sets = feature_sets(space) if sets is None else list(sets)
+        if not self.sets or not set(self.sets) <= set(feature_sets(space)):
+            raise InputError(f"feature sets {self.sets} do not apply to {space.name!r}; "
+                             f"known: {', '.join(feature_sets(space))}")
 
     def fit(self, genomes: np.ndarray, y: np.ndarray) -> _RidgeSurrogate:
-        best: tuple[float, str, RidgeModel] | None = None
+        fits: dict[str, tuple[RidgeModel, int]] = {}
         for fs in self.sets:
-            m = RidgeModel().fit(features(self.space, genomes, fs), y)
-            if best is None or m.loo_ < best[0]:
-                best = (m.loo_, fs, m)
-        assert best is not None
-        _, self.feature_set_, self.model_ = best
+            X = features(self.space, genomes, fs)
+            fits[fs] = (RidgeModel().fit(X, y), X.shape[1])
+        self.loo_scores_ = {fs: float(m.loo_) for fs, (m, _) in fits.items()}
+        best = min(fits, key=lambda fs: self.loo_scores_[fs])
+        chosen = best
+        if self.rule == "1se" and len(fits) > 1 and y.size > 2:
+            ref = fits[best][0].loo_losses()
+            ok = []
+            for fs, (m, _) in fits.items():
+                d = m.loo_losses() - ref
+                if float(d.mean()) <= float(d.std(ddof=1)) / np.sqrt(d.size):
+                    ok.append(fs)
+            chosen = min(ok, key=lambda fs: (fits[fs][1], self.loo_scores_[fs]))
+        self.feature_set_ = chosen
+        self.model_ = fits[chosen][0]
         return self
 
     def predict(self, genomes: np.ndarray) -> np.ndarray:

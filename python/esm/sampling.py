@@ -248,7 +248,16 @@ class RidgeModel:
             if round_ == self.robust or not mad > 1e-9:  # (near) exact fit: nothing to weight
                 break
             self.weights_ = np.minimum(1.0, 1.345 * mad / np.maximum(np.abs(r), 1e-300))
+        self.loo_rel_ = r
         return self
+
+    def loo_losses(self) -> np.ndarray:
+        """Every training row's share of :attr:`loo_` (``loo_`` is their mean): its
+        Huber-weighted squared leave-one-out relative residual. Two fits on the same rows
+        compare row by row on these (a paired difference, as in
+        :class:`esm.build._RidgeSurrogate`'s one-standard-error rule)."""
+        w = self.weights_
+        return np.asarray(w * self.loo_rel_**2 / w.mean())
 
     def _solve(self, X: np.ndarray, y: np.ndarray, w: np.ndarray,
                rel: np.ndarray) -> np.ndarray:

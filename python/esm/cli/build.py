@@ -66,6 +66,10 @@ def register(sub: Any) -> None:
                    help="model file of --out: the better of the step model and the "
                    "--encoding/--model surrogate on the validation set (best, default), "
                    "or one of them")
+    p.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="keep the chosen model as fitted on the training networks (default: "
+                   "refit it on every measured network, validation included, once the "
+                   "validation networks have chosen it and stated its error)")
     p.add_argument("--model", default="auto", help="esm.surrogate model (default auto)")
     p.add_argument("--encoding", default="fcc", help="esm.surrogate encoding (default fcc)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: next to --out, "
@@ -233,7 +237,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             from esm.final import finalize
 
             sur = finalize(result, step, oracle, choice=args.final, encoding=args.encoding,
-                           model=args.model, seed=cfg.seed, say=say)
+                           model=args.model, seed=cfg.seed, say=say, refit=args.refit)
             sur.save(args.out)
             result["model_file"] = str(args.out)
         if not args.no_report:
