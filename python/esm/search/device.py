@@ -40,7 +40,7 @@ import numpy as np
 
 from esm import _core
 from esm.errors import InputError
-from esm.search.result import SearchResult
+from esm.search.result import Budget, SearchResult
 from esm.spaces.base import BYTES_PER_ELEMENT
 
 #: Cost proxies the device pipeline gives: (column of its cost totals, multiplier), as
@@ -238,25 +238,6 @@ def _stream_seed(seed: int, gen: int, k: int) -> int:
 
 
 @dataclass
-class Stop:
-    """When :func:`evolve` stops: whatever comes first (at least one must be set)."""
-
-    generations: int | None = None
-    seconds: float | None = None
-    max_evaluations: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.generations is None and self.seconds is None and self.max_evaluations is None:
-            raise InputError("set generations, seconds or max_evaluations")
-        if self.generations is not None and self.generations < 0:
-            raise InputError(f"generations must be >= 0, got {self.generations}")
-        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
-            raise InputError(f"seconds must be > 0, got {self.seconds}")
-        if self.max_evaluations is not None and self.max_evaluations < 1:
-            raise InputError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
-
-
-@dataclass
 class Evolution:
     """Outcome of :func:`evolve` (arrays of the backend)."""
 
@@ -267,7 +248,7 @@ class Evolution:
     seconds: float
 
 
-def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Stop, population: int,
+def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Budget, population: int,
            mutation_rate: float, tournament_size: int, seed: int,
            progress: Callable[[Population], float] | None = None) -> Evolution:
     """Elitist genetic search on one backend (see the module docs).
@@ -279,8 +260,8 @@ def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Stop, population: int,
     evaluate : callable
         ``genomes -> dict`` with ``"score"`` (to minimise) and ``"violation"`` (0: feasible)
         float64 ``[N]`` arrays, plus any other per-genome values to carry along.
-    stop : Stop
-        Stopping rule; ``seconds`` is checked between generations.
+    stop : esm.search.result.Budget
+        Stopping rule, as the CPU search's; ``seconds`` is checked between generations.
     population : int
         Population ``P`` and children per generation (the last generation is cut to honour
         ``max_evaluations`` exactly; fewer than ``P`` evaluations give only the initial sample).
@@ -308,15 +289,9 @@ def evolve(ops: DeviceOps, evaluate: Evaluate, stop: Stop, population: int,
     ranks = xp.arange(n0, dtype=xp.float64)  # the sorted population's lexicographic order
     gen = 0
     while len(pop) == population:
-        if stop.generations is not None and gen >= stop.generations:
+        n = stop.batch(gen, candidates, t0, population)
+        if n <= 0:
             break
-        if stop.seconds is not None and time.perf_counter() - t0 >= stop.seconds:
-            break
-        n = population
-        if stop.max_evaluations is not None:
-            n = min(n, stop.max_evaluations - candidates)
-            if n <= 0:
-                break
         s1, s2, s3, s4 = (_stream_seed(seed, gen + 1, k) for k in (1, 2, 3, 4))
         a = pop.genomes[ops.tournament(ranks, n, tournament_size, s1)]
         b = pop.genomes[ops.tournament(ranks, n, tournament_size, s2)]
@@ -387,7 +362,7 @@ def device_evolution(ops: DeviceOps, population: int = 65_536, generations: int 
     def evaluate(g: Any) -> dict[str, Any]:
         return {"score": ops.score(g), "violation": xp.zeros(len(g), dtype=xp.float64)}
 
-    ev = evolve(ops, evaluate, Stop(generations=generations), population, mutation_rate,
+    ev = evolve(ops, evaluate, Budget(generations=generations), population, mutation_rate,
                 tournament_size, seed)
     pop = ev.population
     return DeviceSearchResult(best_genome=_host(pop.genomes[0]),
@@ -700,7 +675,7 @@ def device_search(
     pop_size = DEFAULT_POPULATION if population is None else int(population)
     if generations is None and seconds is None and max_evaluations is None:
         generations = 100
-    stop = Stop(generations, seconds, max_evaluations)
+    stop = Budget(generations, seconds, max_evaluations)
     if isinstance(latency_model, (str, Path)):
         latency_model = load_model(latency_model)  # kept for the result (stated error)
     pred, flat = flat_pipeline(latency_model)

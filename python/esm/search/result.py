@@ -32,7 +32,7 @@ class Budget:
             raise InputError("set generations, seconds or max_evaluations")
         if self.generations is not None and self.generations < 0:
             raise InputError(f"generations must be >= 0, got {self.generations}")
-        if self.seconds is not None and not self.seconds > 0:
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
             raise InputError(f"seconds must be > 0, got {self.seconds}")
         if self.max_evaluations is not None and self.max_evaluations < 1:
             raise InputError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
