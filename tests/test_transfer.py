@@ -13,7 +13,7 @@ import esm
 from esm.errors import InputError
 from esm.prior import PriorData
 from esm.sampling import Pool, choice_counts
-from esm.transfer import PriorModel, TransferDesign
+from esm.transfer import DEFAULT_LAMBDA, PriorModel, TransferDesign, TransferFit
 
 pytest.importorskip("sklearn")
 
@@ -66,6 +66,32 @@ def test_cost_blocks_carry_a_device_unlike_the_prior(setting: tuple) -> None:
     assert abs(spearmanr(y, model.mean_function(model.z(g))).statistic) < 0.9  # unlike
     rho, mape = _score(model, g, y, 10, seed=2)
     assert rho > 0.95 and mape < 5.0
+
+
+def test_hyperprior_keeps_the_better_of_its_two_centres(setting: tuple) -> None:
+    """The hyperprior has a component at the empirical-Bayes centres and one at the defaults;
+    a fit is the better of the two single-component fits, and a device unlike the prior
+    tells them apart."""
+    import copy
+
+    g, model, rng = setting
+    assert len(model.centres) == 2
+    assert model.centres[0] == model.lam
+    assert model.centres[1] == {k: DEFAULT_LAMBDA[k] for k in model.lam}
+    y = _device(g, np.array([0.0, 0.05, 2.0, 0.3, 1.5]), 1.0, rng)
+    pick = rng.choice(len(g), 10, replace=False)
+    Z = model.z(g[pick])
+    singles = []
+    for c in model.centres:
+        one = copy.copy(model)
+        one.centres = [c]
+        singles.append(TransferFit(one, Z, y[pick], passes=1))
+    both = TransferFit(model, Z, y[pick], passes=1)
+    assert singles[0].hyper_nll_ != pytest.approx(singles[1].hyper_nll_, rel=1e-3)
+    win = min(singles, key=lambda f: f.hyper_nll_)
+    assert win is singles[1]  # the default centre carries the unlike device
+    assert both.hyper_nll_ == pytest.approx(win.hyper_nll_)
+    assert both.lam_ == pytest.approx(win.lam_)
 
 
 def test_design_is_seeded_distinct_and_respects_exclusions(setting: tuple) -> None:
