@@ -123,6 +123,11 @@ def test_model_file_roundtrip_records_every_measured_network(setting: tuple,
     assert back.compile() is not None  # the compiled core evaluates it
     assert back.measured_on(g[:20]).tolist() == [True] * 15 + [False] * 5
     assert back.trained_on(g[:20]).sum() == 12
+    # esm check's fresh networks skip every measured one, not only the training rows
+    from esm.check import fresh_networks
+
+    fresh = fresh_networks(back, 15600, seed=0)  # nearly all 15625 nb201 networks
+    assert not back.measured_on(fresh).any()
 
 
 def test_evaluate_never_scores_a_measured_network(setting: tuple, tmp_path: Path,

@@ -58,13 +58,14 @@ def within_stated(fresh_mape: float, stated_mape: float, repeat_noise: float) ->
 
 
 def fresh_networks(sur: Surrogate, n: int, seed: int) -> np.ndarray:
-    """``n`` random networks of the model's space that it was neither trained nor validated
-    on (canonical forms compared), deterministic in ``seed``."""
+    """``n`` random networks of the model's space that its build never measured (training,
+    validation and every other measured network; canonical forms compared), deterministic in
+    ``seed``."""
     from esm.collect import architectures
     from esm.store import genome_key
 
     space = sur.space
-    seen = {genome_key(g) for g in sur.train_genomes}
+    seen = {genome_key(g) for g in np.concatenate([sur.train_genomes, sur.measured_genomes])}
     build = sur.info.get("build") or {}
     for text in build.get("validation_archs") or []:
         seen.add(genome_key(space.canonical(space.from_str(text)[None])[0]))
