@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -72,8 +73,6 @@ def test_hyperprior_keeps_the_better_of_its_two_centres(setting: tuple) -> None:
     """The hyperprior has a component at the empirical-Bayes centres and one at the defaults;
     a fit is the better of the two single-component fits, and a device unlike the prior
     tells them apart."""
-    import copy
-
     g, model, rng = setting
     assert len(model.centres) == 2
     assert model.centres[0] == model.lam

@@ -269,11 +269,13 @@ class PriorModel:
         self.lam = {k: float(v) for k, v in {**DEFAULT_LAMBDA, **(lam or {})}.items()
                     if k in self.factors}
         self.eb_: dict[str, float] = {}
-        #: Centres of the hyperprior's components (type-II MAP keeps the best fit of each).
-        self.centres = [dict(self.lam)]
+        defaults = dict(self.lam)
+        #: Centres of the hyperprior's components (type-II MAP keeps the best fit of each);
+        #: one, the defaults, while :meth:`_empirical_bayes` fits the prior's own columns.
+        self.centres = [defaults]
         if lam is None and hyper_sd > 0 and len(W) >= 3:
             self._empirical_bayes(Zp)
-            self.centres = [dict(self.lam), self.centres[0]]
+            self.centres = [dict(self.lam), defaults]
 
     def _empirical_bayes(self, Zp: np.ndarray) -> None:
         """Centre the hyperprior on what the prior's own devices need.
