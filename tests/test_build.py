@@ -98,7 +98,7 @@ def test_reproducible(oracle: CsvOracle) -> None:
 def test_bad_config(oracle: CsvOracle) -> None:
     for cfg in (BuildConfig(target_mape=None), BuildConfig(strategy="nope"),
                 BuildConfig(target_mape=-1), BuildConfig(validation="x"),
-                BuildConfig(budget_samples=0)):
+                BuildConfig(budget_samples=0), BuildConfig(validation="holdout+posterior")):
         with pytest.raises(InputError):
             build(oracle, cfg)
 

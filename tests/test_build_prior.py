@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import esm
+from esm.build import prior_config
 from esm.cli import main
 
 pytest.importorskip("sklearn")
@@ -45,6 +46,10 @@ def test_issue_flow_budget_and_held_out_evaluation(files: dict[str, Path],
                "lat_titanx_256", "--space", "nb201", "--prior", str(files["prior"]),
                "--budget-samples", "10", "--out", str(model), "--no-report", "--json")
     assert res["samples_used"] == 10 and res["strategy"] == "transfer"
+    # the estimate it stops on is the posterior's, not a pessimistic cross-validation
+    assert prior_config(lookup=True).validation == "posterior"
+    assert prior_config().validation == "holdout+posterior"
+    assert 0 < res["mape_estimate"] < 3 * res["mape_true"]
     assert "transfer model" in res["model"]["kind"]
     sur = esm.load(model)
     prior = sur.info["model"]["prior"]
@@ -132,6 +137,10 @@ def test_device_build_uses_the_packaged_prior(tmp_path: Path,
     val = sur.space.from_strs(sur.info["build"]["validation_archs"])
     assert len(val) >= 8 and sur.measured_on(val).all()
     assert len(sur.measured_genomes) + len(sur.train_genomes) >= 24  # + the drift reference
+    stated = sur.info["metrics"]["validation"]
+    assert res["model"]["chosen"] == "step"  # it states the build's figure:
+    assert "posterior" in stated["on"] and "mape_holdout" in stated
+    assert stated["mape"] == pytest.approx(res["mape_estimate"])
     res0 = _cli(capsys, *common, "--store", str(tmp_path / "b.sqlite"), "--out",
                 str(tmp_path / "b.esm"), "--no-prior")
     assert res0["strategy"] != "transfer" and res0["samples_used"] <= 24

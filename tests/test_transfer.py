@@ -93,6 +93,25 @@ def test_hyperprior_keeps_the_better_of_its_two_centres(setting: tuple) -> None:
     assert both.lam_ == pytest.approx(win.lam_)
 
 
+@pytest.mark.parametrize("per_op", [[0.0, 0.1, 0.3, 1.0, 0.2], [0.0, 0.05, 2.0, 0.3, 1.5]])
+def test_expected_error_is_the_error_on_unmeasured_networks(setting: tuple,
+                                                            per_op: list[float]) -> None:
+    """The posterior's expected error over unmeasured networks (what a build states) is
+    their true MAPE within a factor 1.35, on a device like the prior and one unlike it; with
+    more noise it rises with the truth."""
+    g, model, _ = setting
+    for noise in (0.01, 0.08):
+        rng = np.random.default_rng(7)
+        y = _device(g, np.asarray(per_op), 1.5, rng, noise=noise)
+        pick = rng.choice(len(g), 15, replace=False)
+        fit = model.fit(g[pick], y[pick])
+        rest = np.setdiff1d(np.arange(len(g)), pick)
+        true = float(np.mean(np.abs(fit.predict(g[rest]) / y[rest] - 1)))
+        expected = fit.expected_errors(g[rest])
+        assert expected.shape == (rest.size,) and np.all(expected > 0)
+        assert 1 / 1.35 < float(expected.mean()) / true < 1.35, (noise, expected.mean(), true)
+
+
 def test_design_is_seeded_distinct_and_respects_exclusions(setting: tuple) -> None:
     g, model, _ = setting
     pool = Pool(SPACE, g)

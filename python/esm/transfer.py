@@ -465,6 +465,41 @@ class TransferFit:
         """Predicted latency (ms) of ``genomes``."""
         return self.predict_z(self.model.z(genomes))
 
+    def expected_errors(self, genomes: Any, chunk: int = 2048) -> np.ndarray:
+        """Expected absolute relative error of each prediction under the posterior.
+
+        The posterior predictive of a network's latency is Gaussian: the variance of the
+        latency function given the measurements, plus the fitted relative noise (the truth
+        it will be compared with is a measurement too). Its expected absolute relative
+        error is ``sqrt(2 / pi)`` times its relative standard deviation, with predictions
+        floored at :data:`FLOOR` times the median measurement, as in the fit.
+
+        Parameters
+        ----------
+        genomes : array [N, G]
+            Networks to predict (not the measured ones, for an error estimate).
+        chunk : int
+            Rows per block of the computation (memory).
+
+        Returns
+        -------
+        np.ndarray [N]
+            Expected ``|predicted / measured - 1|`` of each network (a fraction).
+        """
+        m = self.model
+        Z = m.z(genomes)
+        A = m.design_matrix(self.Z, self.lam_)
+        floor = FLOOR * float(np.median(self.yn))
+        out = np.empty(len(Z))
+        for i in range(0, len(Z), chunk):
+            Zc = Z[i:i + chunk]
+            Ac = m.design_matrix(Zc, self.lam_)
+            V = Ac @ A.T
+            var = np.sum(Ac**2, axis=1) - np.sum((V @ self._Kinv) * V, axis=1)
+            mu = np.maximum(Zc @ self.coef_ / self.s_, floor)
+            out[i:i + chunk] = np.sqrt(np.maximum(var, 0.0) / mu**2 + self.sigma_**2)
+        return np.asarray(math.sqrt(2.0 / math.pi) * out)
+
     def to_surrogate(self, genomes: Any | None = None, *, measured: Any | None = None,
                      column: str | None = None, device: str | None = None) -> Surrogate:
         """The fit as an ordinary linear :class:`esm.surrogate.Surrogate` file model.

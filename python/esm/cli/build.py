@@ -57,7 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, help=f"networks per step (default {d.batch})")
     p.add_argument("--validation", choices=list(VALIDATIONS),
                    help="error estimate: a separately measured uniform set, cross-validation "
-                   f"on the training set, or both pooled (default {d.validation})")
+                   "on the training set, the transfer model's posterior expected error "
+                   f"(with --prior), or a holdout pooled with one of them (default "
+                   f"{d.validation}; with a prior holdout+posterior, posterior on a CSV)")
     p.add_argument("--val-size", type=int, help=f"holdout size (default {d.val_size})")
     p.add_argument("--trainer", choices=["ridge", "surrogate", "transfer"],
                    help=f"model trained at every step (default {d.trainer}: fast ridge on cost "
