@@ -313,7 +313,10 @@ def prior_config(*, lookup: bool = False, **settings: Any) -> BuildConfig:
     and 1.00 / 57%; ofa-mbv3 1.16 / 60% and 0.94 / 60%. On a dataset file with 10: nb201 2.37 /
     6% and 0.88 / 49%, fbnet 1.45 / 30% and 1.13 / 41%. The posterior cannot see what the
     model cannot represent: on nb201 pixel3 (a runtime folds cells with a disconnected output
-    to almost nothing, 2% of the rows) it states a tenth of the truth."""
+    to almost nothing, 2% of the rows) it states a tenth of the truth. Stopping on it (the 13
+    ``cost`` targets, 5 seeds) measures as many networks or fewer on every target (ofa-mbv3
+    2080ti_64 at 3%: 58 against 138) and stopped above the target in 4 of 64 builds (by at
+    most 0.28 points), cross-validation in 0 of 62."""
     base: dict[str, Any] = {"strategy": "transfer", "trainer": "transfer", "initial": 10,
                             "batch": 10,
                             "validation": "posterior" if lookup else "holdout+posterior",
