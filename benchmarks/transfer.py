@@ -607,8 +607,8 @@ def trust_table(r: Runner, spaces: list[str]) -> list[str]:
            "|---|---|---|---|---|---|---|"]
     for sname in spaces:
         for col, tgt in COST_TARGETS[sname]:
-            a = r.stopping(sname, col, tgt, "holdout+posterior")
-            b = r.stopping(sname, col, tgt, "holdout+cv")
+            a = r.stopping(sname, col, tgt, ESTIMATES[False]["default"])
+            b = r.stopping(sname, col, tgt, ESTIMATES[False]["cross-validation"])
             md.append(f"| {sname} | {col[4:]} | {tgt:g}% | {np.mean(a['n']):.0f} | "
                       f"{np.mean(b['n']):.0f} | {_above(a, tgt)} | {_above(b, tgt)} |")
     return [*md, ""]

@@ -91,7 +91,6 @@ __all__ = [
     "OracleResult",
     "build",
     "mape",
-    "posterior_error",
     "prior_config",
     "repeat_noise",
     "trainer",
@@ -339,15 +338,6 @@ def _cv_errors(make: Callable[[], Any], genomes: np.ndarray, y: np.ndarray, fold
     return errs
 
 
-def posterior_error(model: Any, genomes: np.ndarray, unmeasured: np.ndarray,
-                    seed: int) -> float:
-    """Mean expected absolute relative error (a fraction) of a step model with a posterior
-    (trainer ``"transfer"``) over up to :data:`POSTERIOR_SAMPLE` of the ``unmeasured`` rows of
-    ``genomes``, drawn with ``seed``."""
-    rows = np.random.default_rng(seed).permutation(unmeasured)[:POSTERIOR_SAMPLE]
-    return float(np.mean(model.expected_errors(genomes[rows])))
-
-
 def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np.ndarray,
               train: np.ndarray, y_train: np.ndarray, val: np.ndarray,
               y_val: np.ndarray, unmeasured: np.ndarray) -> float:
@@ -367,7 +357,8 @@ def _estimate(cfg: BuildConfig, make: Callable[[], Any], model: Any, genomes: np
     if cfg.validation in ("cv", "holdout+cv"):
         errs.append(_cv_errors(make, genomes[train], y_train, cfg.cv_folds, cfg.seed))
     if cfg.validation.endswith("posterior") and unmeasured.size:
-        expected = posterior_error(model, genomes, unmeasured, cfg.seed)
+        rows = np.random.default_rng(cfg.seed).permutation(unmeasured)[:POSTERIOR_SAMPLE]
+        expected = float(np.mean(model.expected_errors(genomes[rows])))
         errs.append(np.full(max(train.size, 1), expected))
     e = np.concatenate(errs) if errs else np.zeros(0)
     return float(100.0 * e.mean()) if e.size else math.nan
@@ -581,12 +572,11 @@ class _Loop:
         t = time.monotonic()
         train, y_train = self.ledger.role(False, oracle)
         val, y_val = self.ledger.role(True, oracle)
-        unmeasured = np.setdiff1d(np.arange(len(self.pool)), self.ledger.measured)
+        rest = oracle.unmeasured(self.ledger.measured)
         estimate = _estimate(cfg, self.make, self.model, self.pool.genomes, train, y_train,
-                             val, y_val, unmeasured)
+                             val, y_val, rest)
         true_mape = true_tau = math.nan
         if oracle.truth is not None:
-            rest = oracle.unmeasured(self.ledger.measured)
             if rest.size:
                 pred = self.model.predict(self.pool.genomes[rest])
                 true_mape = mape(oracle.truth[rest], pred)

@@ -303,11 +303,12 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
             and math.isfinite(result.get("mape_estimate", math.nan)):
         # the build's figure: the step model's posterior expected error over the unmeasured
         # networks, pooled with the holdout's errors (esm.build, validation "posterior")
-        stated.update({f"mape_{'holdout' if on == 'validation set' else 'loo'}":
-                       stated["mape"], "mape": result["mape_estimate"],
-                       "on": f"{on}, pooled with the posterior expected error over the "
-                             "unmeasured networks" if on == "validation set" else
-                             "the posterior expected error over the unmeasured networks"})
+        holdout = on == "validation set"
+        stated["mape_holdout" if holdout else "mape_loo"] = stated["mape"]
+        stated["mape"] = result["mape_estimate"]
+        stated["on"] = "the posterior expected error over the unmeasured networks"
+        if holdout:
+            stated["on"] = f"{on}, pooled with {stated['on']}"
     if stated is not None:
         sur.info["metrics"]["validation"] = stated
     labels = _raw_and_corrected(result, chosen, stated, fit, genomes, va)
