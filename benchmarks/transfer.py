@@ -708,13 +708,14 @@ def main(argv: list[str] | None = None) -> int:
             md.append("")
             print(f"[{time.time() - t0:.0f}s] {sname} design", file=sys.stderr, flush=True)
         if "synthetic" in parts:
-            keys = [k for n in BUDGETS for k in (str(n), f"default-{n}")
-                    if k == str(n) or n in synthetic_defaults(sname)]
-            keys += [f"default-{n}" for n in synthetic_defaults(sname) if n not in BUDGETS]
-            keys.append("ridge-10")
-            names = {**{str(n): f"n={n} transfer" for n in BUDGETS},
-                     **{f"default-{n}": f"n={n} default" for n in synthetic_defaults(sname)},
-                     "ridge-10": "n=10 ridge-prior"}
+            names: dict[str, str] = {}  # result key -> column, by budget
+            for n in sorted({*BUDGETS, *synthetic_defaults(sname)}):
+                if n in BUDGETS:
+                    names[str(n)] = f"n={n} transfer"
+                if n in synthetic_defaults(sname):
+                    names[f"default-{n}"] = f"n={n} default"
+            names["ridge-10"] = "n=10 ridge-prior"
+            keys = list(names)
             md += [f"### {sname}: synthetic accelerator-like targets, prior = every visible "
                    "column (ρ / MAPE; default: the prior-less `esm build --from-csv`)", "",
                    "| target | " + " | ".join(names[k] for k in keys) + " |",
