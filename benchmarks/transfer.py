@@ -295,14 +295,18 @@ class Runner:
         return PriorModel(PriorData(space, genomes, Y[:, pri], [cols[j] for j in pri],
                                     ["benchmark"] * len(pri)))
 
+    def target(self, sname: str, t: int, protocol: str) -> tuple[ArrayOracle, PriorModel]:
+        """Column ``t`` of the space's dataset as the device, and the prior of ``protocol``."""
+        space, g, cols, Y = load(sname)
+        pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, protocol))
+        return ArrayOracle(space, Pool(space, g), Y[:, t], cols[t]), pm
+
     def transfer(self, sname: str, protocol: str, t: int, design: bool = True
                  ) -> dict[str, list[float]]:
         key = f"transfer|{sname}|{protocol}|{t}|{design}|{self.seeds}"
 
         def run() -> dict[str, list[float]]:
-            space, g, cols, Y = load(sname)
-            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, protocol))
-            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], cols[t])
+            oracle, pm = self.target(sname, t, protocol)
             strategy = "transfer" if design else "random"
             return {str(n): np.mean([transfer_build(oracle, pm, n, s, strategy)[:2]
                                      for s in range(self.seeds)], axis=0).tolist()
@@ -380,9 +384,7 @@ class Runner:
         key = f"cost|{sname}|{t}|{target}|{self.seeds}"
 
         def run() -> dict[str, list[int]]:
-            space, g, cols, Y = load(sname)
-            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, "loo"))
-            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], cols[t])
+            oracle, pm = self.target(sname, t, "loo")
             with_prior = [transfer_build(oracle, pm, 200, s, until=target)[2]
                           for s in range(self.seeds)]
             without = [default_cost(oracle, target, s) for s in range(self.seeds)]
@@ -394,10 +396,7 @@ class Runner:
         key = f"trust|{sname}|{t}|{n}|{lookup}|{self.seeds}"
 
         def run() -> dict[str, list[float]]:
-            space, g, cols, Y = load(sname)
-            pm = self.prior_model(space, g, cols, Y, prior_columns(
-                cols, t, "proxy" if sname == "ofa-mbv3" else "loo"))
-            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], cols[t])
+            oracle, pm = self.target(sname, t, "proxy" if sname == "ofa-mbv3" else "loo")
             out: dict[str, list[float]] = {}
             for name, validation in ESTIMATES[lookup].items():
                 for s in range(self.seeds):
@@ -410,7 +409,6 @@ class Runner:
             return out
         return dict(self.cached(key, run))
 
-
     def stopping(self, sname: str, col: str, target: float, validation: str
                  ) -> dict[str, list[float]]:
         """Device builds (prior ``loo``) that stop on ``validation``'s estimate: networks
@@ -418,10 +416,7 @@ class Runner:
         key = f"stopping|{sname}|{col}|{target}|{validation}|{self.seeds}"
 
         def run() -> dict[str, list[float]]:
-            space, g, cols, Y = load(sname)
-            t = cols.index(col)
-            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, "loo"))
-            oracle = ArrayOracle(space, Pool(space, g), Y[:, t], col)
+            oracle, pm = self.target(sname, load(sname)[2].index(col), "loo")
             out: dict[str, list[float]] = {"n": [], "true": [], "reached": []}
             for s in range(self.seeds):
                 res, _ = build(oracle, prior_config(budget_samples=200, target_mape=target,
