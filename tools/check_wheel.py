@@ -9,7 +9,11 @@ Then, from an empty directory outside the source tree and without ``PYTHONPATH``
    model file loads and predicts with NumPy and the compiled core alone; where this script's
    own interpreter can import esm, the predictions must equal its own;
 3. ``esm search`` for a few seconds under the median predicted latency: it finds a network
-   within the budget.
+   within the budget;
+4. the packaged prior of every built-in space that has one (:data:`esm.prior.PACKAGED`, what
+   ``esm build --device`` and ``esm demo`` use by default) is in the wheel with its license
+   notice, and loads there with NumPy and the compiled core alone; their sizes as the wheel
+   stores them are printed.
 
 Usage: python tools/check_wheel.py WHEEL --model MODEL.esm [--keep DIR]
 Exit code 0 when every check passes, 1 otherwise.
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import venv
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,19 @@ with open("/proc/self/maps") as f:
 print(json.dumps({"file": esm.__file__, "space": m.space.name, "pred": p.tolist(),
                   "heavy": [k for k in ("torch", "sklearn") if k in sys.modules],
                   "cuda_built": cuda.built(), "gpus": len(devices), "cudart_loaded": cudart}))
+"""
+
+PRIORS = """
+import json
+from esm import prior, spaces
+out = {}
+for name in prior.PACKAGED:
+    p = prior.packaged(name)
+    d = None if p is None else prior.load(spaces.get(name), [p])
+    out[name] = None if d is None else {"path": str(p), "columns": len(d.columns),
+                                        "rows": d.n_rows,
+                                        "notice": (p.parent / "NOTICE").is_file()}
+print(json.dumps(out))
 """
 
 
@@ -124,11 +142,25 @@ def check(wheel: Path, model: Path, work: Path) -> dict[str, Any]:
                            env, cwd))
     if not found.get("found") or found["latency_ms"] > budget:
         raise Failed(f"esm search found nothing within {budget:.3f} ms")
+    priors = json.loads(run([py, "-c", PRIORS], env, cwd))
+    for name, got_prior in priors.items():
+        if got_prior is None or not str(Path(got_prior["path"]).resolve()).startswith(site):
+            raise Failed(f"the packaged {name} prior is not in the installed wheel")
+        if got_prior["columns"] < 3 or got_prior["rows"] < 100 or not got_prior["notice"]:
+            raise Failed(f"the packaged {name} prior is incomplete: {got_prior}")
     return {"version": info["version"], "cuda_built": info["cuda_built"],
             "cuda_reason": info["cuda_reason"], "space": got["space"],
             "compared_with_own_esm": want is not None, "predict_cli": cli,
             "search": {"budget_ms": budget, "latency_ms": found["latency_ms"],
-                       "evaluated": found["evaluated"], "per_second": found["per_second"]}}
+                       "evaluated": found["evaluated"], "per_second": found["per_second"]},
+            "priors": priors}
+
+
+def packaged_bytes(wheel: Path) -> tuple[int, int]:
+    """Bytes of the packaged data (``esm/data/``) in the wheel: as stored, and unpacked."""
+    with zipfile.ZipFile(wheel) as z:
+        data = [i for i in z.infolist() if i.filename.startswith("esm/data/")]
+    return sum(i.compress_size for i in data), sum(i.file_size for i in data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,13 +184,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"check_wheel: FAILED: {err}", file=sys.stderr)
             return 1
     s = res["search"]
+    stored, unpacked = packaged_bytes(wheel)
+    priors = ", ".join(f"{k} {v['columns']} columns x {v['rows']:,} rows"
+                       for k, v in res["priors"].items())
     same = " (equal to this interpreter's esm)" if res["compared_with_own_esm"] else ""
     cuda = "built" if res["cuda_built"] else "not built"
     print(f"check_wheel: ok in {time.perf_counter() - t:.0f} s: esm {res['version']} from "
           f"{wheel.name} in a fresh environment (CUDA module {cuda}; "
           f"{res['cuda_reason'] or 'GPU found'}); the {res['space']} model predicted 1000 "
           f"networks{same}; search found {s['latency_ms']:.3f} ms <= {s['budget_ms']:.3f} ms "
-          f"({s['evaluated']:,} candidates, {s['per_second']:,.0f}/s)")
+          f"({s['evaluated']:,} candidates, {s['per_second']:,.0f}/s); packaged priors "
+          f"load ({priors}): {stored:,} bytes in the wheel ({unpacked:,} unpacked)")
     return 0
 
 
