@@ -309,7 +309,7 @@ def prior_config(*, lookup: bool = False, **settings: Any) -> BuildConfig:
     visible column left out in turn, 5 seeds; estimate / true MAPE on the unmeasured rows,
     geometric mean and share of builds within a factor 1.25): on a device with 20 networks,
     nb201 1.58 / 24% with cross-validation, 0.90 / 59% with the posterior; fbnet 1.24 / 35%
-    and 1.00 / 57%; ofa-mbv3 1.16 / 60% and 0.94 / 60%. On a dataset file with 10: nb201 2.37 /
+    and 1.00 / 57%; ofa-mbv3 1.24 / 50% and 0.98 / 57%. On a dataset file with 10: nb201 2.37 /
     6% and 0.88 / 49%, fbnet 1.45 / 30% and 1.13 / 41%. The posterior cannot see what the
     model cannot represent: on nb201 pixel3 (a runtime folds cells with a disconnected output
     to almost nothing, 2% of the rows) it states a tenth of the truth. Stopping on it (the 13
