@@ -295,14 +295,15 @@ class PriorModel:
         self.eb_: dict[str, float] = {}
         defaults = dict(self.lam)
         #: Centres of the hyperprior's components (type-II MAP keeps the best fit of each):
-        #: the empirical-Bayes centres (:meth:`_empirical_bayes`, from three prior columns,
-        #: fitted under the others), the defaults, and the cost-model centre
+        #: the empirical-Bayes centres (:meth:`_empirical_bayes`, with three prior columns or
+        #: more, fitted under the others), the defaults, and the cost-model centre
         #: (:data:`COARSE_OFF`) on spaces without a shared menu.
         self.centres = [defaults]
-        if lam is None and hyper_sd > 0 and not shared_menu(self.space):
+        fitted = lam is None and hyper_sd > 0
+        if fitted and not shared_menu(self.space):
             self.centres.append({k: COARSE_OFF.get(k, v * COARSE_UP.get(k, 1.0))
                                  for k, v in defaults.items()})
-        if lam is None and hyper_sd > 0 and len(W) >= 3:
+        if fitted and len(W) >= 3:
             self._empirical_bayes(Zp)
             self.centres = [dict(self.lam), *self.centres]
 
