@@ -4,6 +4,7 @@ device builds and the demo use the packaged prior unless ``--no-prior``."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -145,6 +146,22 @@ def test_device_build_uses_the_packaged_prior(tmp_path: Path,
                 str(tmp_path / "b.esm"), "--no-prior")
     assert res0["strategy"] != "transfer" and res0["samples_used"] <= 24
     assert res0.get("prior") is None
+
+
+def test_device_build_says_when_the_packaged_prior_cannot_be_used(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wheel without the packaged file: the device build warns and builds from zero."""
+    from esm import prior
+    from esm.cli.build import _prior
+
+    monkeypatch.setitem(prior.PACKAGED, "nb201", "gone.csv.gz")
+    args = argparse.Namespace(prior=None, device="cpu", no_prior=False, from_csv=None,
+                              target=None)
+    assert _prior(args, esm.spaces.get("nb201"), None, print) is None
+    assert "warning: no prior: the packaged nb201 prior" in capsys.readouterr().err
+    args.no_prior = True  # asked for: nothing to warn about
+    assert _prior(args, esm.spaces.get("nb201"), None, print) is None
+    assert capsys.readouterr().err == ""
 
 
 def test_demo_learns_from_the_packaged_prior(tmp_path: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,18 @@ def test_packaged_priors_and_credit() -> None:
     assert prior.packaged("ofa-resnet50") is None
     notice = (Path(prior.__file__).parent / "data" / "priors" / "NOTICE").read_text()
     assert "HELP" in notice and "HW-NAS-Bench" in notice and "MIT License" in notice
+
+
+def test_packaged_prior_unusable_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert prior.packaged_unusable("nb201") is None
+    assert prior.packaged_unusable("ofa-resnet50") is None  # ships none: nothing to miss
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scipy" else find_spec(name, *a))
+    assert "scipy" in (prior.packaged_unusable("nb201") or "")
+    monkeypatch.setitem(prior.PACKAGED, "nb201", "gone.csv.gz")
+    assert "nb201 prior (esm/data/priors/gone.csv.gz) is not installed" in (
+        prior.packaged_unusable("nb201") or "")
 
 
 def test_packaged_prior_equals_shared_data(data_dir: Path) -> None:

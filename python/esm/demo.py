@@ -105,17 +105,15 @@ def demo_search(model_file: str, space: Any, budget_ms: float, *, seconds: float
     return info, "\n".join(lines) + "\n"
 
 
-def _packaged_prior() -> Any:
-    """The transfer prior of the packaged ofa-mbv3 latencies (None where not packaged or
-    where scipy, which fits it, is missing)."""
+def _packaged_prior(say: Any) -> Any:
+    """The transfer prior of the packaged ofa-mbv3 latencies; None, after saying why, where
+    it cannot be used here (see :func:`esm.prior.packaged_unusable`)."""
     from esm import prior as prior_mod
 
+    unusable = prior_mod.packaged_unusable("ofa-mbv3")
     path = prior_mod.packaged("ofa-mbv3")
-    try:
-        import scipy  # noqa: F401
-    except ImportError:
-        return None
-    if path is None:
+    if unusable or path is None:
+        say(f"no prior: {unusable}; building from zero")
         return None
     from esm import spaces
     from esm.transfer import PriorModel
@@ -154,7 +152,7 @@ def run_demo(directory: str | Path = "esm-demo", *, device: str = "auto",
         raise InputError(f"--cuda-graph times CUDA devices; the device is {device!r}")
     graph = on_gpu and cuda_graph is not False
     settings, why = demo_settings(device, budget_seconds, clock=clock, cuda_graph=graph)
-    pm = _packaged_prior() if prior else None
+    pm = _packaged_prior(say) if prior else None
     cfg = (prior_config(target_mape=target_mape, budget_seconds=budget_seconds, seed=seed)
            if pm is not None else
            BuildConfig(initial=20, batch=20, target_mape=target_mape,

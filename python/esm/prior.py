@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from esm.errors import InputError
 if TYPE_CHECKING:
     from esm.spaces import SearchSpace
 
-__all__ = ["PriorData", "load", "packaged", "read_table"]
+__all__ = ["PriorData", "load", "packaged", "packaged_unusable", "read_table"]
 
 #: Packaged prior file of each built-in space (gzipped dataset CSVs in ``esm/data/priors``).
 PACKAGED = {"nb201": "nb201.csv.gz", "fbnet": "fbnet.csv.gz", "ofa-mbv3": "ofa_mbv3.csv.gz"}
@@ -240,3 +241,28 @@ def packaged(space_name: str) -> Path | None:
         return None
     p = Path(__file__).resolve().parent / "data" / "priors" / name
     return p if p.is_file() else None
+
+
+def packaged_unusable(space_name: str) -> str | None:
+    """Why a built-in space's packaged prior cannot be used in this installation.
+
+    Parameters
+    ----------
+    space_name : str
+        Registered name of the space.
+
+    Returns
+    -------
+    str or None
+        The reason (its file is not installed, or scipy, which fits the transfer model, is
+        missing); None where the prior can be used or where the space has none.
+    """
+    name = PACKAGED.get(space_name)
+    if name is None:
+        return None
+    if packaged(space_name) is None:
+        return f"the packaged {space_name} prior (esm/data/priors/{name}) is not installed"
+    if importlib.util.find_spec("scipy") is None:
+        return "scipy, which fits the transfer model, is not installed (pip install " \
+            "'esm-nas[train]')"
+    return None

@@ -127,8 +127,11 @@ def _prior(args: argparse.Namespace, space: Any, oracle: Any, say: Any) -> Any:
 
     paths = list(args.prior or [])
     if not paths and args.device and not args.no_prior:
-        packaged = prior_mod.packaged(space.name)
-        if packaged is not None:
+        unusable = prior_mod.packaged_unusable(space.name)
+        if unusable:
+            print(f"esm: warning: no prior: {unusable}; building from zero (--prior FILE "
+                  "gives one; --no-prior silences this)", file=sys.stderr)
+        elif (packaged := prior_mod.packaged(space.name)) is not None:
             paths = [str(packaged)]
     if not paths:
         return None
