@@ -48,19 +48,28 @@ leave-one-out means unchanged within seed noise (fbnet 0.9323 -> 0.9316 at 10, n
 On spaces whose genes are a layer's hyperparameters (kernel, expansion, depth; no
 :func:`~esm.sampling.shared_menu`) a layer's costs say all its genes do, and a device unlike
 the prior may be no more than a cost model. There a third component holds that hypothesis
-(:data:`COARSE_OFF`, :data:`COARSE_UP`): the prior's device directions, the per-slot costs and
-the one-hot genes all but off, the network totals and per-stage costs ten times the defaults.
-On ofa-mbv3's four synthetic accelerator-like targets the two components made the fit call its
-misfit noise (fitted noise 1-4% where the target's is 0.5%) and lose to a ridge on per-stage
-costs of the same networks: the prior hurt, 1.04% at 20 networks against the prior-less
-default's 0.78%. With the third, 0.77% (``benchmarks/transfer.py``, 5 seeds), and every visible
-column within 0.02 points or better at 10 and 20 designed networks (proxy prior: mean 6.33% ->
-6.32% and 6.01% -> 5.96%; titan_xp_1 6.82% -> 6.59% at 20). It costs where the measurements
-cannot tell the hypotheses apart: 5 networks (mean 7.45% -> 7.75%, 2080ti_1 11.01% -> 12.86%)
-and 10 uniformly random ones (7.07% -> 7.50%). Where an operation's identity matters beyond
-its costs (shared menus: nb201's folded cells, fbnet's per-operation tables) the same
-component lost (nb201 pixel3 rho at 10 0.909 -> 0.788; with the one-hot genes kept, fbnet's
-synthetic targets 0.939 -> 0.931), so those spaces keep two.
+(:data:`COARSE_OFF`, :data:`COARSE_UP`): the prior's device directions and every finer block
+all but off, the network totals (MACs, parameters, activation bytes, layers) ten times the
+default. With two components, ofa-mbv3's four synthetic accelerator-like targets made the fit
+call its misfit noise (fitted noise 1-4% where the target's is 0.5%): the prior hurt, 1.04% at
+20 networks against the prior-less default's 0.78% (whose cross-validated choice on the first
+target at 10 networks is a ridge on these four totals). The empirical-Bayes fits do not see
+this component (a prior column that is best a cost model would make the first centre a copy
+of it).
+
+The likelihood charges the cost model's broad variances an Occam factor that 10 networks do
+not repay even where it predicts better, so from :data:`COST_LOO_MIN` networks the fit takes
+it over the likelihood's choice when its mean leave-one-out relative error is below
+:data:`COST_LOO_RATIO` times the choice's: the simpler hypothesis where cross-validation
+clearly prefers it, like the prior-less default's one-standard-error rule. Synthetic targets
+(``benchmarks/transfer.py``, 5 seeds): 2.03% at 10 networks and 0.77% at 20 with the earlier
+per-stage cost centre and no such choice, 1.42% and 0.65% now (prior-less default 1.04% and
+0.78%); every visible column at 10 and 20 within 0.07 points, but titan_xp_1 (proxy prior:
+6.84% -> 6.96% at 10, 6.59% -> 6.82% at 20; means 6.32% -> 6.32% and 5.96% -> 6.00%;
+leave-one-out prior 5.90% -> 5.91% and 5.46% -> 5.46%). Where an operation's identity
+matters beyond its costs (shared menus: nb201's folded cells, fbnet's per-operation tables) a
+cost-model component lost (nb201 pixel3 rho at 10 0.909 -> 0.788; with the one-hot genes kept,
+fbnet's synthetic targets 0.939 -> 0.931), so those spaces keep two.
 
 The posterior mean is again a weight vector on the same features, so the fitted model is an
 ordinary linear :class:`esm.surrogate.Surrogate` on the ``fcc`` encoding
@@ -107,6 +116,8 @@ if TYPE_CHECKING:
 __all__ = [
     "COARSE_OFF",
     "COARSE_UP",
+    "COST_LOO_MIN",
+    "COST_LOO_RATIO",
     "DEFAULT_LAMBDA",
     "PriorModel",
     "TransferDesign",
@@ -121,8 +132,12 @@ DEFAULT_LAMBDA = {"scale": 1.0, "b0": 1.0, "dev": 1.0, "tot": 1e-2, "cnt": 1e-2,
                   "stage": 1e-3, "cc": 1e-3, "slot": 1e-4, "oh": 1e-4}
 #: The hyperprior's cost-model component on spaces without a shared menu (module docs): the
 #: variances of the blocks it turns all but off, and the factors on the coarse blocks' defaults.
-COARSE_OFF = {"dev": 1e-4, "slot": 1e-9, "oh": 1e-9}
-COARSE_UP = {"tot": 10.0, "stage": 10.0}
+COARSE_OFF = {"dev": 1e-4, "stage": 1e-9, "slot": 1e-9, "oh": 1e-9}
+COARSE_UP = {"tot": 10.0}
+#: The fit takes the cost-model centre over the likelihood's choice when its mean leave-one-out
+#: relative error is below this share of the choice's, from this many networks (module docs).
+COST_LOO_RATIO = 0.75
+COST_LOO_MIN = 8
 #: Blocks whose variance is fitted (``scale`` and the intercept ``b0`` stay broad).
 FREE = ("dev", "tot", "cnt", "stage", "cc", "slot", "oh")
 #: Latencies below this share of the median count as this share (the noise floor of the fit,
@@ -296,16 +311,20 @@ class PriorModel:
         defaults = dict(self.lam)
         #: Centres of the hyperprior's components (type-II MAP keeps the best fit of each):
         #: the empirical-Bayes centres (:meth:`_empirical_bayes`, with three prior columns or
-        #: more, fitted under the others), the defaults, and the cost-model centre
-        #: (:data:`COARSE_OFF`) on spaces without a shared menu.
+        #: more: each left out and fitted under the others, the defaults the only centre), the
+        #: defaults, and the cost-model centre (:data:`COARSE_OFF`) on spaces without a shared
+        #: menu.
         self.centres = [defaults]
+        #: The cost-model centre (one of :attr:`centres`), or None.
+        self.cost_centre: dict[str, float] | None = None
         fitted = lam is None and hyper_sd > 0
-        if fitted and not shared_menu(self.space):
-            self.centres.append({k: COARSE_OFF.get(k, v * COARSE_UP.get(k, 1.0))
-                                 for k, v in defaults.items()})
         if fitted and len(W) >= 3:
             self._empirical_bayes(Zp)
             self.centres = [dict(self.lam), *self.centres]
+        if fitted and not shared_menu(self.space):
+            self.cost_centre = {k: COARSE_OFF.get(k, v * COARSE_UP.get(k, 1.0))
+                                for k, v in defaults.items()}
+            self.centres.append(self.cost_centre)
 
     def _empirical_bayes(self, Zp: np.ndarray) -> None:
         """Centre the hyperprior on what the prior's own devices need.
@@ -423,17 +442,32 @@ class TransferFit:
     def _fit_hyper(self) -> None:
         """Type-II MAP of the free variances and the noise under a hyperprior with one
         log-normal component per centre of :attr:`PriorModel.centres`: each component is
-        fitted from its centre, and the one with the better penalised likelihood wins."""
+        fitted from its centre, and the one with the better penalised likelihood wins, or the
+        cost-model one where its leave-one-out error is clearly lower (module docs)."""
         m = self.model
         keys = [k for k in FREE if k in self.grams and m.lam.get(k, 0.0) > 0]
         fits = [self._fit_hyper_from(keys, np.array([math.log(c[k]) for k in keys]
                                                     + [math.log(m.sigma)]))
                 for c in m.centres]
+
+        def hyper(res: Any) -> tuple[dict[str, float], float]:
+            return ({**self.lam_, **{k: float(math.exp(v))
+                                     for k, v in zip(keys, res.x[:-1], strict=True)}},
+                    float(math.exp(res.x[-1])))
+
         best = min(fits, key=lambda res: float(res.fun))
+        cost = next((f for f, c in zip(fits, m.centres, strict=True) if c is m.cost_centre),
+                    None)
+        if cost is not None and cost is not best and self.y.size >= COST_LOO_MIN \
+                and self._loo_error(*hyper(cost)) < COST_LOO_RATIO * self._loo_error(*hyper(best)):
+            best = cost
         self.hyper_nll_ = float(best.fun)
-        self.lam_ = {**self.lam_, **{k: float(math.exp(v))
-                                     for k, v in zip(keys, best.x[:-1], strict=True)}}
-        self.sigma_ = float(math.exp(best.x[-1]))
+        self.lam_, self.sigma_ = hyper(best)
+
+    def _loo_error(self, lam: dict[str, float], sigma: float) -> float:
+        """Mean leave-one-out relative error of the measurements under ``lam`` and ``sigma``."""
+        Kinv = np.linalg.inv(self._kernel(lam, sigma))
+        return float(np.mean(np.abs(Kinv @ self.r / np.diag(Kinv)) / self.yn))
 
     def _fit_hyper_from(self, keys: list[str], x0: np.ndarray) -> Any:
         """L-BFGS-B on the log variances ``keys`` and log noise, hyperprior centred on
