@@ -1,7 +1,7 @@
 """Few-shot transfer to a new device: every visible device left out in turn.
 
-For every latency column of ``../shared/data`` (nb201, fbnet, ofa-mbv3) the column is the new
-device and a *prior* of other columns is what the build knows before measuring it:
+For every latency column of ``../shared/data`` (nb201, fbnet, ofa-mbv3, anb-mnasnet) the column
+is the new device and a *prior* of other columns is what the build knows before measuring it:
 
 - ``loo``: every other column of the file;
 - ``family``: without the target's family (GPUs at the target's batch size; all CPUs; all
@@ -11,6 +11,13 @@ device and a *prior* of other columns is what the build knows before measuring i
   harm?);
 - ``proxy`` (ofa-mbv3): the other GPU's columns only (titan_xp for a 2080ti target and vice
   versa), the issue's visible proxy for held-back GPUs.
+
+anb-mnasnet (Accel-NASBench: two FPGAs, zcu102 and vck190, with latency and 1000 / throughput
+columns, and two TPUs, 1000 / throughput; the rows with every column measured) is real
+accelerators on a space whose genes are layer hyperparameters, none of them among the packaged
+priors: ``kind`` (and ``family``) is a TPU prior for an FPGA target and vice versa, ``sib`` the
+same kind only; no goals, no ``cost`` targets. (The prior-less default reads the file itself:
+every row of its column, at most 44 more than the 5,079 complete ones.)
 
 ``transfer`` is what ``esm build --from-csv ... --prior ... --budget-samples n`` does
 (:func:`esm.build.build` with :func:`esm.build.prior_config`: batches of 10 chosen by the
@@ -99,7 +106,10 @@ from esm.transfer import PriorModel  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 FILES = {"nb201": "nb201_latency.csv", "fbnet": "fbnet_latency.csv",
-         "ofa-mbv3": "ofa_mbv3_gpu.csv"}
+         "ofa-mbv3": "ofa_mbv3_gpu.csv", "anb-mnasnet": "mnasnet_anb.csv"}
+#: Latency columns of the dataset files (``mnasnet_anb.csv`` also has ``macs_m`` and
+#: ``params_m``, and its ``ms_per_image_*`` columns are 1000 / throughput).
+LATENCY = ("lat_", "ms_per_image_")
 BUDGETS = (5, 10, 20)
 #: Target rows of the ``ceiling`` column (the transfer model with plenty of target data).
 CEILING_ROWS = 1000
@@ -116,12 +126,23 @@ PUBLISHED = {
 
 # ----------------------------------------------------------------------------- data
 def load(space_name: str) -> tuple[Any, np.ndarray, list[str], np.ndarray]:
+    """The space, and the rows of its dataset with every latency column measured."""
     space = esm.spaces.get(space_name)
     archs, cols, Y = read_table(DATA / FILES[space_name])
-    return space, space.canonical(space.from_strs(archs)), cols, Y
+    keep = [j for j, c in enumerate(cols) if c.startswith(LATENCY)]
+    rows = np.isfinite(Y[:, keep]).all(axis=1)
+    genomes = space.from_strs([a for a, r in zip(archs, rows, strict=True) if r])
+    return space, space.canonical(genomes), [cols[j] for j in keep], Y[np.ix_(rows, keep)]
+
+
+def short(col: str) -> str:
+    """A column's name in the tables."""
+    return col[4:] if col.startswith("lat_") else col.replace("ms_per_image_", "") + " ms/image"
 
 
 def family(col: str) -> tuple[str, int]:
+    if "tpu" in col or "zcu102" in col or "vck190" in col:  # Accel-NASBench
+        return ("tpu" if "tpu" in col else "fpga"), 1
     c = col[4:]
     m = re.match(r"(1080ti|2080ti|titanx|titan_xp)_(\d+)$", c)
     if m:
@@ -493,7 +514,7 @@ def main_table(r: Runner, sname: str, protocol: str, with_default: bool
         tot.setdefault("r10", []).append(rg["10"])
         cl = r.ceiling(sname, protocol, t)
         tot.setdefault("ceil", []).append(cl)
-        line = (f"| {col[4:]} | " + " | ".join(cells)
+        line = (f"| {short(col)} | " + " | ".join(cells)
                 + f" | {f(rg['10'][0])} / {f(rg['10'][1], 2)} | {f(cl[0])} / {f(cl[1], 2)} |")
         if ofa:
             d100 = r.noprior(sname, t, NOPRIOR_N)["default"]
@@ -546,7 +567,7 @@ def main_table(r: Runner, sname: str, protocol: str, with_default: bool
     if coarse:
         keep = [i for i in range(len(shown)) if i not in coarse]
         lines += ["", "Columns recorded at a coarse resolution (fewer distinct values than 5% "
-                  "of rows: " + ", ".join(f"{cols[shown[i]][4:]} "
+                  "of rows: " + ", ".join(f"{short(cols[shown[i]])} "
                                           f"{len(np.unique(Y[:, shown[i]]))}"
                                           for i in coarse)
                   + "; ties cap their Spearman ρ). Mean ρ without them, for information: "
@@ -608,10 +629,10 @@ def trust_table(r: Runner, spaces: list[str]) -> list[str]:
            "| above target, posterior | above target, cross-validation |",
            "|---|---|---|---|---|---|---|"]
     for sname in spaces:
-        for col, tgt in COST_TARGETS[sname]:
+        for col, tgt in COST_TARGETS.get(sname, []):
             a = r.stopping(sname, col, tgt, ESTIMATES[False]["default"])
             b = r.stopping(sname, col, tgt, ESTIMATES[False]["cross-validation"])
-            md.append(f"| {sname} | {col[4:]} | {tgt:g}% | {np.mean(a['n']):.0f} | "
+            md.append(f"| {sname} | {short(col)} | {tgt:g}% | {np.mean(a['n']):.0f} | "
                       f"{np.mean(b['n']):.0f} | {_above(a, tgt)} | {_above(b, tgt)} |")
     return [*md, ""]
 
@@ -619,7 +640,7 @@ def trust_table(r: Runner, spaces: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--spaces", default="nb201,fbnet,ofa-mbv3")
+    ap.add_argument("--spaces", default="nb201,fbnet,ofa-mbv3,anb-mnasnet")
     ap.add_argument("--parts",
                     default="main,protocols,design,synthetic,cost,default,noprior,trust")
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -641,7 +662,8 @@ def main(argv: list[str] | None = None) -> int:
           + f" --spaces {args.spaces} --parts {args.parts}`. " +
           "See the script's docstring for the protocols and methods. ρ = Spearman, MAPE in "
           "percent, both on every row not measured, mean over seeds. Data: HELP (Lee et al., "
-          "NeurIPS 2021) and HW-NAS-Bench (Li et al., ICLR 2021).", ""]
+          "NeurIPS 2021), HW-NAS-Bench (Li et al., ICLR 2021) and Accel-NASBench (Ahmad et "
+          "al., DAC 2024).", ""]
     for sname in spaces:
         protos = ["proxy", "loo"] if sname == "ofa-mbv3" else ["loo"]
         if "main" in parts:
@@ -658,8 +680,9 @@ def main(argv: list[str] | None = None) -> int:
                    + f" (mean {np.mean(list(pub.values())):.3f}).", ""]
         if "protocols" in parts:
             _, _, cols, _ = load(sname)
-            names = ["loo", "family", "kind", "sib"] if sname != "ofa-mbv3" else \
-                ["loo", "proxy", "family"]
+            names = {"ofa-mbv3": ["loo", "proxy", "family"],
+                     "anb-mnasnet": ["loo", "kind", "sib"]}.get(sname,
+                                                                ["loo", "family", "kind", "sib"])
             md += [f"### {sname}: harder and narrower priors, n=10 (ρ / MAPE)", "",
                    "| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
             acc: dict[str, list] = {p: [] for p in names}
@@ -672,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                     a = r.transfer(sname, p, t)["10"]
                     acc[p].append(a)
                     row.append(f"{f(a[0])} / {f(a[1], 2)}")
-                md.append(f"| {col[4:]} | " + " | ".join(row) + " |")
+                md.append(f"| {short(col)} | " + " | ".join(row) + " |")
             md.append("| **mean** | " + " | ".join(
                 f"**{f(np.mean(acc[p], 0)[0])}** / {f(np.mean(acc[p], 0)[1], 2)}"
                 if acc[p] else "—" for p in names) + " |")
@@ -695,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
                     acc2.setdefault(f"b{n}", []).append(db[str(n)])
                     cells.append(f"{f(da[str(n)][0])} / {f(da[str(n)][1], 2)} | "
                                  f"{f(db[str(n)][0])} / {f(db[str(n)][1], 2)}")
-                md.append(f"| {col[4:]} | " + " | ".join(cells) + " |")
+                md.append(f"| {short(col)} | " + " | ".join(cells) + " |")
             md.append("| **mean** | " + " | ".join(
                 f"**{f(np.mean(acc2[f'a{n}'], 0)[0])}** / {f(np.mean(acc2[f'a{n}'], 0)[1], 2)} | "
                 f"**{f(np.mean(acc2[f'b{n}'], 0)[0])}** / {f(np.mean(acc2[f'b{n}'], 0)[1], 2)}"
@@ -735,11 +758,11 @@ def main(argv: list[str] | None = None) -> int:
                    "|---|---|---|"]
             for t, col in enumerate(cols):
                 c = r.noprior(sname, t, NOPRIOR_N)
-                md.append(f"| {col[4:]} | {f(c['default'][0])} / {f(c['default'][1], 2)} | "
+                md.append(f"| {short(col)} | {f(c['default'][0])} / {f(c['default'][1], 2)} | "
                           f"{f(c['stages'][0])} / {f(c['stages'][1], 2)} |")
             md.append("")
             print(f"[{time.time() - t0:.0f}s] {sname} noprior", file=sys.stderr, flush=True)
-        if "cost" in parts:
+        if "cost" in parts and sname in COST_TARGETS:
             _, _, cols, _ = load(sname)
             targets = COST_TARGETS[sname]
             md += [f"### {sname}: networks measured until the true MAPE meets the target "
@@ -753,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                     hit = [x for x in v if x > 0]
                     miss = len(v) - len(hit)
                     return (f"{np.mean(hit):.0f}" if hit else "—") + (f" ({miss})" if miss else "")
-                md.append(f"| {col[4:]} | {tgt:g}% | {cell(cc['prior'])} | "
+                md.append(f"| {short(col)} | {tgt:g}% | {cell(cc['prior'])} | "
                           f"{cell(cc['default'])} |")
             md.append("")
             print(f"[{time.time() - t0:.0f}s] {sname} cost", file=sys.stderr, flush=True)
