@@ -41,6 +41,11 @@ model, the prior-less default on the same target (written to a CSV, ``esm build 
 at 10 and 20 networks: a prior unlike the target should be no harm; and on ofa-mbv3 from zero
 at 100, the reference of the ofa-mbv3 goal on a clean target.
 
+``large`` (anb-mnasnet): the transfer model beyond the few shots (30, 50 and 100 networks),
+with a prior of the other kind (TPUs for an FPGA: unlike the target) and every other column,
+beside the prior-less default from zero at 100: a prior unlike the target must not keep the
+model from learning it once the target's own measurements are many.
+
 ``cost``: networks measured until the true error on every unmeasured row first meets the
 target, with the prior (batches of 10) and without (``esm build``'s default strategy and step
 model, batches of 10, no holdout), up to 200.
@@ -68,7 +73,7 @@ as soon as it is computed, so an interrupted run resumes where it stopped.
 Usage::
 
     python benchmarks/transfer.py [--seeds 5] [--spaces nb201,fbnet,ofa-mbv3]
-        [--parts main,default,noprior,protocols,design,synthetic,cost,trust]
+        [--parts main,default,noprior,protocols,design,synthetic,large,cost,trust]
         [--out benchmarks/results]
         [--cache /tmp/transfer-cache/transfer.json]
 """
@@ -116,6 +121,9 @@ CEILING_ROWS = 1000
 BATCH = 10
 #: Networks of the prior-less default from zero that the ofa-mbv3 goal compares with.
 NOPRIOR_N = 100
+#: ``large``: budgets beyond the few shots, and the spaces and priors it runs.
+LARGE_BUDGETS = (30, 50, 100)
+LARGE = {"anb-mnasnet": ("kind", "loo")}
 #: Best published Spearman rho with 10 target samples (HELP, NASFLAT) on held-back devices.
 PUBLISHED = {
     "nb201": {"titan_rtx_256": 0.990, "gold_6226": 0.989, "fpga": 0.991, "pixel2": 0.933,
@@ -322,16 +330,17 @@ class Runner:
         pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, protocol))
         return ArrayOracle(space, Pool(space, g), Y[:, t], cols[t]), pm
 
-    def transfer(self, sname: str, protocol: str, t: int, design: bool = True
-                 ) -> dict[str, list[float]]:
+    def transfer(self, sname: str, protocol: str, t: int, design: bool = True,
+                 budgets: tuple[int, ...] = BUDGETS) -> dict[str, list[float]]:
         key = f"transfer|{sname}|{protocol}|{t}|{design}|{self.seeds}"
+        key += "" if budgets == BUDGETS else "|" + ",".join(map(str, budgets))
 
         def run() -> dict[str, list[float]]:
             oracle, pm = self.target(sname, t, protocol)
             strategy = "transfer" if design else "random"
             return {str(n): np.mean([transfer_build(oracle, pm, n, s, strategy)[:2]
                                      for s in range(self.seeds)], axis=0).tolist()
-                    for n in BUDGETS}
+                    for n in budgets}
         return dict(self.cached(key, run))
 
     def ceiling(self, sname: str, protocol: str, t: int) -> list[float]:
@@ -576,6 +585,31 @@ def main_table(r: Runner, sname: str, protocol: str, with_default: bool
     return lines, verdicts
 
 
+def large_table(r: Runner, sname: str) -> list[str]:
+    """The ``large`` part: the transfer model at :data:`LARGE_BUDGETS` with each prior of
+    :data:`LARGE`, beside the prior-less default from zero at :data:`NOPRIOR_N`."""
+    _, _, cols, _ = load(sname)
+    protos = LARGE[sname]
+    keys = [(p, n) for p in protos for n in LARGE_BUDGETS]
+    md = [f"### {sname}: beyond the few shots (ρ / MAPE)", "",
+          "| target | " + " | ".join(f"prior `{p}` n={n}" for p, n in keys)
+          + f" | default n={NOPRIOR_N} from zero |", "|---|" + "---|" * (len(keys) + 1)]
+    acc: dict[Any, list] = {}
+    for t, col in enumerate(cols):
+        cells = []
+        for p, n in keys:
+            a = r.transfer(sname, p, t, budgets=LARGE_BUDGETS)[str(n)]
+            acc.setdefault((p, n), []).append(a)
+            cells.append(f"{f(a[0])} / {f(a[1], 2)}")
+        d = r.noprior(sname, t, NOPRIOR_N)["default"]
+        acc.setdefault("d", []).append(d)
+        md.append(f"| {short(col)} | " + " | ".join(cells) + f" | {f(d[0])} / {f(d[1], 2)} |")
+    md.append("| **mean** | " + " | ".join(
+        f"**{f(np.mean(acc[k], 0)[0])}** / {f(np.mean(acc[k], 0)[1], 2)}" for k in [*keys, "d"])
+        + " |")
+    return [*md, ""]
+
+
 def prior_size() -> list[str]:
     """The packaged priors (``python/esm/data``) compressed as a wheel stores them: each
     file into a zip with ZIP_DEFLATED (the .csv.gz files are already gzip, so this is about
@@ -642,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--spaces", default="nb201,fbnet,ofa-mbv3,anb-mnasnet")
     ap.add_argument("--parts",
-                    default="main,protocols,design,synthetic,cost,default,noprior,trust")
+                    default="main,protocols,design,synthetic,large,cost,default,noprior,trust")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/transfer-cache/transfer.json"),
                     help="per-run results, so an interrupted run resumes (keyed by seeds)")
@@ -762,6 +796,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"{f(c['stages'][0])} / {f(c['stages'][1], 2)} |")
             md.append("")
             print(f"[{time.time() - t0:.0f}s] {sname} noprior", file=sys.stderr, flush=True)
+        if "large" in parts and sname in LARGE:
+            md += large_table(r, sname)
+            print(f"[{time.time() - t0:.0f}s] {sname} large", file=sys.stderr, flush=True)
         if "cost" in parts and sname in COST_TARGETS:
             _, _, cols, _ = load(sname)
             targets = COST_TARGETS[sname]
