@@ -98,8 +98,8 @@ def test_broad_hypothesis_learns_an_unlike_device_beyond_few_shots(
         setting: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     """A device whose time per operation depends on the edge it sits on (unlike every
     additive prior device) needs variances far outside the hyperprior: without the broad
-    hypothesis the fit calls it noise even at 40 networks (measured: 29-49% on 3 of 4 such
-    devices); with it, under 2% there. Up to BROAD_AFTER networks it is not considered."""
+    hypothesis the fit calls it noise even at 40 networks (measured: 44-49% on these three);
+    with it, 1.5-2.0%. Up to BROAD_AFTER networks it is not considered."""
     g, model, _ = setting
     errs = np.zeros((3, 2))
     for seed in range(3):
