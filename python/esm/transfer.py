@@ -170,6 +170,7 @@ COST_LOO_RATIO = 0.75
 COST_LOO_MIN = 8
 #: Blocks whose variance is fitted (``scale`` and the intercept ``b0`` stay broad).
 FREE = ("dev", "tot", "cnt", "stage", "cc", "slot", "oh")
+#: The free blocks that are costs (every one but the prior's device directions).
 _COST_BLOCKS = FREE[1:]
 #: Latencies below this share of the median count as this share (the noise floor of the fit,
 #: and the floor of the design's relative-error weights).
