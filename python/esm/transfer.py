@@ -85,9 +85,9 @@ and takes the one with the lower leave-one-out error when that is below
 :data:`BROAD_LOO_RATIO` times the likelihood's choice's, or below the cost model's
 :data:`COST_LOO_RATIO` where it also wins the likelihood. Never on the likelihood alone: on
 nb201's pixel3, whose rows include near-zero latencies, the broad fit won that at 30 networks
-by fitting outliers, with a worse leave-one-out error. Its free directions (160 on
-anb-mnasnet) make it the larger step, so on cross-validation alone its margin is wider than
-the cost model's: at 0.75 it was taken at 30 networks on ofa-mbv3's 2080ti_1 (``proxy``
+by fitting outliers, with a worse leave-one-out error. The full one's free directions (160
+on anb-mnasnet) make it the larger step, so on cross-validation alone the margin is wider
+than the cost model's: at 0.75 it was taken at 30 networks on ofa-mbv3's 2080ti_1 (``proxy``
 prior) and anb's vck190 (TPU prior) and lost there (7.96% -> 9.32%, 14.4% -> 15.3%, 2
 seeds); at 0.5 on neither. The coarse one (27 directions on anb-mnasnet) is what 50 networks
 can carry where 160 overfit (FPGA ms/image with the TPU prior, 50 random networks: 8-10%
@@ -95,14 +95,14 @@ against 23%); alone it lost at 100 networks (6.67% against 5.89%, 2 seeds), wher
 per-slot costs pay. In a sweep over every column of every space with random networks (2
 seeds; 30, 50 and 100 networks), every build where a broad fit with a ratio of 0.77-0.94 lost
 had the worse likelihood, and every one where it won the likelihood with a ratio below 0.75
-gained (one build of anb vck190, TPU prior: 10.8% -> 5.2% at 50). Measured (5 seeds, ``large``):
-anb-mnasnet FPGAs and TPUs with a prior of the other kind, mean MAPE without a broad
+gained (one build of anb vck190, TPU prior: 10.8% -> 5.2% at 50). Measured (5 seeds,
+``large``): anb-mnasnet FPGAs and TPUs with a prior of the other kind, mean MAPE without a broad
 hypothesis, with the full one alone on its leave-one-out margin, and now: at 50 networks
 14.12%, 11.28%, 8.42%; at 100 11.25%, 5.56%, 4.38% (the prior-less default from zero 5.51%);
 at 30 14.96%, 14.96%, 14.75%. Every other figure of the transfer model in
 ``benchmarks/transfer.py`` (few shots, 1,000-row ceilings, builds to 200 networks) is
-unchanged. Leave-one-out errors are relative to
-the noise floor (:data:`FLOOR`), as the noise is.
+unchanged. Leave-one-out errors are relative to the noise floor (:data:`FLOOR`), as the
+noise is.
 
 The posterior mean is again a weight vector on the same features, so the fitted model is an
 ordinary linear :class:`esm.surrogate.Surrogate` on the ``fcc`` encoding
@@ -511,15 +511,15 @@ class TransferFit:
                     float(math.exp(res.x[-1])))
 
         best = min(fits[:len(m.centres)], key=lambda res: float(res.fun))
-        # a broad hypothesis that also wins the likelihood needs the cost model's margin
-        others = [(f, COST_LOO_RATIO if c is m.cost_centre or f.fun < best.fun
-                   else BROAD_LOO_RATIO)
-                  for i, (f, c) in enumerate(zip(fits, centres, strict=True))
-                  if (c is m.cost_centre or i >= len(m.centres)) and f is not best]
+        cost = next((f for f, c in zip(fits, m.centres, strict=False) if c is m.cost_centre),
+                    None)
+        others = [f for f in [cost, *fits[len(m.centres):]] if f is not None and f is not best]
         if others and self.y.size >= COST_LOO_MIN:
             limit = self._loo_error(*hyper(best))
-            loo = [(self._loo_error(*hyper(f)), ratio, f) for f, ratio in others]
-            taken = [(e, f) for e, ratio, f in loo if e < ratio * limit]
+            # a broad hypothesis that also wins the likelihood needs the cost model's margin
+            taken = [(e, f) for f in others
+                     if (e := self._loo_error(*hyper(f))) < limit * (
+                         COST_LOO_RATIO if f is cost or f.fun < best.fun else BROAD_LOO_RATIO)]
             if taken:
                 best = min(taken, key=lambda t: t[0])[1]
         self.hyper_nll_ = float(best.fun)
