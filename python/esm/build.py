@@ -314,8 +314,8 @@ def prior_config(*, lookup: bool = False, **settings: Any) -> BuildConfig:
     model cannot represent: on nb201 pixel3 (a runtime folds cells with a disconnected output
     to almost nothing, 2% of the rows) it states a tenth of the truth. Stopping on it (the 13
     ``cost`` targets, 5 seeds) measures as many networks or fewer on every target (ofa-mbv3
-    2080ti_64 at 3%: 58 against 80) and stopped above the target in 4 of 64 builds (by at
-    most 0.28 points), cross-validation in 0 of 64."""
+    2080ti_64 at 3%: 58 against 66) and stopped above the target in 4 of 64 builds (by at
+    most 0.28 points), cross-validation in 0 of 65."""
     base: dict[str, Any] = {"strategy": "transfer", "trainer": "transfer", "initial": 10,
                             "batch": 10,
                             "validation": "posterior" if lookup else "holdout+posterior",
