@@ -268,6 +268,7 @@ def test_design_is_seeded_distinct_and_respects_exclusions(setting: tuple) -> No
 
 
 def test_design_draws_uniformly_beyond_the_few_shots(setting: tuple) -> None:
+    """From DESIGN_UNTIL training networks on, the picks are a uniform draw's."""
     g, model, _ = setting
     pool, d = Pool(SPACE, g), TransferDesign(SPACE, model=model)
     m = d.select(pool, transfer.DESIGN_UNTIL, seed=0)
@@ -293,8 +294,8 @@ def test_uniform_networks_beyond_the_few_shots_find_the_misfit(data_dir: Path) -
     y, pool, Z = table[:, t], Pool(space, g), model.z(g)
 
     def error(until: int) -> float:
-        d, rng, m = TransferDesign(space, model=model, until=until), np.random.default_rng(0), \
-            np.zeros(0, np.int64)
+        d = TransferDesign(space, model=model, until=until)
+        rng, m = np.random.default_rng(0), np.zeros(0, np.int64)
         while m.size < 60:
             m = np.concatenate([m, d.select(pool, 10, seed=rng, measured=m, y=y[m])])
         rest = np.setdiff1d(np.arange(len(g)), m)
