@@ -134,11 +134,17 @@ def anb_tpu_prior(data_dir: Path) -> tuple[PriorModel, np.ndarray, np.ndarray]:
     return PriorModel(PriorData(space, g, Y[:, :2], tpu, ["anb"] * 2)), g, Y[:, 2:]
 
 
+def _error_beside(model: PriorModel, Z: np.ndarray, y: np.ndarray, pick: np.ndarray) -> float:
+    """MAPE (a fraction) on every row but ``pick`` of the transfer fit to the rows ``pick``
+    (``Z``: the model's features of every row)."""
+    rest = np.setdiff1d(np.arange(len(Z)), pick)
+    fit = TransferFit(model, Z[pick], y[pick])
+    return float(np.mean(np.abs(fit.predict_z(Z[rest]) / y[rest] - 1)))
+
+
 def _anb_error(model: PriorModel, g: np.ndarray, y: np.ndarray, n: int, seed: int) -> float:
     pick = np.random.default_rng(seed).choice(len(g), n, replace=False)
-    rest = np.setdiff1d(np.arange(len(g)), pick)
-    fit = TransferFit(model, model.z(g[pick]), y[pick])
-    return float(np.mean(np.abs(fit.predict_z(model.z(g[rest])) / y[rest] - 1)))
+    return _error_beside(model, model.z(g), y, pick)
 
 
 def test_coarse_broad_hypothesis_where_the_full_one_overfits(anb_tpu_prior: tuple) -> None:
@@ -270,14 +276,13 @@ def test_design_is_seeded_distinct_and_respects_exclusions(setting: tuple) -> No
 def test_design_draws_uniformly_beyond_the_few_shots(setting: tuple) -> None:
     """From DESIGN_UNTIL training networks on, the picks are a uniform draw's."""
     g, model, _ = setting
-    pool, d = Pool(SPACE, g), TransferDesign(SPACE, model=model)
+    pool, d, r = Pool(SPACE, g), TransferDesign(SPACE, model=model), RandomStrategy(SPACE)
     m = d.select(pool, transfer.DESIGN_UNTIL, seed=0)
     y = np.ones(m.size)
     assert np.array_equal(d.select(pool, 10, seed=4, measured=m, y=y),
-                          RandomStrategy(SPACE).select(pool, 10, seed=4, measured=m, y=y))
+                          r.select(pool, 10, seed=4, measured=m, y=y))
     assert not np.array_equal(d.select(pool, 10, seed=4, measured=m[:-1], y=y[:-1]),
-                              RandomStrategy(SPACE).select(pool, 10, seed=4, measured=m[:-1],
-                                                           y=y[:-1]))
+                              r.select(pool, 10, seed=4, measured=m[:-1], y=y[:-1]))
 
 
 def test_uniform_networks_beyond_the_few_shots_find_the_misfit(data_dir: Path) -> None:
@@ -298,9 +303,7 @@ def test_uniform_networks_beyond_the_few_shots_find_the_misfit(data_dir: Path) -
         rng, m = np.random.default_rng(0), np.zeros(0, np.int64)
         while m.size < 60:
             m = np.concatenate([m, d.select(pool, 10, seed=rng, measured=m, y=y[m])])
-        rest = np.setdiff1d(np.arange(len(g)), m)
-        fit = TransferFit(model, Z[m], y[m])
-        return float(np.mean(np.abs(fit.predict_z(Z[rest]) / y[rest] - 1)))
+        return _error_beside(model, Z, y, m)
 
     assert error(transfer.DESIGN_UNTIL) < 0.8 * error(10**9)
 
