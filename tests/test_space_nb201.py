@@ -176,6 +176,17 @@ def test_live_edges_match_graph_search_on_all_cells(space: Nb201) -> None:
     expected = np.asarray([_live_by_search(g) for g in every])
     np.testing.assert_array_equal(live, expected)
     assert (live <= space.active_slots(np.asarray(every))).all()
+    const = space.constant_output(np.asarray(every))
+    np.testing.assert_array_equal(const, ~live.any(axis=1))
+    assert int(const.sum()) == 341  # the cells some runtimes fold away (nb201 pixel3)
+
+
+def test_constant_output_is_false_on_spaces_without_such_networks() -> None:
+    from esm import spaces
+
+    for name in ("fbnet", "ofa-mbv3"):
+        sp = spaces.get(name)
+        assert not sp.constant_output(sp.sample(200, seed=0)).any()
 
 
 def test_all_cells_costs_match_twin(space: Nb201) -> None:

@@ -350,6 +350,65 @@ def test_evaluate_never_scores_a_measured_network(setting: tuple, tmp_path: Path
     assert out["excluded_training_rows"] == 10
 
 
+_FOLDING_OPS = np.array([0.0, 0.15, 0.35, 1.0, 0.25])
+
+
+def _folding(g: np.ndarray, rng: np.random.Generator, folds: bool) -> tuple[np.ndarray, ...]:
+    """A prior-like device, its constant-output networks (which the runtime folds to a few
+    microseconds when ``folds``), and 20 measured networks, three of them constant."""
+    y = _device(g, _FOLDING_OPS, 2.0, rng)
+    const = SPACE.constant_output(g)
+    if folds:
+        y[const] = 0.005 * np.exp(0.05 * rng.standard_normal(int(const.sum())))
+    pick = np.concatenate([np.flatnonzero(~const)[:17], np.flatnonzero(const)[:3]])
+    return y, const, pick
+
+
+def test_a_device_that_folds_constant_networks(setting: tuple, tmp_path: Path) -> None:
+    g, model, rng = setting
+    y, const, pick = _folding(g, rng, folds=True)
+    fit = model.fit(g[pick], y[pick])
+    assert fit.constant_ms_ is not None and 0.004 < fit.constant_ms_ < 0.006
+    assert fit.y.size == 17 and fit.y_measured.size == 20  # the folded ones are not fitted
+    rest = np.setdiff1d(np.arange(len(g)), pick)
+    p = fit.predict(g[rest])
+    assert (p[const[rest]] == fit.constant_ms_).all()
+    assert np.mean(np.abs(p / y[rest] - 1)) < 0.05
+    assert spearmanr(y[rest], p).statistic > 0.97
+    err = fit.expected_errors(g[rest])
+    assert (err[const[rest]] == fit.constant_error_).all() and fit.constant_error_ < 0.2
+    assert fit.loo_rel_.size == 20
+    # the model file predicts them the same way, compiled or not
+    sur = fit.to_surrogate(g[pick])
+    assert sur.info["training"]["n"] == 20 and sur.info["training"]["fingerprint"]
+    sur.save(tmp_path / "f.esm")
+    back = esm.load(tmp_path / "f.esm")
+    assert back.constant_output_ms == fit.constant_ms_
+    np.testing.assert_allclose(back.predict(g[rest]), p, rtol=1e-9)
+    np.testing.assert_allclose(back.predict_reference(g[rest]), p, rtol=1e-9)
+    assert back.compile().folded
+    for bad in (-1.0, float("nan"), "fast", True):
+        with pytest.raises(InputError, match="constant_output_ms"):
+            type(back)(back.space, back.encoder, back.kind, back.model_meta, back.arrays,
+                       {**back.info, "constant_output_ms": bad})
+
+
+def test_a_device_that_runs_constant_networks_is_not_called_folding(setting: tuple) -> None:
+    g, model, rng = setting
+    y, const, pick = _folding(g, rng, folds=False)
+    fit = model.fit(g[pick], y[pick])
+    assert fit.constant_ms_ is None and fit.y.size == 20
+    assert fit.to_surrogate(g[pick]).constant_output_ms is None
+    rest = np.setdiff1d(np.arange(len(g)), pick)
+    assert np.mean(np.abs(fit.predict(g[rest]) / y[rest] - 1)) < 0.05
+    # a device with little fixed time: the cheapest network (every edge none), the only
+    # constant one measured, is below FLOOR times the median, but as cheap as the others say
+    gm = np.concatenate([g[pick[~const[pick]]], np.zeros((1, 6), np.int32)])
+    ym = _device(gm, _FOLDING_OPS, 0.3, rng)
+    assert ym[-1] < transfer.FLOOR * np.median(ym)
+    assert model.fit(gm, ym).constant_ms_ is None
+
+
 def test_bad_input(setting: tuple) -> None:
     g, model, _ = setting
     with pytest.raises(InputError, match="finite and positive"):

@@ -54,14 +54,20 @@ class Predictor:
     verify : bool
         Check the compiled encoder against ``encoder.transform`` on a random sample before
         using it (default True); a mismatch falls back to the Python encoder.
+    constant_output_ms : float, optional
+        The latency :meth:`predict` gives every network whose output does not depend on its
+        input (:meth:`~esm.spaces.SearchSpace.constant_output`), on a device that folds them
+        (:attr:`esm.surrogate.Surrogate.constant_output_ms`).
     """
 
-    def __init__(self, model: ModelArrays, encoder: Any | None = None, verify: bool = True) -> None:
+    def __init__(self, model: ModelArrays, encoder: Any | None = None, verify: bool = True,
+                 constant_output_ms: float | None = None) -> None:
         from esm.predictor import plan
 
         self.model = model
         self.encoder = encoder
         self.space = None if encoder is None else encoder.space
+        self.constant_output_ms = constant_output_ms
         self._compiled = model.compile()
         self._fused: Any | None = None
         #: Why the fused C++ pipeline is not used (None when it is).
@@ -135,27 +141,41 @@ class Predictor:
             Where the model runs.
         """
         if device == "cuda":
-            return self._gpu_predictor().predict(genomes, threads=threads, chunk=chunk)
+            out = self._gpu_predictor().predict(genomes, threads=threads, chunk=chunk)
+            return self._constant(genomes, out)
         if device != "cpu":
             raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if int(chunk) <= 0:
             raise InputError(f"chunk must be positive, got {chunk}")
         g = self._genomes(genomes)
-        if self._folded is not None:
+        if self._folded is not None or self._fused is not None:
+            run: Any = self._folded if self._folded is not None else self._fused
             try:
-                return np.asarray(self._folded.predict(g, int(threads), int(chunk)))
+                out = np.asarray(run.predict(g, int(threads), int(chunk)))
             except ValueError as err:
                 raise InputError(f"{self.space.name}: {err}") from None  # type: ignore[union-attr]
-        if self._fused is not None:
-            try:
-                return np.asarray(self._fused.predict(g, int(threads), int(chunk)))
-            except ValueError as err:
-                raise InputError(f"{self.space.name}: {err}") from None  # type: ignore[union-attr]
+            return self._constant(g, out)
         g = self.space.validate(g)  # type: ignore[union-attr]
         out = np.empty(len(g))
         for b in range(0, len(g), int(chunk)):
             X = self.encoder.transform(g[b : b + int(chunk)])  # type: ignore[union-attr]
             out[b : b + int(chunk)] = self.predict_features(X, threads, chunk)
+        return self._constant(g, out)
+
+    def _constant(self, genomes: Any, out: Any) -> Any:
+        """``out`` with the constant-output networks at :attr:`constant_output_ms`."""
+        if self.constant_output_ms is None or self.space is None:
+            return out
+        host = genomes if isinstance(genomes, np.ndarray) else \
+            genomes.get() if hasattr(genomes, "get") else genomes  # a cupy array
+        mask = self.space.constant_output(host)
+        if mask.any():
+            if isinstance(out, np.ndarray):
+                out[mask] = self.constant_output_ms
+            else:
+                import cupy
+
+                out[cupy.asarray(mask)] = self.constant_output_ms
         return out
 
     def predict_features(self, X: Any, threads: int = 0, chunk: int = 65536) -> np.ndarray:
@@ -221,4 +241,5 @@ def model_arrays(surrogate: Any) -> ModelArrays:
 
 def compile(surrogate: Any, verify: bool = True) -> Predictor:
     """Compile a trained :class:`esm.surrogate.Surrogate` into a :class:`Predictor`."""
-    return Predictor(model_arrays(surrogate), getattr(surrogate, "encoder", None), verify=verify)
+    return Predictor(model_arrays(surrogate), getattr(surrogate, "encoder", None), verify=verify,
+                     constant_output_ms=getattr(surrogate, "constant_output_ms", None))

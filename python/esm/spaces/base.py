@@ -366,6 +366,15 @@ class SearchSpace(ABC):
             out[:, bound] = table[np.arange(bound.size)[None, :], g[:, genes]]
         return out
 
+    def constant_output(self, genomes: Any) -> np.ndarray:
+        """Boolean ``[N]``: networks whose output does not depend on their input.
+
+        A runtime may fold such a network to a constant and take almost no time over it, while
+        its costs still count every operation it holds. False everywhere unless a space can
+        build such networks (``nb201``: a cell with no input-to-output path).
+        """
+        return np.zeros(len(self.validate(genomes)), dtype=bool)
+
     # ------------------------------------------------------------------ text forms
     @abstractmethod
     def from_str(self, text: str) -> np.ndarray:

@@ -25,6 +25,8 @@ would break ``costs == built module``. Graph compilers may prune dead edges, tho
 latency data shows near-zero times for cells whose output is disconnected on some devices, so
 :meth:`Nb201.live_edges` reports the edges that lie on an input-to-output path of non-``none``
 edges and :meth:`Nb201.output_connected` whether any such path exists; encoders can use them.
+Without such a path the network's output is a constant (:meth:`Nb201.constant_output`), which
+some runtimes fold away (:mod:`esm.transfer` learns whether a device does).
 :meth:`Nb201.canonical` leaves genes unchanged: no two genomes build the same network.
 """
 
@@ -138,6 +140,11 @@ class Nb201(SearchSpace):
     def output_connected(self, genomes: Any) -> np.ndarray:
         """Boolean ``[N]``: whether the cell output depends on its input at all."""
         return np.asarray(self.live_edges(genomes).any(axis=1))
+
+    def constant_output(self, genomes: Any) -> np.ndarray:
+        """Boolean ``[N]``: cells whose output does not depend on their input (no
+        input-to-output path): the whole network's output is then constant."""
+        return ~self.output_connected(genomes)
 
     # ------------------------------------------------------------------ text form
     def from_str(self, text: str) -> np.ndarray:

@@ -7,6 +7,7 @@ only (no pickle, torch or scikit-learn).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import time
@@ -77,6 +78,11 @@ class Surrogate:
         Canonical genomes of every other network the build measured on the target device
         (validation, failed and reference networks): evaluation skips them too
         (:meth:`measured_on`).
+    constant_output_ms : float or None
+        The latency of every network whose output does not depend on its input
+        (:meth:`~esm.spaces.SearchSpace.constant_output`) on a device that folds them (a
+        transfer fit learns it; ``info["constant_output_ms"]``), or None: the model predicts
+        them as any other network.
     """
 
     def __init__(self, space: SearchSpace, encoder: Encoder, kind: str,
@@ -97,6 +103,11 @@ class Surrogate:
         self.train_genomes = g
         self.measured_genomes = np.zeros((0, space.genome_length), np.int32) \
             if measured_genomes is None else np.ascontiguousarray(measured_genomes, np.int32)
+        c = self.info.get("constant_output_ms")
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float))
+                              or not math.isfinite(c) or c <= 0):
+            raise InputError(f"constant_output_ms must be a positive number of ms, got {c!r}")
+        self.constant_output_ms: float | None = None if c is None else float(c)
         self._predictor: Any = None
         self.compile_error: str | None = None
 
@@ -226,7 +237,8 @@ class Surrogate:
         return self._predictor
 
     def predict_features(self, X: Any) -> np.ndarray:
-        """Latencies (ms) from already encoded features (compiled model)."""
+        """Latencies (ms) from already encoded features (compiled model; features carry no
+        genome, so :attr:`constant_output_ms` does not apply)."""
         p = self.compile()
         if p is None:
             return reference.predict(self.model, X)
@@ -258,7 +270,10 @@ class Surrogate:
         g = self.space.validate(genomes)
         if len(g) == 0:
             return np.zeros(0)
-        return reference.predict(self.model, self.encoder.transform(g))
+        out = reference.predict(self.model, self.encoder.transform(g))
+        if self.constant_output_ms is not None:
+            out[self.space.constant_output(g)] = self.constant_output_ms
+        return out
 
     def evaluate(self, genomes: Any, latency_ms: Any) -> dict[str, float]:
         """Metrics (:func:`esm.surrogate.metrics.evaluate`) on the given rows."""
