@@ -143,8 +143,14 @@ class Nb201(SearchSpace):
 
     def constant_output(self, genomes: Any) -> np.ndarray:
         """Boolean ``[N]``: cells whose output does not depend on their input (no
-        input-to-output path): the whole network's output is then constant."""
-        return ~self.output_connected(genomes)
+        input-to-output path): the whole network's output is then constant. Looked up in a
+        table of all 15,625 cells (built once), as predictions use it on every call."""
+        g = self.validate(genomes)
+        table = self.__dict__.get("_constant_table")
+        if table is None:
+            every = np.indices((len(OPS),) * len(EDGES)).reshape(len(EDGES), -1).T
+            table = self.__dict__["_constant_table"] = ~self.output_connected(every)
+        return np.asarray(table[g @ len(OPS) ** np.arange(len(EDGES) - 1, -1, -1)])
 
     # ------------------------------------------------------------------ text form
     def from_str(self, text: str) -> np.ndarray:
