@@ -426,7 +426,7 @@ class PriorModel:
         self.broad_centres: list[dict[str, float]] = []
         fitted = lam is None and hyper_sd > 0
         if fitted and len(W) >= 3:
-            self._empirical_bayes(Zp)
+            self._empirical_bayes(Zp, varying)
             self.centres = [dict(self.lam), *self.centres]
         if fitted and not shared_menu(self.space):
             self.cost_centre = {k: COARSE_OFF.get(k, v * COARSE_UP.get(k, 1.0))
@@ -437,19 +437,18 @@ class PriorModel:
             if broad not in self.broad_centres:  # a space without the finer blocks
                 self.broad_centres.append(broad)
 
-    def _empirical_bayes(self, Zp: np.ndarray) -> None:
+    def _empirical_bayes(self, Zp: np.ndarray, varying: np.ndarray) -> None:
         """Centre the hyperprior on what the prior's own devices need.
 
         Up to :data:`EB_COLUMNS` prior columns are each treated as a new device: left out
         of the mean and the device covariance, fitted (type-II, one pass) on
-        :data:`EB_ROWS` of their rows. The median of their fitted block variances becomes
-        the default of every fitted variance (:attr:`lam`); the fitted ones are in
-        :attr:`eb_`.
+        :data:`EB_ROWS` of their ``varying`` rows (not constant-output networks). The median
+        of their fitted block variances becomes the default of every fitted variance
+        (:attr:`lam`); the fitted ones are in :attr:`eb_`.
         """
         import copy
 
         W, lat = self.weights, self.prior.latency
-        varying = ~self.space.constant_output(self.prior.genomes)
         rng = np.random.default_rng(0)
         logs: dict[str, list[float]] = {}
         pick = np.unique(np.linspace(0, len(W) - 1, min(len(W), EB_COLUMNS)).round()
