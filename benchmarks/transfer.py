@@ -41,6 +41,13 @@ model, the prior-less default on the same target (written to a CSV, ``esm build 
 at 10 and 20 networks: a prior unlike the target should be no harm; and on ofa-mbv3 from zero
 at 100, the reference of the ofa-mbv3 goal on a clean target.
 
+``pruning`` (nb201): runtimes that prune dead operations. Every visible column is also
+turned into a stand-in for such a device (each network's latency is the column's latency of
+its pruned form, :func:`pruning_stand_in`) and built with the prior ``loo``, once as
+:meth:`esm.transfer.PriorModel.fit` does and once without its pruning hypothesis
+(``PriorModel(prune=False)``); the columns themselves the same way, to show what the
+hypothesis costs on devices that run every operation.
+
 ``large`` (anb-mnasnet): the transfer model beyond the few shots (30, 50 and 100 networks),
 with a prior of the other kind (TPUs for an FPGA: unlike the target) and every other column,
 beside the prior-less default from zero at 100: a prior unlike the target must not keep the
@@ -73,7 +80,7 @@ as soon as it is computed, so an interrupted run resumes where it stopped.
 Usage::
 
     python benchmarks/transfer.py [--seeds 5] [--spaces nb201,fbnet,ofa-mbv3]
-        [--parts main,default,noprior,protocols,design,synthetic,large,cost,trust]
+        [--parts main,default,noprior,protocols,design,synthetic,pruning,large,cost,trust]
         [--out benchmarks/results]
         [--cache /tmp/transfer-cache/transfer.json]
 """
@@ -193,6 +200,14 @@ def synthetic(space: Any, genomes: np.ndarray, seed: int, noise: float = 0.005) 
     fixed = (c.macs - sl[:, :, 0].sum(1)) / mac_unit / peak
     y = 1.0 + t.sum(1) + fixed
     return np.asarray(y * np.exp(noise * rng.standard_normal(len(y))))
+
+
+def pruning_stand_in(space: Any, genomes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A device column as a runtime that prunes dead operations would give it: each row's
+    latency is the column's latency of its :meth:`~esm.spaces.SearchSpace.pruned` form (a
+    row of the same dataset, which holds every nb201 cell)."""
+    row = {r.tobytes(): i for i, r in enumerate(genomes)}
+    return np.asarray(y[[row[r.tobytes()] for r in space.pruned(genomes)]])
 
 
 def synthetic_defaults(space_name: str) -> tuple[int, ...]:
@@ -320,9 +335,9 @@ class Runner:
         return self.cache[key]
 
     def prior_model(self, space: Any, genomes: np.ndarray, cols: list[str], Y: np.ndarray,
-                    pri: list[int]) -> PriorModel:
+                    pri: list[int], prune: bool = True) -> PriorModel:
         return PriorModel(PriorData(space, genomes, Y[:, pri], [cols[j] for j in pri],
-                                    ["benchmark"] * len(pri)))
+                                    ["benchmark"] * len(pri)), prune=prune)
 
     def target(self, sname: str, t: int, protocol: str) -> tuple[ArrayOracle, PriorModel]:
         """Column ``t`` of the space's dataset as the device, and the prior of ``protocol``."""
@@ -341,6 +356,22 @@ class Runner:
             return {str(n): np.mean([transfer_build(oracle, pm, n, s, strategy)[:2]
                                      for s in range(self.seeds)], axis=0).tolist()
                     for n in budgets}
+        return dict(self.cached(key, run))
+
+    def pruning(self, sname: str, t: int, prune: bool, stand_in: bool
+                ) -> dict[str, list[float]]:
+        """Column ``t`` (or its pruning stand-in, :func:`pruning_stand_in`) under the prior
+        ``loo``, with and without the pruning hypothesis of :meth:`PriorModel.fit`."""
+        key = f"pruning|{sname}|{t}|{prune}|{stand_in}|{self.seeds}"
+
+        def run() -> dict[str, list[float]]:
+            space, g, cols, Y = load(sname)
+            pm = self.prior_model(space, g, cols, Y, prior_columns(cols, t, "loo"), prune)
+            y = pruning_stand_in(space, g, Y[:, t]) if stand_in else Y[:, t]
+            oracle = ArrayOracle(space, Pool(space, g), y, cols[t])
+            return {str(n): np.mean([transfer_build(oracle, pm, n, s)[:2]
+                                     for s in range(self.seeds)], axis=0).tolist()
+                    for n in BUDGETS}
         return dict(self.cached(key, run))
 
     def ceiling(self, sname: str, protocol: str, t: int) -> list[float]:
@@ -610,6 +641,35 @@ def large_table(r: Runner, sname: str) -> list[str]:
     return [*md, ""]
 
 
+def pruning_table(r: Runner, sname: str) -> list[str]:
+    """Every column as itself and as its pruning stand-in, prior ``loo``, with the pruning
+    hypothesis and without it."""
+    _, _, cols, _ = load(sname)
+    md = [f"### {sname}: runtimes that prune dead operations, prior `loo` (ρ / MAPE; "
+          "stand-in: each column's latency of every network's pruned form; *off*: without "
+          "the pruning hypothesis)", "",
+          "| target | " + " | ".join(f"n={n} | n={n} off" for n in BUDGETS) + " |",
+          "|---|" + "---|---|" * len(BUDGETS)]
+    for stand_in in (True, False):
+        acc: dict[str, list] = {}
+        for t, col in enumerate(cols):
+            on, off = r.pruning(sname, t, True, stand_in), r.pruning(sname, t, False, stand_in)
+            cells = []
+            for n in map(str, BUDGETS):
+                acc.setdefault(f"on{n}", []).append(on[n])
+                acc.setdefault(f"off{n}", []).append(off[n])
+                cells.append(f"{f(on[n][0])} / {f(on[n][1], 2)} | "
+                             f"{f(off[n][0])} / {f(off[n][1], 2)}")
+            if stand_in:
+                md.append(f"| {short(col)} stand-in | " + " | ".join(cells) + " |")
+        what = "stand-ins" if stand_in else "the columns themselves"
+        md.append(f"| **mean, {what}** | " + " | ".join(
+            f"**{f(np.mean(acc[f'on{n}'], 0)[0])}** / {f(np.mean(acc[f'on{n}'], 0)[1], 2)} | "
+            f"{f(np.mean(acc[f'off{n}'], 0)[0])} / {f(np.mean(acc[f'off{n}'], 0)[1], 2)}"
+            for n in BUDGETS) + " |")
+    return [*md, ""]
+
+
 def prior_size() -> list[str]:
     """The packaged priors (``python/esm/data``) compressed as a wheel stores them: each
     file into a zip with ZIP_DEFLATED (the .csv.gz files are already gzip, so this is about
@@ -676,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--spaces", default="nb201,fbnet,ofa-mbv3,anb-mnasnet")
     ap.add_argument("--parts",
-                    default="main,protocols,design,synthetic,large,cost,default,noprior,trust")
+                    default="main,protocols,design,synthetic,pruning,large,cost,default,noprior,"
+                    "trust")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/transfer-cache/transfer.json"),
                     help="per-run results, so an interrupted run resumes (keyed by seeds)")
@@ -784,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
                 for key in keys) + " |")
             md.append("")
             print(f"[{time.time() - t0:.0f}s] {sname} synthetic", file=sys.stderr, flush=True)
+        if "pruning" in parts and sname == "nb201":
+            md += pruning_table(r, sname)
+            print(f"[{time.time() - t0:.0f}s] {sname} pruning", file=sys.stderr, flush=True)
         if "noprior" in parts and sname == "ofa-mbv3":
             _, _, cols, _ = load(sname)
             md += ["### ofa-mbv3 without a prior: the default at 100 networks vs a ridge on "

@@ -68,16 +68,22 @@ def test_gpu_refuses_other_families(ofa: spaces.SearchSpace) -> None:
         sur.predict(ofa.sample(3, seed=0), device="cuda")
 
 
-def test_gpu_predicts_folded_networks_at_their_constant() -> None:
+@pytest.mark.parametrize("extra", [{"constant_output_ms": 0.005}, {"pruned": True}])
+def test_gpu_predicts_folded_and_pruned_networks_as_the_cpu(extra: dict) -> None:
+    """A device that folds constant-output networks, or prunes dead operations."""
     nb = spaces.get("nb201")
     g = nb.sample(400, seed=0)
     c = nb.costs(g)
     base = Surrogate.fit(nb, g, 1e-7 * c.macs + 0.3, encoding="fcc", model="ridge", seed=0)
     sur = Surrogate(nb, base.encoder, base.kind, base.model_meta, base.arrays,
-                    {**base.info, "constant_output_ms": 0.005})
+                    {**base.info, **extra})
     every = nb.sample(5000, seed=1)
     cpu = sur.predict(every)
-    assert (cpu[nb.constant_output(every)] == 0.005).all()
+    if "pruned" in extra:
+        np.testing.assert_allclose(cpu, base.predict(nb.pruned(every)), rtol=1e-12)
+        assert not np.allclose(cpu, base.predict(every))
+    else:
+        assert (cpu[nb.constant_output(every)] == 0.005).all()
     np.testing.assert_allclose(np.asarray(sur.predict(every, device="cuda")), cpu, rtol=1e-12)
     if importlib.util.find_spec("cupy") is not None:
         import cupy as cp

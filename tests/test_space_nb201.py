@@ -181,12 +181,27 @@ def test_live_edges_match_graph_search_on_all_cells(space: Nb201) -> None:
     assert int(const.sum()) == 341  # the cells some runtimes fold away (nb201 pixel3)
 
 
+def test_pruned_sets_every_dead_edge_to_none(space: Nb201) -> None:
+    every = np.indices((5,) * 6).reshape(6, -1).T.astype(np.int32)
+    live = space.live_edges(every)
+    pruned = space.pruned(every)
+    np.testing.assert_array_equal(pruned, np.where(live, every, 0))
+    np.testing.assert_array_equal(space.pruned(pruned), pruned)  # nothing dead is left
+    np.testing.assert_array_equal(space.live_edges(pruned), live)
+    assert not pruned[space.constant_output(every)].any()  # a disconnected cell: all none
+    assert pruned.dtype == np.int32
+    with pytest.raises(InputError):
+        space.pruned(np.full((1, 6), 5))
+
+
 def test_constant_output_is_false_on_spaces_without_such_networks() -> None:
     from esm import spaces
 
     for name in ("fbnet", "ofa-mbv3"):
         sp = spaces.get(name)
-        assert not sp.constant_output(sp.sample(200, seed=0)).any()
+        sample = sp.sample(200, seed=0)
+        assert not sp.constant_output(sample).any()
+        np.testing.assert_array_equal(sp.pruned(sample), sp.validate(sample))
 
 
 def test_all_cells_costs_match_twin(space: Nb201) -> None:

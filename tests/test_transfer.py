@@ -409,6 +409,49 @@ def test_a_device_that_runs_constant_networks_is_not_called_folding(setting: tup
     assert model.fit(gm, ym).constant_ms_ is None
 
 
+def test_a_device_that_prunes_dead_operations(setting: tuple, tmp_path: Path) -> None:
+    """A runtime that runs each network's pruned form (dead edges dropped): the fit takes the
+    pruned hypothesis, predicts far better than the written one can, and the model file
+    predicts the same way on every path."""
+    g, model, rng = setting
+    per_op = np.array([0.0, 0.1, 0.3, 1.0, 0.2]) * rng.uniform(0.5, 2, 5)
+    y = _device(SPACE.pruned(g), per_op, 2.0, rng)
+    pick = TransferDesign(SPACE, model=model).select(Pool(SPACE, g), 20, seed=3)
+    assert (SPACE.pruned(g[pick]) != g[pick]).any()
+    fit = model.fit(g[pick], y[pick])
+    written = copy.copy(model)
+    written.prune = False
+    fit_w = written.fit(g[pick], y[pick])
+    assert fit.pruned_ and not fit_w.pruned_
+    assert fit.evidence_ > fit_w.evidence_ + transfer.PRUNE_NATS
+    rest = np.setdiff1d(np.arange(len(g)), pick)
+    p = fit.predict(g[rest])
+    err = np.mean(np.abs(p / y[rest] - 1))
+    assert err < 0.03 and err < 0.5 * np.mean(np.abs(fit_w.predict(g[rest]) / y[rest] - 1))
+    assert 0.3 < np.mean(fit.expected_errors(g[rest])) / err < 3.0
+    sur = fit.to_surrogate(g[pick])
+    sur.save(tmp_path / "p.esm")
+    back = esm.load(tmp_path / "p.esm")
+    assert back.pruned and back.compile().folded and back.compile().pruned
+    np.testing.assert_allclose(back.predict(g[rest]), p, rtol=1e-9)
+    np.testing.assert_allclose(back.predict_reference(g[rest]), p, rtol=1e-9)
+    for bad in ("yes", 1, None):
+        with pytest.raises(InputError, match="pruned"):
+            type(back)(back.space, back.encoder, back.kind, back.model_meta, back.arrays,
+                       {**back.info, "pruned": bad})
+
+
+def test_a_device_that_runs_dead_operations_is_not_called_pruning(setting: tuple) -> None:
+    g, model, rng = setting
+    for seed in range(3):
+        per_op = np.array([0.0, 0.1, 0.3, 1.0, 0.2]) * rng.uniform(0.5, 2, 5)
+        y = _device(g, per_op, 2.0, rng)
+        for n in (5, 10, 20):
+            pick = TransferDesign(SPACE, model=model).select(Pool(SPACE, g), n, seed=seed)
+            fit = model.fit(g[pick], y[pick])
+            assert not fit.pruned_ and "pruned" not in fit.to_surrogate(g[pick]).info
+
+
 def test_bad_input(setting: tuple) -> None:
     g, model, _ = setting
     with pytest.raises(InputError, match="finite and positive"):

@@ -141,6 +141,35 @@ Measured (``benchmarks/transfer.py``, prior ``loo``, 5 seeds), against the same 
   accelerators are within 0.3 points of before, and none of them is called folding. No other
   space builds such networks.
 
+Runtimes that prune dead operations
+-----------------------------------
+A graph compiler may drop every operation that cannot change the output: TFLite does
+(:meth:`~esm.spaces.SearchSpace.pruned`: nb201's edges off every input-to-output path set to
+``none``; other spaces build no such operations). Such a device times each network's pruned
+form, while its costs count every operation it holds, so 40 % of nb201's cells cost it less
+than their features say. No weight vector on the written features fits it: a visible column
+turned into such a device (each network's latency is that column's latency of its pruned form,
+a row of the same dataset) and built with the others as prior gave a mean rho of 0.83 at 10
+networks. :meth:`PriorModel.fit` therefore fits the networks other than constant-output ones
+twice, as written and as pruned, and takes the pruned fit when its marginal likelihood (in ms,
+:attr:`TransferFit.evidence_`) is higher by :data:`PRUNE_NATS`; the fit, its expected errors
+and the model file (``pruned``, applied by every prediction path of
+:class:`esm.surrogate.Surrogate` and :class:`esm.predictor.Predictor`) then take every network
+in its pruned form. The prior columns stay fitted on the written networks: fitting pixel3's on
+its pruned ones (lower cross-validated error) made the stand-ins' mean rho 0.978 -> 0.960 at 10
+and the columns' own 0.972 -> 0.967. The design works on the written features. Measured
+(``benchmarks/transfer.py --parts pruning``, prior ``loo``, 5 seeds, every visible nb201 column):
+
+- the 16 stand-ins: mean rho / MAPE 0.829 / 21.2 % -> 0.976 / 6.1 % at 10 networks, 0.842 /
+  19.9 % -> 0.982 / 4.9 % at 20 and 0.793 -> 0.939 at 5;
+- the 16 columns themselves: unchanged but for pixel3, which prunes in part (its live
+  operations alone explain it better than the written ones, ``benchmarks/nb201_dead_ops.py``):
+  0.920 / 26.1 % -> 0.917 / 24.2 % at 10, the mean 0.9720 / 5.45 % -> 0.9717 / 5.33 %;
+- the margin: over these builds the natural-log Bayes factor for pruning, on the 15 columns
+  other than pixel3, reached 0.82 at 5 networks (4 of 75 builds would have been called
+  pruning without a margin) and stayed below -1.7 from 10 on; on their stand-ins it was
+  above 3 from 10 networks on (at 5: 72 of 75 above 0, 10 % of them below 0.81).
+
 Choosing what to measure
 ------------------------
 :class:`TransferDesign` (strategy ``"transfer"``) picks networks greedily to minimise the
@@ -212,6 +241,7 @@ __all__ = [
     "COST_LOO_RATIO",
     "DEFAULT_LAMBDA",
     "DESIGN_UNTIL",
+    "PRUNE_NATS",
     "PriorModel",
     "TransferDesign",
     "TransferFit",
@@ -243,6 +273,9 @@ FREE = ("dev", "tot", "cnt", "stage", "cc", "slot", "oh")
 #: Latencies below this share of the median count as this share (the noise floor of the fit,
 #: and the floor of the design's relative-error weights).
 FLOOR = 0.3
+#: Natural-log Bayes factor by which the pruned fit must beat the written one before a device
+#: is taken to prune dead operations (module docs): ln 3, the start of "positive" evidence.
+PRUNE_NATS = math.log(3.0)
 #: Training networks the design chooses; beyond them it draws uniformly (module docs).
 DESIGN_UNTIL = 20
 #: Default relative noise, and the spread of the log-normal hyperprior (natural log units).
@@ -384,11 +417,14 @@ class PriorModel:
         Default relative measurement noise.
     hyper_sd : float
         Spread of the log-normal hyperprior of every fitted variance (0: keep them fixed).
+    prune : bool
+        Whether :meth:`fit` considers a runtime that prunes dead operations (module docs).
     """
 
     def __init__(self, prior: PriorData, *, lam: dict[str, float] | None = None,
-                 sigma: float = SIGMA, hyper_sd: float = HYPER_SD) -> None:
+                 sigma: float = SIGMA, hyper_sd: float = HYPER_SD, prune: bool = True) -> None:
         self.space = prior.space
+        self.prune = bool(prune)
         self.prior = prior
         self.sigma, self.hyper_sd = float(sigma), float(hyper_sd)
         ref = np.concatenate([prior.genomes, self.space.sample(_REFERENCE_SAMPLE, seed=0)])
@@ -484,28 +520,44 @@ class PriorModel:
     def fit(self, genomes: Any, latency_ms: Any) -> TransferFit:
         """The posterior for measured ``genomes`` (see :class:`TransferFit`).
 
-        Networks whose output does not depend on their input
-        (:meth:`~esm.spaces.SearchSpace.constant_output`) are first left out: when their
-        median latency is below :data:`FLOOR` times what the fit of the others predicts for
-        them, the device folds them (module docs) and they stay out, predicted at the
-        constant of least relative error over their measurements; otherwise every network
-        is fitted.
+        Two questions about the device's runtime are settled by its measurements (module
+        docs). Does it prune dead operations? On a space that builds them
+        (:meth:`~esm.spaces.SearchSpace.pruned`), the networks other than constant-output
+        ones are fitted as written and as pruned, and the pruned fit is taken when its
+        marginal likelihood is higher by :data:`PRUNE_NATS` (it then predicts every network
+        from its pruned form). Does it fold networks whose output does not depend on their
+        input (:meth:`~esm.spaces.SearchSpace.constant_output`)? When their median latency
+        is below :data:`FLOOR` times what the fit of the others predicts for them, they stay
+        out, predicted at the constant of least relative error over their measurements;
+        otherwise every network is fitted.
         """
         g = self.space.validate(genomes)
-        Z = self.basis.z(g)
         y = np.asarray(latency_ms, np.float64).ravel()
-        if y.shape[0] != Z.shape[0] or y.size < 1:
-            raise InputError(f"{Z.shape[0]} genomes but {y.size} latencies")
+        if y.shape[0] != g.shape[0] or y.size < 1:
+            raise InputError(f"{g.shape[0]} genomes but {y.size} latencies")
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
             raise InputError("latencies must be finite and positive")
         const = self.space.constant_output(g)
-        if const.any() and np.count_nonzero(~const) >= 3:
-            fit = TransferFit(self, Z[~const], y[~const])
-            pred = np.maximum(fit.predict_z(Z[const]), FLOOR * float(np.median(y[~const])))
+        rest = ~const
+        forms = {False: g}
+        if self.prune and np.count_nonzero(rest) >= 3:
+            pg = self.space.pruned(g)
+            if np.any(pg[rest] != g[rest]):
+                forms[True] = pg
+        fits = {p: TransferFit(self, self.basis.z(x[rest]), y[rest]) for p, x in forms.items()
+                } if len(forms) > 1 or (const.any() and np.count_nonzero(rest) >= 3) else {}
+        prune = len(fits) > 1 and fits[True].evidence_ > fits[False].evidence_ + PRUNE_NATS
+        Z = self.basis.z(forms[prune])
+        if const.any() and fits:
+            fit = fits[prune]
+            pred = np.maximum(fit.predict_z(Z[const]), FLOOR * float(np.median(y[rest])))
             if float(np.median(y[const] / pred)) < FLOOR:
                 fit._fold(y[const], y)
+                fit.pruned_ = prune
                 return fit
-        return TransferFit(self, Z, y)
+        fit = fits[prune] if fits and not const.any() else TransferFit(self, Z, y)
+        fit.pruned_ = prune
+        return fit
 
     def design_matrix(self, Z: np.ndarray, lam: dict[str, float]) -> np.ndarray:
         """``A`` with ``Z P Z' = A A'`` (the prior covariance of the latency function)."""
@@ -568,10 +620,20 @@ class TransferFit:
         self.weights_ = np.ones(y.size)
         self.lam_, self.sigma_ = dict(model.lam), model.sigma
         self.hyper_nll_ = math.nan
+        #: Whether the device prunes dead operations: every network is predicted from its
+        #: :meth:`~esm.spaces.SearchSpace.pruned` form (set by :meth:`PriorModel.fit`).
+        self.pruned_ = False
         for _ in range(passes):  # variances and Huber weights, alternately
             if model.hyper_sd > 0 and y.size >= 3:
                 self._fit_hyper()
             self._posterior()
+
+    @property
+    def evidence_(self) -> float:
+        """Penalised log marginal likelihood of the latencies in ms (of :attr:`hyper_nll_`,
+        which is that of the latencies divided by the speed :attr:`s_`): comparable between
+        fits of the same measurements under different features."""
+        return -(self.hyper_nll_ + self.y.size * math.log(self.s_))
 
     # ------------------------------------------------------------------ internals
     def _kernel(self, lam: dict[str, float], sigma: float) -> np.ndarray:
@@ -684,6 +746,10 @@ class TransferFit:
         self.constant_error_ = float(rel.mean())
         self.loo_rel_ = np.concatenate([self.loo_rel_, rel])
 
+    def _form(self, g: np.ndarray) -> np.ndarray:
+        """The networks the device runs for validated genomes ``g``."""
+        return self.model.space.pruned(g) if self.pruned_ else g
+
     # ------------------------------------------------------------------ public
     def predict_z(self, Z: np.ndarray) -> np.ndarray:
         """Predicted latency (ms) at feature rows ``Z`` (not folded: rows carry no genome)."""
@@ -692,7 +758,7 @@ class TransferFit:
     def predict(self, genomes: Any) -> np.ndarray:
         """Predicted latency (ms) of ``genomes`` (folded ones at :attr:`constant_ms_`)."""
         g = self.model.space.validate(genomes)
-        out = self.predict_z(self.model.basis.z(g))
+        out = self.predict_z(self.model.basis.z(self._form(g)))
         if self.constant_ms_ is not None:
             out[self.model.space.constant_output(g)] = self.constant_ms_
         return out
@@ -720,7 +786,7 @@ class TransferFit:
         """
         m = self.model
         g = m.space.validate(genomes)
-        Z = m.basis.z(g)
+        Z = m.basis.z(self._form(g))
         A = m.design_matrix(self.Z, self.lam_)
         floor = FLOOR * float(np.median(self.yn))
         out = np.empty(len(Z))
@@ -771,6 +837,8 @@ class TransferFit:
         }
         if self.constant_ms_ is not None:
             info["constant_output_ms"] = self.constant_ms_
+        if self.pruned_:
+            info["pruned"] = True
         extra = None if measured is None or len(measured) == 0 \
             else m.space.canonical(measured)
         sur = Surrogate(m.space, b.encoder, "linear", {"target": "identity"}, arrays, info,

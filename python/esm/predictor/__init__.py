@@ -58,16 +58,20 @@ class Predictor:
         The latency :meth:`predict` gives every network whose output does not depend on its
         input (:meth:`~esm.spaces.SearchSpace.constant_output`), on a device that folds them
         (:attr:`esm.surrogate.Surrogate.constant_output_ms`).
+    pruned : bool
+        Predict every genome from its :meth:`~esm.spaces.SearchSpace.pruned` form, on a
+        device that prunes dead operations (:attr:`esm.surrogate.Surrogate.pruned`).
     """
 
     def __init__(self, model: ModelArrays, encoder: Any | None = None, verify: bool = True,
-                 constant_output_ms: float | None = None) -> None:
+                 constant_output_ms: float | None = None, pruned: bool = False) -> None:
         from esm.predictor import plan
 
         self.model = model
         self.encoder = encoder
         self.space = None if encoder is None else encoder.space
         self.constant_output_ms = constant_output_ms
+        self.pruned = bool(pruned)
         self._compiled = model.compile()
         self._fused: Any | None = None
         #: Why the fused C++ pipeline is not used (None when it is).
@@ -141,13 +145,14 @@ class Predictor:
             Where the model runs.
         """
         if device == "cuda":
-            out = self._gpu_predictor().predict(genomes, threads=threads, chunk=chunk)
+            out = self._gpu_predictor().predict(self._pruned(genomes), threads=threads,
+                                                chunk=chunk)
             return self._constant(genomes, out)
         if device != "cpu":
             raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if int(chunk) <= 0:
             raise InputError(f"chunk must be positive, got {chunk}")
-        g = self._genomes(genomes)
+        g = self._pruned(self._genomes(genomes))
         if self._folded is not None or self._fused is not None:
             run: Any = self._folded if self._folded is not None else self._fused
             try:
@@ -161,6 +166,17 @@ class Predictor:
             X = self.encoder.transform(g[b : b + int(chunk)])  # type: ignore[union-attr]
             out[b : b + int(chunk)] = self.predict_features(X, threads, chunk)
         return self._constant(g, out)
+
+    def _pruned(self, genomes: Any) -> Any:
+        """``genomes`` in the form the model predicts: :meth:`pruned
+        <esm.spaces.SearchSpace.pruned>` when :attr:`pruned` (a cupy array stays one)."""
+        if not self.pruned or self.space is None:
+            return genomes
+        if isinstance(genomes, np.ndarray) or not hasattr(genomes, "get"):
+            return self.space.pruned(genomes)
+        import cupy
+
+        return cupy.asarray(self.space.pruned(genomes.get()))
 
     def _constant(self, genomes: Any, out: Any) -> Any:
         """``out`` with the constant-output networks at :attr:`constant_output_ms`."""
@@ -242,4 +258,5 @@ def model_arrays(surrogate: Any) -> ModelArrays:
 def compile(surrogate: Any, verify: bool = True) -> Predictor:
     """Compile a trained :class:`esm.surrogate.Surrogate` into a :class:`Predictor`."""
     return Predictor(model_arrays(surrogate), getattr(surrogate, "encoder", None), verify=verify,
-                     constant_output_ms=getattr(surrogate, "constant_output_ms", None))
+                     constant_output_ms=getattr(surrogate, "constant_output_ms", None),
+                     pruned=bool(getattr(surrogate, "pruned", False)))

@@ -375,6 +375,17 @@ class SearchSpace(ABC):
         """
         return np.zeros(len(self.validate(genomes)), dtype=bool)
 
+    def pruned(self, genomes: Any) -> np.ndarray:
+        """The networks a runtime that prunes dead operations runs: every operation that
+        cannot reach the output replaced by the space's no-op, as genomes ``[N, G]``.
+
+        The costs of a genome count every operation it holds; a graph compiler that drops
+        what cannot change the output (TFLite, for one) runs the pruned network instead.
+        The genomes unchanged unless a space can build dead operations (``nb201``: edges off
+        every input-to-output path of the cell).
+        """
+        return self.validate(genomes)
+
     # ------------------------------------------------------------------ text forms
     @abstractmethod
     def from_str(self, text: str) -> np.ndarray:

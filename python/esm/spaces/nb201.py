@@ -26,7 +26,9 @@ latency data shows near-zero times for cells whose output is disconnected on som
 :meth:`Nb201.live_edges` reports the edges that lie on an input-to-output path of non-``none``
 edges and :meth:`Nb201.output_connected` whether any such path exists; encoders can use them.
 Without such a path the network's output is a constant (:meth:`Nb201.constant_output`), which
-some runtimes fold away (:mod:`esm.transfer` learns whether a device does).
+some runtimes fold away, and :meth:`Nb201.pruned` gives the cells with every dead edge set to
+``none``, which a pruning runtime runs (:mod:`esm.transfer` learns whether a device does
+either).
 :meth:`Nb201.canonical` leaves genes unchanged: no two genomes build the same network.
 """
 
@@ -146,11 +148,31 @@ class Nb201(SearchSpace):
         input-to-output path): the whole network's output is then constant. Looked up in a
         table of all 15,625 cells (built once), as predictions use it on every call."""
         g = self.validate(genomes)
-        table = self.__dict__.get("_constant_table")
+        return np.asarray(self._cell_table("_constant_table")[self._cell_index(g)])
+
+    def pruned(self, genomes: Any) -> np.ndarray:
+        """Genomes with every dead edge (not :meth:`live_edges`) set to ``none``: the cell a
+        pruning runtime runs. A disconnected cell becomes the all-``none`` one. Looked up in
+        a table of all 15,625 cells (built once)."""
+        g = self.validate(genomes)
+        return np.asarray(self._cell_table("_pruned_table")[self._cell_index(g)])
+
+    def _cell_index(self, g: np.ndarray) -> np.ndarray:
+        """Index of each (validated) genome among all 15,625 cells."""
+        return np.asarray(g @ len(OPS) ** np.arange(len(EDGES) - 1, -1, -1))
+
+    def _cell_table(self, name: str) -> np.ndarray:
+        """A per-cell table over all 15,625 cells, built on first use: ``_constant_table``
+        (:meth:`constant_output`) or ``_pruned_table`` (:meth:`pruned`)."""
+        table = self.__dict__.get(name)
         if table is None:
             every = np.indices((len(OPS),) * len(EDGES)).reshape(len(EDGES), -1).T
-            table = self.__dict__["_constant_table"] = ~self.output_connected(every)
-        return np.asarray(table[g @ len(OPS) ** np.arange(len(EDGES) - 1, -1, -1)])
+            every = np.ascontiguousarray(every, dtype=np.int32)
+            live = self.live_edges(every)
+            self.__dict__["_constant_table"] = ~live.any(axis=1)
+            self.__dict__["_pruned_table"] = np.where(live, every, 0).astype(np.int32)
+            table = self.__dict__[name]
+        return np.asarray(table)
 
     # ------------------------------------------------------------------ text form
     def from_str(self, text: str) -> np.ndarray:

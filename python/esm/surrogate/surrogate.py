@@ -83,6 +83,10 @@ class Surrogate:
         (:meth:`~esm.spaces.SearchSpace.constant_output`) on a device that folds them (a
         transfer fit learns it; ``info["constant_output_ms"]``), or None: the model predicts
         them as any other network.
+    pruned : bool
+        Whether the device prunes dead operations: every network is predicted from its
+        :meth:`~esm.spaces.SearchSpace.pruned` form (a transfer fit learns it;
+        ``info["pruned"]``).
     """
 
     def __init__(self, space: SearchSpace, encoder: Encoder, kind: str,
@@ -108,6 +112,10 @@ class Surrogate:
                               or not math.isfinite(c) or c <= 0):
             raise InputError(f"constant_output_ms must be a positive number of ms, got {c!r}")
         self.constant_output_ms: float | None = None if c is None else float(c)
+        pruned = self.info.get("pruned", False)
+        if not isinstance(pruned, bool):
+            raise InputError(f"pruned must be true or false, got {pruned!r}")
+        self.pruned = pruned
         self._predictor: Any = None
         self.compile_error: str | None = None
 
@@ -238,7 +246,7 @@ class Surrogate:
 
     def predict_features(self, X: Any) -> np.ndarray:
         """Latencies (ms) from already encoded features (compiled model; features carry no
-        genome, so :attr:`constant_output_ms` does not apply)."""
+        genome, so neither :attr:`constant_output_ms` nor :attr:`pruned` applies)."""
         p = self.compile()
         if p is None:
             return reference.predict(self.model, X)
@@ -270,7 +278,8 @@ class Surrogate:
         g = self.space.validate(genomes)
         if len(g) == 0:
             return np.zeros(0)
-        out = reference.predict(self.model, self.encoder.transform(g))
+        out = reference.predict(self.model,
+                                self.encoder.transform(self.space.pruned(g) if self.pruned else g))
         if self.constant_output_ms is not None:
             out[self.space.constant_output(g)] = self.constant_output_ms
         return out
