@@ -539,23 +539,23 @@ class PriorModel:
             raise InputError("latencies must be finite and positive")
         const = self.space.constant_output(g)
         rest = ~const
-        forms = {False: g}
+        forms = [g]  # as written, and as pruned where that differs
         if self.prune and np.count_nonzero(rest) >= 3:
             pg = self.space.pruned(g)
             if np.any(pg[rest] != g[rest]):
-                forms[True] = pg
-        fits = {p: TransferFit(self, self.basis.z(x[rest]), y[rest]) for p, x in forms.items()
-                } if len(forms) > 1 or (const.any() and np.count_nonzero(rest) >= 3) else {}
-        prune = len(fits) > 1 and fits[True].evidence_ > fits[False].evidence_ + PRUNE_NATS
-        Z = self.basis.z(forms[prune])
-        if const.any() and fits:
-            fit = fits[prune]
+                forms.append(pg)
+        if len(forms) == 1 and not (const.any() and np.count_nonzero(rest) >= 3):
+            return TransferFit(self, self.basis.z(g), y)
+        fits = [TransferFit(self, self.basis.z(x[rest]), y[rest]) for x in forms]
+        prune = len(fits) == 2 and fits[1].evidence_ > fits[0].evidence_ + PRUNE_NATS
+        fit = fits[int(prune)]
+        if const.any():
+            Z = self.basis.z(forms[int(prune)])
             pred = np.maximum(fit.predict_z(Z[const]), FLOOR * float(np.median(y[rest])))
             if float(np.median(y[const] / pred)) < FLOOR:
                 fit._fold(y[const], y)
-                fit.pruned_ = prune
-                return fit
-        fit = fits[prune] if fits and not const.any() else TransferFit(self, Z, y)
+            else:
+                fit = TransferFit(self, Z, y)
         fit.pruned_ = prune
         return fit
 
