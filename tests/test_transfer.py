@@ -441,6 +441,27 @@ def test_a_device_that_prunes_dead_operations(setting: tuple, tmp_path: Path) ->
                        {**back.info, "pruned": bad})
 
 
+def test_a_pruning_device_that_folds_is_judged_on_the_written_fit(setting: tuple) -> None:
+    """Pruned, every constant-output cell is the same all-``none`` one, predicted at the fixed
+    time: a folding runtime whose folded times spread up to half of it (pixel3's do) must
+    still be called folding, as the written fit calls it."""
+    g, model, rng = setting
+    per_op = np.array([0.0, 0.1, 0.3, 1.0, 0.2])
+    y = _device(SPACE.pruned(g), per_op, 2.0, rng)
+    const = SPACE.constant_output(g)
+    cells = np.flatnonzero(const)
+    heavy = cells[np.argsort(-(choice_counts(SPACE, g[cells]) @ per_op), kind="stable")[:3]]
+    y[const] = 0.005
+    y[heavy] = [0.005, 0.9, 1.0]
+    pick = np.concatenate([TransferDesign(SPACE, model=model).select(Pool(SPACE, g[~const]),
+                                                                      17, seed=0), heavy])
+    pick[:17] = np.flatnonzero(~const)[pick[:17]]
+    fit = model.fit(g[pick], y[pick])
+    assert fit.pruned_ and fit.constant_ms_ is not None and fit.constant_ms_ < 1.0
+    rest = np.setdiff1d(np.flatnonzero(const), pick)
+    assert np.all(fit.predict(g[rest]) == fit.constant_ms_)
+
+
 def test_a_device_that_runs_dead_operations_is_not_called_pruning(setting: tuple) -> None:
     g, model, rng = setting
     for seed in range(3):

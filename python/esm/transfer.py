@@ -168,7 +168,14 @@ and the columns' own 0.972 -> 0.967. The design works on the written features. M
 - the margin: over these builds the natural-log Bayes factor for pruning, on the 15 columns
   other than pixel3, reached 0.82 at 5 networks (4 of 75 builds would have been called
   pruning without a margin) and stayed below -1.7 from 10 on; on their stand-ins it was
-  above 3 from 10 networks on (at 5: 72 of 75 above 0, 10 % of them below 0.81).
+  above 3 from 10 networks on (at 5: 72 of 75 above 0, 10 % of them below 0.81);
+- narrower priors (``family``, ``kind``: no other phone for a phone) on six columns: 2 of 78
+  builds at 10 networks and 4 of 72 at 5 were called pruning, none of 86 at 20. All were one
+  design (seed 0 of the phone-less prior) on the phones samsung_a50 and essential_ph_1, whose
+  measured networks the pruned form explained better (leave-one-out error 8-13 % against
+  15-24 %) and the other networks worse (essential_ph_1 at 10: rho 0.926 -> 0.782). A margin
+  of ln 20 would have avoided the four at 5 networks but not the two at 10, and cost the
+  stand-ins with a ``family`` prior 0.973 -> 0.960 at 10 and 0.889 -> 0.800 at 5.
 
 Choosing what to measure
 ------------------------
@@ -527,9 +534,10 @@ class PriorModel:
         marginal likelihood is higher by :data:`PRUNE_NATS` (it then predicts every network
         from its pruned form). Does it fold networks whose output does not depend on their
         input (:meth:`~esm.spaces.SearchSpace.constant_output`)? When their median latency
-        is below :data:`FLOOR` times what the fit of the others predicts for them, they stay
-        out, predicted at the constant of least relative error over their measurements;
-        otherwise every network is fitted.
+        is below :data:`FLOOR` times what the fit of the others as written predicts for them
+        (pruned, they would all be the same network), they stay out, predicted at the
+        constant of least relative error over their measurements; otherwise every network is
+        fitted.
         """
         g = self.space.validate(genomes)
         y = np.asarray(latency_ms, np.float64).ravel()
@@ -549,13 +557,13 @@ class PriorModel:
         fits = [TransferFit(self, self.basis.z(x[rest]), y[rest]) for x in forms]
         prune = len(fits) == 2 and fits[1].evidence_ > fits[0].evidence_ + PRUNE_NATS
         fit = fits[int(prune)]
-        if const.any():
-            Z = self.basis.z(forms[int(prune)])
-            pred = np.maximum(fit.predict_z(Z[const]), FLOOR * float(np.median(y[rest])))
+        if const.any():  # the fold is judged as written: pruned, every such cell is the same
+            pred = np.maximum(fits[0].predict_z(self.basis.z(g[const])),
+                              FLOOR * float(np.median(y[rest])))
             if float(np.median(y[const] / pred)) < FLOOR:
                 fit._fold(y[const], y)
             else:
-                fit = TransferFit(self, Z, y)
+                fit = TransferFit(self, self.basis.z(forms[int(prune)]), y)
         fit.pruned_ = prune
         return fit
 
