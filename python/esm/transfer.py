@@ -556,12 +556,13 @@ class PriorModel:
             raise InputError("latencies must be finite and positive")
         const = self.space.constant_output(g)
         rest = ~const
+        if np.count_nonzero(rest) < 3:
+            return TransferFit(self, self.basis.z(g), y)
         forms = [g]  # as written, and as pruned where that differs
-        if self.prune and np.count_nonzero(rest) >= 3:
-            pg = self.space.pruned(g)
-            if np.any(pg[rest] != g[rest]):
-                forms.append(pg)
-        if len(forms) == 1 and not (const.any() and np.count_nonzero(rest) >= 3):
+        pg = self.space.pruned(g) if self.prune else g
+        if np.any(pg[rest] != g[rest]):
+            forms.append(pg)
+        if len(forms) == 1 and not const.any():
             return TransferFit(self, self.basis.z(g), y)
         fits = [TransferFit(self, self.basis.z(x[rest]), y[rest]) for x in forms]
         prune = len(fits) == 2 and fits[1].evidence_ > fits[0].evidence_ + PRUNE_NATS
