@@ -562,18 +562,18 @@ class PriorModel:
         pg = self.space.pruned(g) if self.prune else g
         if np.any(pg[rest] != g[rest]):
             forms.append(pg)
+        Zs = [self.basis.z(x) for x in forms]
         if len(forms) == 1 and not const.any():
-            return TransferFit(self, self.basis.z(g), y)
-        fits = [TransferFit(self, self.basis.z(x[rest]), y[rest]) for x in forms]
+            return TransferFit(self, Zs[0], y)
+        fits = [TransferFit(self, Z[rest], y[rest]) for Z in Zs]
         prune = len(fits) == 2 and fits[1].evidence_ > fits[0].evidence_ + PRUNE_NATS
         fit = fits[int(prune)]
         if const.any():  # the fold is judged as written: pruned, every such cell is the same
-            pred = np.maximum(fits[0].predict_z(self.basis.z(g[const])),
-                              FLOOR * float(np.median(y[rest])))
+            pred = np.maximum(fits[0].predict_z(Zs[0][const]), FLOOR * float(np.median(y[rest])))
             if float(np.median(y[const] / pred)) < FLOOR:
                 fit._fold(y[const], y)
             else:
-                fit = TransferFit(self, self.basis.z(forms[int(prune)]), y)
+                fit = TransferFit(self, Zs[int(prune)], y)
         fit.pruned_ = prune
         return fit
 

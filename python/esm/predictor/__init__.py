@@ -172,19 +172,18 @@ class Predictor:
         <esm.spaces.SearchSpace.pruned>` when :attr:`pruned` (a cupy array stays one)."""
         if not self.pruned or self.space is None:
             return genomes
+        pruned = self.space.pruned(_host(genomes))
         if isinstance(genomes, np.ndarray) or not hasattr(genomes, "get"):
-            return self.space.pruned(genomes)
+            return pruned
         import cupy
 
-        return cupy.asarray(self.space.pruned(genomes.get()))
+        return cupy.asarray(pruned)
 
     def _constant(self, genomes: Any, out: Any) -> Any:
         """``out`` with the constant-output networks at :attr:`constant_output_ms`."""
         if self.constant_output_ms is None or self.space is None:
             return out
-        host = genomes if isinstance(genomes, np.ndarray) else \
-            genomes.get() if hasattr(genomes, "get") else genomes  # a cupy array
-        mask = self.space.constant_output(host)
+        mask = self.space.constant_output(_host(genomes))
         if mask.any():
             if isinstance(out, np.ndarray):
                 out[mask] = self.constant_output_ms
@@ -240,6 +239,12 @@ class Predictor:
         path = "folded tables" if self.folded else (
             "fused C++" if self.fused else f"Python encoder ({self.fused_reason})")
         return f"Predictor(kind={self.kind!r}, features={self.model.n_features}, {path})"
+
+
+def _host(genomes: Any) -> Any:
+    """``genomes`` on the host: a cupy array copied to NumPy, anything else as it is."""
+    return genomes if isinstance(genomes, np.ndarray) or not hasattr(genomes, "get") \
+        else genomes.get()
 
 
 def model_arrays(surrogate: Any) -> ModelArrays:
