@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from esm import spaces
 from esm._native import core
 from esm.errors import InputError
 from esm.predictor import Predictor
-from esm.predictor.fold import FOLD_RTOL, FoldError, build_fold
+from esm.predictor.fold import FOLD_RTOL, FoldError, build_fold, whole_space
 from esm.predictor.model import ModelArrays
 from esm.surrogate import encoders as enc
 from tests.test_spec import ZOO
@@ -122,3 +124,48 @@ def test_trained_default_model_folds() -> None:
     p = compile_predictor(s)
     assert p.folded, p.fold_reason
     np.testing.assert_allclose(p.predict(g), s.predict(g), rtol=1e-9)
+
+
+MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
+
+
+@pytest.mark.parametrize("name", ["nb201_onehot_lightgbm", "nb201_onehot_mlp_tanh",
+                                  "nb201_onehot_gcn"])
+def test_a_small_space_becomes_one_table_of_any_model(name: str) -> None:
+    """nb201 (15,625 cells): once as many genomes as the space holds have been asked for,
+    every family is looked up in one table of the whole space, equal to the model run on each
+    genome; bad genomes are still refused."""
+    import esm
+    from esm.predictor import compile as compile_predictor
+
+    s = esm.load(MODELS / f"{name}.esm")
+    p = compile_predictor(s)
+    g = s.space.sample(15_625, seed=4)
+    first = p.predict(g[:15_624])  # one genome short of the space's size: no table yet
+    assert not p.whole_space and not p.folded and "whole space" not in repr(p)
+    got = p.predict(g)
+    assert p.whole_space and p.folded and "whole space" in repr(p)
+    np.testing.assert_array_equal(got[:15_624], first)
+    np.testing.assert_array_equal(got, p._predict_cpu(g))
+    np.testing.assert_allclose(got, s.predict_reference(g), rtol=1e-6)
+    np.testing.assert_array_equal(p.predict(g, threads=1, chunk=7), got)
+    bad = g[:5].copy()
+    bad[2, 4] = 5
+    with pytest.raises(InputError, match="genome 2, gene 4"):
+        p.predict(bad)
+    with pytest.raises(InputError):
+        p.predict(g[:5, :-1])
+
+
+def test_whole_space_refuses_large_spaces_and_non_finite_predictions() -> None:
+    e = enc.get_encoder("fcc", spaces.get("ofa-mbv3"))
+    p = Predictor(_linear(e), e)
+    p.predict(e.space.sample(70_000, seed=0))
+    assert not p.whole_space and p.folded
+    with pytest.raises(FoldError, match="more than"):
+        whole_space(e.space, lambda g: np.zeros(len(g)))
+    nb = spaces.get("nb201")
+    with pytest.raises(FoldError, match="not finite"):
+        whole_space(nb, lambda g: np.full(len(g), np.nan))
+    with pytest.raises(FoldError, match="not finite"):
+        whole_space(nb, lambda g: np.zeros(len(g) - 1))

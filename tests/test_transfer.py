@@ -15,6 +15,7 @@ from esm import transfer
 from esm.errors import InputError
 from esm.prior import PriorData, load, packaged, read_table
 from esm.sampling import Pool, RandomStrategy, choice_counts
+from esm.search.device import flat_pipeline
 from esm.transfer import COARSE_OFF, DEFAULT_LAMBDA, PriorModel, TransferDesign, TransferFit
 
 pytest.importorskip("sklearn")
@@ -353,6 +354,10 @@ def test_evaluate_never_scores_a_measured_network(setting: tuple, tmp_path: Path
 _FOLDING_OPS = np.array([0.0, 0.15, 0.35, 1.0, 0.25])
 
 
+def _every_cell() -> np.ndarray:
+    return np.indices((5,) * 6).reshape(6, -1).T.astype(np.int32)
+
+
 def _folding(g: np.ndarray, rng: np.random.Generator, folds: bool) -> tuple[np.ndarray, ...]:
     """A prior-like device, its constant-output networks (which the runtime folds to a few
     microseconds when ``folds``), and 20 measured networks, three of them constant."""
@@ -384,9 +389,13 @@ def test_a_device_that_folds_constant_networks(setting: tuple, tmp_path: Path) -
     sur.save(tmp_path / "f.esm")
     back = esm.load(tmp_path / "f.esm")
     assert back.constant_output_ms == fit.constant_ms_
+    with pytest.raises(InputError, match="folds constant-output networks: use --device cpu"):
+        flat_pipeline(back)  # the device search's pipeline predicts every network as written
     np.testing.assert_allclose(back.predict(g[rest]), p, rtol=1e-9)
     np.testing.assert_allclose(back.predict_reference(g[rest]), p, rtol=1e-9)
     assert back.compile().folded
+    np.testing.assert_allclose(back.predict(_every_cell()), fit.predict(_every_cell()), rtol=1e-9)
+    assert back.compile().whole_space  # the folded outputs in the table of every cell
     for bad in (-1.0, float("nan"), "fast", True):
         with pytest.raises(InputError, match="constant_output_ms"):
             type(back)(back.space, back.encoder, back.kind, back.model_meta, back.arrays,
@@ -433,6 +442,10 @@ def test_a_device_that_prunes_dead_operations(setting: tuple, tmp_path: Path) ->
     sur.save(tmp_path / "p.esm")
     back = esm.load(tmp_path / "p.esm")
     assert back.pruned and back.compile().folded and back.compile().pruned
+    np.testing.assert_allclose(back.predict(_every_cell()), fit.predict(_every_cell()), rtol=1e-9)
+    assert back.compile().whole_space  # pruned forms in the table of every cell
+    with pytest.raises(InputError, match="prunes dead operations: use --device cpu"):
+        flat_pipeline(back)
     np.testing.assert_allclose(back.predict(g[rest]), p, rtol=1e-9)
     np.testing.assert_allclose(back.predict_reference(g[rest]), p, rtol=1e-9)
     for bad in ("yes", 1, None):

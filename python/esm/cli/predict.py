@@ -86,7 +86,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = np.asarray(pred.get() if hasattr(pred, "get") else pred, dtype=np.float64)
     _report(args, space, pred, seconds, archs, genomes,
             {"model": predictor.kind, "fused": predictor.fused, "folded": predictor.folded,
-             "fold_reason": predictor.fold_reason}, repr(predictor))
+             "whole_space": predictor.whole_space, "fold_reason": predictor.fold_reason},
+            repr(predictor))
     return 0
 
 

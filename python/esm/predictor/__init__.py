@@ -17,7 +17,12 @@ A linear model with the identity target over an additive encoding (``onehot``, `
 tables over a few genes per slot (:mod:`esm.predictor.fold`): each prediction is a few dozen
 table lookups, with no costs and no features. The fold is checked against the unfolded model
 on random genomes when the predictor is built (relative difference <= 1e-9) and is used only
-when it passes; :attr:`Predictor.fold_reason` says why a model is not folded.
+when it passes; :attr:`Predictor.fold_reason` says why a model is not folded. On a space of at
+most 65,536 genomes (nb201) every model, of any family, becomes one table of the whole space's
+predictions (:attr:`Predictor.whole_space`): a single lookup per genome. The table costs about
+one prediction of every genome, so it is built once the predictor has been asked for as many
+genomes as the space holds (at most twice the work of the better choice in hindsight, and
+nothing extra for a few predictions).
 
 Results equal the regressor's own predict: 1e-6 relative in float64 for every family (in
 practice ~1e-12); XGBoost sums its trees in float32, so it agrees with its own predict to about
@@ -78,6 +83,10 @@ class Predictor:
         self.fused_reason: str | None = "no encoder"
         self._gpu: Any | None = None
         self._folded: Any | None = None
+        self._table: Any | None = None
+        #: Genomes asked of :meth:`predict` before the table of the whole space is built
+        #: (None: the space is too large, or the model gave no table).
+        self._table_after: int | None = None
         #: Why the model is not folded into lookup tables (None when it is).
         self.fold_reason: str | None = "no encoder"
         if encoder is not None:
@@ -98,6 +107,8 @@ class Predictor:
     def _try_fold(self) -> None:
         from esm.predictor import fold
 
+        size = fold.space_size(self.encoder.space)  # type: ignore[union-attr]
+        self._table_after = size if size <= fold.WHOLE_SPACE_MAX else None
         try:
             self._folded = fold.build_fold(self.model, self.encoder).compile()
             self.fold_reason = None
@@ -105,10 +116,38 @@ class Predictor:
             self._folded = None
             self.fold_reason = str(err)
 
+    def _whole_space_due(self, n: int) -> bool:
+        """Count ``n`` genomes asked for, and build the table of the whole space once they
+        reach its size; whether :meth:`predict` looks them up in it."""
+        if self._table is None and self._table_after is not None:
+            self._table_after -= n
+            if self._table_after <= 0:
+                self._table_after = None
+                self._build_table()
+        return self._table is not None
+
+    def _build_table(self) -> None:
+        from esm.predictor import fold
+
+        try:
+            space: Any = self.space
+            self._table = fold.whole_space(space, self._predict_cpu).compile()
+            self.fold_reason = None
+        except InputError:
+            pass  # a model that gives no table (a FoldError) keeps its own path
+
+    @property
+    def whole_space(self) -> bool:
+        """Whether :meth:`predict` looks every genome up in one table of the whole space's
+        predictions (:func:`esm.predictor.fold.whole_space`; built once as many genomes as
+        the space holds have been asked for)."""
+        return self._table is not None
+
     @property
     def folded(self) -> bool:
-        """Whether genomes are predicted from folded lookup tables."""
-        return self._folded is not None
+        """Whether genomes are predicted from folded lookup tables (per-slot tables of a
+        linear model, or the table of the whole space)."""
+        return self._folded is not None or self._table is not None
 
     @property
     def fused(self) -> bool:
@@ -152,14 +191,27 @@ class Predictor:
             raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if int(chunk) <= 0:
             raise InputError(f"chunk must be positive, got {chunk}")
-        g = self._pruned(self._genomes(genomes))
+        g = self._genomes(genomes)
+        if self._whole_space_due(len(g)):  # pruned forms and folded outputs are in the table
+            return self._run(self._table, g, threads, chunk)
+        return self._predict_cpu(g, threads, chunk)
+
+    def _run(self, run: Any, g: np.ndarray, threads: int, chunk: int) -> np.ndarray:
+        """``run.predict`` (folded tables or the fused pipeline) with its errors as
+        :class:`InputError`."""
+        try:
+            return np.asarray(run.predict(g, int(threads), int(chunk)))
+        except ValueError as err:
+            raise InputError(f"{self.space.name}: {err}") from None  # type: ignore[union-attr]
+
+    def _predict_cpu(self, genomes: np.ndarray, threads: int = 0, chunk: int = 65536
+                     ) -> np.ndarray:
+        """Latencies of ``genomes`` by the folded tables of a linear model, the fused
+        pipeline or the Python encoder (not by a table of the whole space)."""
+        g = self._pruned(genomes)
         if self._folded is not None or self._fused is not None:
             run: Any = self._folded if self._folded is not None else self._fused
-            try:
-                out = np.asarray(run.predict(g, int(threads), int(chunk)))
-            except ValueError as err:
-                raise InputError(f"{self.space.name}: {err}") from None  # type: ignore[union-attr]
-            return self._constant(g, out)
+            return self._constant(g, self._run(run, g, threads, chunk))
         g = self.space.validate(g)  # type: ignore[union-attr]
         out = np.empty(len(g))
         for b in range(0, len(g), int(chunk)):
@@ -236,8 +288,11 @@ class Predictor:
         return self._gpu
 
     def __repr__(self) -> str:
-        path = "folded tables" if self.folded else (
-            "fused C++" if self.fused else f"Python encoder ({self.fused_reason})")
+        if self.whole_space:
+            path = "one table of the whole space"
+        else:
+            path = "folded tables" if self.folded else (
+                "fused C++" if self.fused else f"Python encoder ({self.fused_reason})")
         return f"Predictor(kind={self.kind!r}, features={self.model.n_features}, {path})"
 
 

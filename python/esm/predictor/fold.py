@@ -18,10 +18,15 @@ The tables are then filled from the costs of one genome per key value. :func:`bu
 checks the fold against the unfolded model on random genomes (``verify``) and raises
 :class:`FoldError` with the reason when the model or encoder does not fold (a ``log`` target,
 a non-linear family, an encoder with non-additive features, tables too large, a mismatch).
+
+A space small enough to enumerate (:data:`WHOLE_SPACE_MAX` genomes) folds any model into one
+table of its predictions, keyed by every gene (:func:`whole_space`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,8 @@ from esm.spaces.base import BYTES_PER_ELEMENT, SearchSpace
 MAX_TABLE_VALUES = 1 << 22
 #: Tolerance of the check against the unfolded model (relative, per prediction).
 FOLD_RTOL = 1e-9
+#: Largest space (genomes) whose every prediction :func:`whole_space` keeps in one table.
+WHOLE_SPACE_MAX = 1 << 16
 
 
 class FoldError(InputError):
@@ -99,6 +106,35 @@ class Fold:
                                         float(self.intercept))
         except ValueError as err:
             raise FoldError(f"the compiled core refused the fold: {err}") from None
+
+
+# ---------------------------------------------------------------------- whole space
+def space_size(space: SearchSpace) -> int:
+    """Number of genomes of ``space`` (the product of its genes' choices)."""
+    return math.prod(int(c) for c in space.choices)
+
+
+def whole_space(space: SearchSpace, predict: Callable[[np.ndarray], np.ndarray]) -> Fold:
+    """One table of ``predict`` over every genome of a small space (any model family).
+
+    A space of at most :data:`WHOLE_SPACE_MAX` genomes (nb201: 15,625 cells) is predicted
+    once, genome by genome, and each later prediction is a single lookup whatever the model
+    computes (a device's pruned forms and folded outputs included).
+
+    Raises
+    ------
+    FoldError
+        When the space is larger, or ``predict`` gives a non-finite or misshapen result.
+    """
+    n = space_size(space)
+    if n > WHOLE_SPACE_MAX:
+        raise FoldError(f"the space holds {n} genomes, more than {WHOLE_SPACE_MAX}")
+    choices = [int(c) for c in space.choices]
+    every = np.ascontiguousarray(np.indices(choices).reshape(len(choices), -1).T, np.int32)
+    values = np.asarray(predict(every), dtype=np.float64)
+    if values.shape != (n,) or not np.all(np.isfinite(values)):
+        raise FoldError("the model's predictions over the space are not finite")
+    return _assemble(space, [(list(range(len(choices))), values)], 0.0)
 
 
 # ---------------------------------------------------------------------- per-slot quantities

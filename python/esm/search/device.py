@@ -460,8 +460,10 @@ def flat_pipeline(model: Any) -> tuple[Any, Any]:
     ------
     InputError
         With the reason when the device pipeline cannot run the model: not a linear family,
-        a target other than identity/log, an encoding without a compiled plan, a space without
-        a device cost walk or more slots than the pipeline holds.
+        a target other than identity/log, a device that prunes dead operations or folds
+        constant-output networks (:attr:`esm.surrogate.Surrogate.pruned`,
+        :attr:`~esm.surrogate.Surrogate.constant_output_ms`), an encoding without a compiled
+        plan, a space without a device cost walk or more slots than the pipeline holds.
     """
     from pathlib import Path
 
@@ -490,6 +492,12 @@ def flat_pipeline(model: Any) -> tuple[Any, Any]:
     if m.target not in ("identity", "log"):
         raise InputError(f"the device pipeline folds the identity and log targets, not "
                          f"{m.target!r}: use --device cpu")
+    runtime = [why for why, on in (("prunes dead operations", pred.pruned),
+                                    ("folds constant-output networks",
+                                     pred.constant_output_ms is not None)) if on]
+    if runtime:
+        raise InputError(f"the device pipeline predicts every network as written; this model's "
+                         f"device {' and '.join(runtime)}: use --device cpu")
     if pred.encoder is None or not pred.fused:
         raise InputError(f"the model's encoding has no compiled plan for the device pipeline "
                          f"({pred.fused_reason}): use --device cpu")
