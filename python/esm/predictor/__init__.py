@@ -84,8 +84,8 @@ class Predictor:
         self._gpu: Any | None = None
         self._folded: Any | None = None
         self._table: Any | None = None
-        #: Genomes asked of :meth:`predict` before the table of the whole space is built
-        #: (None: the space is too large, or the model gave no table).
+        #: Genomes still to be asked of :meth:`predict` before the table of the whole space is
+        #: built (None: none to build: the space is too large, or it was tried).
         self._table_after: int | None = None
         #: Why the model is not folded into lookup tables (None when it is).
         self.fold_reason: str | None = "no encoder"
@@ -129,8 +129,8 @@ class Predictor:
     def _build_table(self) -> None:
         from esm.predictor import fold
 
+        space: Any = self.space
         try:
-            space: Any = self.space
             self._table = fold.whole_space(space, self._predict_cpu).compile()
             self.fold_reason = None
         except InputError:

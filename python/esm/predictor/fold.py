@@ -117,9 +117,9 @@ def space_size(space: SearchSpace) -> int:
 def whole_space(space: SearchSpace, predict: Callable[[np.ndarray], np.ndarray]) -> Fold:
     """One table of ``predict`` over every genome of a small space (any model family).
 
-    A space of at most :data:`WHOLE_SPACE_MAX` genomes (nb201: 15,625 cells) is predicted
-    once, genome by genome, and each later prediction is a single lookup whatever the model
-    computes (a device's pruned forms and folded outputs included).
+    Every genome of a space of at most :data:`WHOLE_SPACE_MAX` (nb201: 15,625 cells) is
+    predicted once, in one batch, and each later prediction is a single lookup whatever the
+    model computes (a device's pruned forms and folded outputs included).
 
     Raises
     ------
