@@ -157,6 +157,22 @@ def test_a_small_space_becomes_one_table_of_any_model(name: str) -> None:
         p.predict(g[:5, :-1])
 
 
+def test_cli_predict_reports_the_whole_space_table(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import esm
+    from esm.cli import main
+
+    path = MODELS / "nb201_onehot_mlp_tanh.esm"
+    assert main(["predict", "--model", str(path), "--random", "20000", "--seed", "3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["whole_space"] is True and out["folded"] is True
+    s = esm.load(path)
+    want = s.predict_reference(s.space.sample(20000, seed=3))
+    assert out["mean_ms"] == pytest.approx(float(want.mean()), rel=1e-9)
+
+
 def test_whole_space_refuses_large_spaces_and_non_finite_predictions() -> None:
     e = enc.get_encoder("fcc", spaces.get("ofa-mbv3"))
     p = Predictor(_linear(e), e)

@@ -117,7 +117,7 @@ def test_cli_predict(models: dict, ofa: spaces.SearchSpace, tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["count"] == 5000 and out["seconds"] > 0 and out["per_second"] > 0
-    assert out["fused"] is True
+    assert out["fused"] is True and out["whole_space"] is False
     g = ofa.sample(5000, seed=3)
     assert out["mean_ms"] == pytest.approx(float(sur.predict(g).mean()), rel=1e-9)
     # --data CSV in, CSV out with the same architectures
