@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +172,21 @@ def test_cli_predict_reports_the_whole_space_table(capsys: pytest.CaptureFixture
     s = esm.load(path)
     want = s.predict_reference(s.space.sample(20000, seed=3))
     assert out["mean_ms"] == pytest.approx(float(want.mean()), rel=1e-9)
+
+
+def test_whole_space_table_of_genes_with_unequal_choices() -> None:
+    from types import SimpleNamespace
+
+    space: Any = SimpleNamespace(choices=np.array([3, 2, 4], np.int32))
+    every = np.indices((3, 2, 4)).reshape(3, -1).T[::-1].copy()  # reversed: order is not read
+
+    def f(g: np.ndarray) -> np.ndarray:
+        return np.asarray(g @ np.array([100.0, 10.0, 1.0]) + 0.5)
+
+    table = whole_space(space, f)
+    np.testing.assert_array_equal(table.predict_numpy(every), f(every))
+    np.testing.assert_array_equal(np.asarray(table.compile().predict(
+        np.ascontiguousarray(every, np.int32), 1, 5)), f(every))
 
 
 def test_whole_space_refuses_large_spaces_and_non_finite_predictions() -> None:
