@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+import esm
 from esm import spaces
 from esm._native import core
+from esm.cli import main
 from esm.errors import InputError
 from esm.predictor import Predictor
+from esm.predictor import compile as compile_predictor
 from esm.predictor.fold import FOLD_RTOL, FoldError, build_fold, whole_space
 from esm.predictor.model import ModelArrays
 from esm.surrogate import encoders as enc
 from tests.test_spec import ZOO
 
 BUILT_IN = ("ofa-mbv3", "ofa-resnet50", "nb201", "fbnet", "anb-mnasnet")
+MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
 
 
 def _linear(encoder: enc.Encoder, seed: int = 0, target: str = "identity") -> ModelArrays:
@@ -120,14 +126,9 @@ def test_trained_default_model_folds() -> None:
     g = space.sample(300, seed=0)
     y = 1.0 + 1e-9 * space.costs(g).macs.astype(np.float64)
     s = Surrogate.fit(space, g, y, encoding="fcc", model="ridge", target="identity")
-    from esm.predictor import compile as compile_predictor
-
     p = compile_predictor(s)
     assert p.folded, p.fold_reason
     np.testing.assert_allclose(p.predict(g), s.predict(g), rtol=1e-9)
-
-
-MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
 
 
 @pytest.mark.parametrize("name", ["nb201_onehot_lightgbm", "nb201_onehot_mlp_tanh",
@@ -136,9 +137,6 @@ def test_a_small_space_becomes_one_table_of_any_model(name: str) -> None:
     """nb201 (15,625 cells): once as many genomes as the space holds have been asked for,
     every family is looked up in one table of the whole space, equal to the model run on each
     genome; bad genomes are still refused."""
-    import esm
-    from esm.predictor import compile as compile_predictor
-
     s = esm.load(MODELS / f"{name}.esm")
     p = compile_predictor(s)
     g = s.space.sample(15_625, seed=4)
@@ -159,11 +157,6 @@ def test_a_small_space_becomes_one_table_of_any_model(name: str) -> None:
 
 
 def test_cli_predict_reports_the_whole_space_table(capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    import esm
-    from esm.cli import main
-
     path = MODELS / "nb201_onehot_mlp_tanh.esm"
     assert main(["predict", "--model", str(path), "--random", "20000", "--seed", "3",
                  "--json"]) == 0
@@ -175,8 +168,6 @@ def test_cli_predict_reports_the_whole_space_table(capsys: pytest.CaptureFixture
 
 
 def test_whole_space_table_of_genes_with_unequal_choices() -> None:
-    from types import SimpleNamespace
-
     space: Any = SimpleNamespace(choices=np.array([3, 2, 4], np.int32))
     every = np.indices((3, 2, 4)).reshape(3, -1).T[::-1].copy()  # reversed: order is not read
 
@@ -197,7 +188,7 @@ def test_whole_space_refuses_large_spaces_and_non_finite_predictions() -> None:
     with pytest.raises(FoldError, match="more than"):
         whole_space(e.space, lambda g: np.zeros(len(g)))
     nb = spaces.get("nb201")
-    with pytest.raises(FoldError, match="not finite"):
+    with pytest.raises(FoldError, match="one finite number per genome"):
         whole_space(nb, lambda g: np.full(len(g), np.nan))
-    with pytest.raises(FoldError, match="not finite"):
+    with pytest.raises(FoldError, match="one finite number per genome"):
         whole_space(nb, lambda g: np.zeros(len(g) - 1))

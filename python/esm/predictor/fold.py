@@ -133,7 +133,8 @@ def whole_space(space: SearchSpace, predict: Callable[[np.ndarray], np.ndarray])
     every = np.ascontiguousarray(np.indices(choices).reshape(len(choices), -1).T, np.int32)
     values = np.asarray(predict(every), dtype=np.float64)
     if values.shape != (n,) or not np.all(np.isfinite(values)):
-        raise FoldError("the model's predictions over the space are not finite")
+        raise FoldError("the model's predictions over the space are not one finite number "
+                        "per genome")
     return _assemble(space, [(list(range(len(choices))), values)], 0.0)
 
 
