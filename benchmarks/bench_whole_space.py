@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from esm import spaces
 from esm.predictor import Predictor, compile, fold
-from esm.prior import PriorData, read_table
+from esm.prior import PriorData
 from esm.surrogate import Surrogate
 from esm.transfer import PriorModel
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_latency.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer import load, pruning_stand_in
+
 FAMILIES = (("ridge (fcc, identity)", "fcc", "ridge", {"target": "identity"}),
             ("ridge (fcc, log)", "fcc", "ridge", {"target": "log"}),
             ("gbt (onehot)", "onehot", "gbt", {}),
@@ -60,8 +62,7 @@ def transfer_models(space: Any, g: np.ndarray, cols: list[str], Y: np.ndarray
     pri = [j for j in range(len(cols)) if j != t]
     model = PriorModel(PriorData(space, g, Y[:, pri], [cols[j] for j in pri],
                                  ["benchmark"] * len(pri)))
-    row = {r.tobytes(): i for i, r in enumerate(g)}
-    stand_in = Y[[row[r.tobytes()] for r in space.pruned(g)], t]
+    stand_in = pruning_stand_in(space, g, Y[:, t])
     pick = np.random.default_rng(1).choice(len(g), 20, replace=False)
     out = []
     for name, y in (("transfer (pixel3)", Y[:, t]), ("transfer (pixel3 stand-in)", stand_in)):
@@ -89,12 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.n < 15_625:
         ap.error("--n must be at least 15,625 (the table is built once that many are asked for)")
-    space = spaces.get("nb201")
-    archs, cols, Y = read_table(DATA)
-    keep = [j for j, c in enumerate(cols) if c.startswith("lat_")]
-    rows = np.isfinite(Y[:, keep]).all(axis=1)
-    g = space.canonical(space.from_strs([a for a, r in zip(archs, rows, strict=True) if r]))
-    cols, Y = [cols[j] for j in keep], Y[np.ix_(rows, keep)]
+    space, g, cols, Y = load("nb201")
     train = np.random.default_rng(0).choice(len(g), 1000, replace=False)
     y = Y[train, cols.index("lat_titanx_32")]
     models = [(name, Surrogate.fit(space, g[train], y, encoding=e, model=m, column="lat_titanx_32",
