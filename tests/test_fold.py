@@ -168,7 +168,7 @@ def test_cli_predict_reports_the_whole_space_table(capsys: pytest.CaptureFixture
 
 
 def test_whole_space_table_of_genes_with_unequal_choices() -> None:
-    space: Any = SimpleNamespace(choices=np.array([3, 2, 4], np.int32))
+    space: Any = SimpleNamespace(choices=np.array([3, 2, 4], np.int32), size=24)
     every = np.indices((3, 2, 4)).reshape(3, -1).T[::-1].copy()  # reversed: order is not read
 
     def f(g: np.ndarray) -> np.ndarray:

@@ -70,7 +70,7 @@ class Predictor:
 
     def __init__(self, model: ModelArrays, encoder: Any | None = None, verify: bool = True,
                  constant_output_ms: float | None = None, pruned: bool = False) -> None:
-        from esm.predictor import plan
+        from esm.predictor import fold, plan
 
         self.model = model
         self.encoder = encoder
@@ -103,12 +103,12 @@ class Predictor:
             except plan.PlanError as err:
                 self.fused_reason = str(err)
             self._try_fold()
+            size = encoder.space.size
+            self._table_after = size if size <= fold.WHOLE_SPACE_MAX else None
 
     def _try_fold(self) -> None:
         from esm.predictor import fold
 
-        size = fold.space_size(self.encoder.space)  # type: ignore[union-attr]
-        self._table_after = size if size <= fold.WHOLE_SPACE_MAX else None
         try:
             self._folded = fold.build_fold(self.model, self.encoder).compile()
             self.fold_reason = None

@@ -25,7 +25,6 @@ table of its predictions, keyed by every gene (:func:`whole_space`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -109,11 +108,6 @@ class Fold:
 
 
 # ---------------------------------------------------------------------- whole space
-def space_size(space: SearchSpace) -> int:
-    """Number of genomes of ``space`` (the product of its genes' choices)."""
-    return math.prod(int(c) for c in space.choices)
-
-
 def whole_space(space: SearchSpace, predict: Callable[[np.ndarray], np.ndarray]) -> Fold:
     """One table of ``predict`` over every genome of a small space (any model family).
 
@@ -126,16 +120,16 @@ def whole_space(space: SearchSpace, predict: Callable[[np.ndarray], np.ndarray])
     FoldError
         When the space is larger, or ``predict`` gives a non-finite or misshapen result.
     """
-    n = space_size(space)
+    n = space.size
     if n > WHOLE_SPACE_MAX:
         raise FoldError(f"the space holds {n} genomes, more than {WHOLE_SPACE_MAX}")
-    choices = [int(c) for c in space.choices]
-    every = np.ascontiguousarray(np.indices(choices).reshape(len(choices), -1).T, np.int32)
+    genes = list(range(len(space.choices)))
+    every = _table_genomes(space, genes, np.zeros(len(genes), np.int64)).astype(np.int32)
     values = np.asarray(predict(every), dtype=np.float64)
     if values.shape != (n,) or not np.all(np.isfinite(values)):
         raise FoldError("the model's predictions over the space are not one finite number "
                         "per genome")
-    return _assemble(space, [(list(range(len(choices))), values)], 0.0)
+    return _assemble(space, [(genes, values)], 0.0)
 
 
 # ---------------------------------------------------------------------- per-slot quantities
