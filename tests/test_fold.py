@@ -45,7 +45,8 @@ def _space(name: str) -> spaces.SearchSpace:
 
 
 @pytest.mark.parametrize("name", [*BUILT_IN, "zoo"])
-@pytest.mark.parametrize("encoding", ["fcc", "onehot", "lut", "stats", "layerwise", "roofline"])
+@pytest.mark.parametrize("encoding", ["fcc", "onehot", "lut", "stats", "layerwise", "roofline",
+                                      "stagechoice"])
 def test_fold_equals_unfolded(name: str, encoding: str) -> None:
     space = _space(name)
     e = enc.get_encoder(encoding, space)

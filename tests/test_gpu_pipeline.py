@@ -27,11 +27,12 @@ def _genomes(space: spaces.SearchSpace, n: int, seed: int) -> np.ndarray:
     return g
 
 
-def _twin(space: spaces.SearchSpace, linear: bool) -> Any:
+def _twin(space: spaces.SearchSpace, linear: bool, parts: list[str] | None = None) -> Any:
     from esm.predictor.plan import build_plan
     from esm.surrogate.encoders import FccEncoder
 
-    flat = _core.FlatPipeline(space.kernel, space.config, build_plan(FccEncoder(space)))
+    flat = _core.FlatPipeline(space.kernel, space.config,
+                              build_plan(FccEncoder(space, parts=parts)))
     if linear:
         F = flat.n_features
         X, _ = flat.features(space.sample(500, seed=9))
@@ -55,11 +56,13 @@ def test_device_costs_equal_twin(name: str) -> None:
     np.testing.assert_array_equal(s.get(), ref_s)
 
 
+@pytest.mark.parametrize("parts", [None, ["stats", "layerwise", "stagechoice"]])
 @pytest.mark.parametrize("name", SPACES)
-def test_device_features_and_linear_equal_twin(name: str) -> None:
+def test_device_features_and_linear_equal_twin(name: str, parts: list[str] | None) -> None:
+    """The default ``fcc`` encoding, and one with the costs per stage and choice."""
     space = spaces.get(name)
     g = _genomes(space, 20_000, 2)
-    flat = _twin(space, linear=True)
+    flat = _twin(space, linear=True, parts=parts)
     pipe = _cuda.DevicePipeline.from_twin(flat)
     dg = cp.asarray(g)
     n, F = len(g), pipe.n_features

@@ -60,6 +60,8 @@ inline esm::predict::EncodePlan parse_plan(const esm::SpaceKernel& space, const 
       op.kind = ep::OpKind::kSlots;
     } else if (kind == "roofline") {
       op.kind = ep::OpKind::kRoofline;
+    } else if (kind == "stagechoice") {
+      op.kind = ep::OpKind::kStageChoice;
     } else {
       throw std::invalid_argument("encoder plan: unknown op '" + kind + "'");
     }

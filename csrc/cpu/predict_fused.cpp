@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "esm/encode.hpp"
+#include "esm/encode_row.hpp"
 #include "esm/parallel.hpp"
 
 namespace esm::predict {
@@ -36,6 +37,43 @@ double pairwise_sum(const double* a, int64_t n, int64_t stride) {
   n2 -= n2 % 8;
   return pairwise_sum(a, n2, stride) + pairwise_sum(a + n2 * stride, n - n2, stride);
 }
+
+namespace {
+
+// Checks a kStageChoice op's ints (encode.hpp) against the genes and slots; its column count.
+int64_t check_stage_choice(const std::vector<int32_t>& in, const std::vector<int32_t>& choices,
+                           int64_t n_slots) {
+  const auto n = static_cast<int64_t>(in.size());
+  const auto bad = [] { throw std::invalid_argument("encoder plan: malformed stagechoice op"); };
+  if (n < 2 || in[0] <= 0 || in[0] > Accumulator::kFields || n < 2 + in[0]) bad();
+  const int32_t nf = in[0];
+  for (int32_t f = 0; f < nf; ++f) {
+    if (in[1 + f] < 0 || in[1 + f] >= Accumulator::kFields)
+      throw std::invalid_argument("encoder plan: unknown cost field");
+  }
+  int64_t pos = 1 + nf;
+  const int32_t groups = in[pos++];
+  if (groups < 0) bad();
+  int64_t cols = 0;
+  for (int32_t q = 0; q < groups; ++q) {
+    if (pos + 2 > n) bad();
+    const int32_t k = in[pos], pairs = in[pos + 1];
+    if (k <= 0 || pairs < 0 || pos + 2 + 2 * static_cast<int64_t>(pairs) > n) bad();
+    for (int32_t j = 0; j < pairs; ++j) {
+      const int32_t s = in[pos + 2 + 2 * j], gene = in[pos + 3 + 2 * j];
+      if (s < 0 || s >= n_slots || gene < 0 || gene >= static_cast<int32_t>(choices.size()) ||
+          choices[gene] != k) {
+        throw std::invalid_argument("encoder plan: stagechoice slot or gene out of range");
+      }
+    }
+    cols += static_cast<int64_t>(k) * nf;
+    pos += 2 + 2 * static_cast<int64_t>(pairs);
+  }
+  if (pos != n) bad();
+  return cols;
+}
+
+}  // namespace
 
 bool EncodePlan::onehot_only() const {
   for (const Op& op : ops) {
@@ -115,6 +153,10 @@ void EncodePlan::check(const SpaceKernel& space, const int64_t* config) {
             throw std::invalid_argument("encoder plan: stage out of range");
         }
         n_features_ += op.n_stages + 5;
+        needs_costs_ = true;
+        break;
+      case OpKind::kStageChoice:
+        n_features_ += check_stage_choice(op.ints, choices, n_slots);
         needs_costs_ = true;
         break;
       default: throw std::invalid_argument("encoder plan: unknown op");
@@ -239,6 +281,10 @@ void encode(const EncodePlan& p, const int32_t* genomes, int64_t n, const int64_
         case OpKind::kRoofline:
           roofline(op, tot, sl, S, x, buf);
           x += op.n_stages + 5;
+          break;
+        case OpKind::kStageChoice:
+          x += flat::stage_choice_row(op.ints.data(), g, sl, 0,
+                                      [x](int64_t j, double v) { x[j] = v; });
           break;
       }
     }

@@ -122,9 +122,11 @@ def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class _RidgeSurrogate:
     """The build loop's fast model: ridge on :func:`esm.sampling.features`.
 
-    Every feature set that applies (costs per slot; costs summed per stage; costs + one-hot
-    genes; on spaces whose genes share one menu, costs + choice counts) is fitted and scored by
-    its leave-one-out relative error (``loo_scores_``). Costs explain most of the latency of
+    Every feature set that applies (costs per slot; costs summed per stage; the same with each
+    stage's MACs split by the choice of the genes that own its slots, ``stages+choices``: a
+    device's time per MAC differs by operation; costs + one-hot genes; on spaces whose genes
+    share one menu, costs + choice counts) is fitted and scored by its leave-one-out relative
+    error (``loo_scores_``). Costs explain most of the latency of
     MobileNet-like spaces: per stage (18 features on ofa-mbv3) up to a few hundred networks,
     then per slot (63), then with the genes. Cell spaces such as NAS-Bench-201 need the
     operation identities (a skip or pooling edge costs no MACs but takes time), first as counts

@@ -82,7 +82,8 @@ def step_surrogate(space: SearchSpace, step: Any, genomes: np.ndarray, y: np.nda
     parameters and activation bytes in millions, their totals, and on some feature sets the
     one-hot genes or the counts of each choice. All of these are linear in the columns of an
     ``fcc`` encoder with parts ``stats`` (the totals), ``layerwise`` (per-slot MACs, params,
-    activation bytes; a stage's sum ties its slots' coefficients) and ``onehot``. The
+    activation bytes; a stage's sum ties its slots' coefficients), ``onehot`` and
+    ``stagechoice`` (the split costs of the ``stages+choices`` set, in the same order). The
     step model's one-hot genes are those of the canonical genome, the encoder's those of the
     genome with inactive genes zeroed: an inactive gene reads as choice 0 for the step model
     and as no choice for the encoder, which moves each gene's choice-0 weight into the
@@ -102,13 +103,15 @@ def step_surrogate(space: SearchSpace, step: Any, genomes: np.ndarray, y: np.nda
     w = m.coef_ / m.scale_  # prediction = features @ w + c
     c = float(m.y_mean_ - m.mean_ @ w)
     genes = fs in ("costs+genes", "costs+counts")
-    parts = ["stats", "layerwise", *(["onehot"] if genes else [])]
+    split = fs == "stages+choices"
+    parts = ["stats", "layerwise", *(["onehot"] if genes else []),
+             *(["stagechoice"] if split else [])]
     enc = get_encoder("fcc", space, parts=parts, layer_fields=_COST_FIELDS)
     groups = enc.feature_groups
     coef = np.zeros(enc.n_features)
     scale = np.ones(enc.n_features)
     n_slots = len(space.slot_names)
-    st = stages(space) if fs == "stages" else np.arange(n_slots)
+    st = stages(space) if fs in ("stages", "stages+choices") else np.arange(n_slots)
     assert st is not None
     n_cost = 3 * (int(st.max()) + 1) + 3
     per = w[:n_cost - 3].reshape(-1, 3)[st]  # [slots, 3] weight per slot and field
@@ -116,6 +119,9 @@ def step_surrogate(space: SearchSpace, step: Any, genomes: np.ndarray, y: np.nda
     coef[lw], scale[lw] = per, 1e6
     tot = np.asarray(groups["stats"][:3])  # macs, params, activation_bytes
     coef[tot], scale[tot] = w[n_cost - 3:n_cost], 1e6
+    if split:  # the stagechoice columns in the same order, in millions
+        sc = np.asarray(groups["stagechoice"])
+        coef[sc], scale[sc] = w[n_cost:], 1e6
     if genes:
         ch = np.asarray(space.choices, np.int64)
         if fs == "costs+genes":

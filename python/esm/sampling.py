@@ -103,7 +103,7 @@ __all__ = [
 DEFAULT_STRATEGY = "variance"
 
 
-FEATURE_SETS = ("costs", "stages", "costs+genes", "costs+counts")
+FEATURE_SETS = ("costs", "stages", "costs+genes", "costs+counts", "stages+choices")
 
 
 def gene_onehot(space: SearchSpace, genomes: Any) -> np.ndarray:
@@ -145,17 +145,26 @@ def stages(space: SearchSpace) -> np.ndarray | None:
 
 def feature_sets(space: SearchSpace) -> list[str]:
     """The :data:`FEATURE_SETS` that apply to ``space``: ``stages`` where it has stages,
-    ``costs+counts`` where its genes share one menu."""
+    ``stages+choices`` where some of its genes also choose a stage's operations
+    (:func:`esm.surrogate.encoders.slot_owners`), ``costs+counts`` where its genes share one
+    menu."""
+    from esm.surrogate.encoders import slot_owners
+
     skip = set() if shared_menu(space) else {"costs+counts"}
     if stages(space) is None:
-        skip.add("stages")
+        skip |= {"stages", "stages+choices"}
+    elif not slot_owners(space):
+        skip.add("stages+choices")
     return [f for f in FEATURE_SETS if f not in skip]
 
 
 def features(space: SearchSpace, genomes: Any, feature_set: str = "costs") -> np.ndarray:
     """``costs`` (:func:`cost_features`), ``stages`` (the same costs summed per stage, see
-    :func:`stages`), ``costs+genes`` (with :func:`gene_onehot`) or ``costs+counts`` (with
-    :func:`choice_counts`; spaces with a :func:`shared_menu`)."""
+    :func:`stages`), ``costs+genes`` (with :func:`gene_onehot`), ``costs+counts`` (with
+    :func:`choice_counts`; spaces with a :func:`shared_menu`) or ``stages+choices`` (the
+    ``stages`` set with each stage's MACs split by the choice of the genes that own its slots:
+    the ``stagechoice`` encoding in millions; a device's time per MAC differs by operation, a
+    depthwise convolution's by its kernel size)."""
     return _with_costs(space, genomes, cost_features(space, genomes), feature_set)
 
 
@@ -164,13 +173,21 @@ def _with_costs(space: SearchSpace, genomes: Any, costs: np.ndarray,
     """``costs`` (:func:`cost_features` of ``genomes``) extended or summed into ``feature_set``."""
     if feature_set not in FEATURE_SETS:
         raise InputError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
-    if feature_set == "stages":
+    if feature_set in ("stages", "stages+choices"):
         st = stages(space)
         if st is None:
             raise InputError(f"{space.name!r} has no stages to sum costs over")
         per_slot = costs[:, :-3].reshape(len(costs), -1, 3)
         summed = np.stack([per_slot[:, st == k].sum(axis=1) for k in range(st.max() + 1)], 1)
-        return np.concatenate([summed.reshape(len(costs), -1), costs[:, -3:]], axis=1)
+        out = np.concatenate([summed.reshape(len(costs), -1), costs[:, -3:]], axis=1)
+        if feature_set == "stages":
+            return out
+        from esm.surrogate.encoders import StageChoiceEncoder
+
+        split = StageChoiceEncoder(space).transform(genomes)
+        if split.shape[1] == 0:
+            raise InputError(f"no gene of {space.name!r} chooses a stage's operations")
+        return np.concatenate([out, split / 1e6], axis=1)
     if feature_set == "costs+genes":
         return np.concatenate([costs, gene_onehot(space, genomes)], axis=1)
     if feature_set == "costs+counts":

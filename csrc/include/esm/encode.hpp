@@ -16,7 +16,7 @@
 
 namespace esm::predict {
 
-enum class OpKind { kOnehot = 0, kScalars = 1, kSlots = 2, kRoofline = 3 };
+enum class OpKind { kOnehot = 0, kScalars = 1, kSlots = 2, kRoofline = 3, kStageChoice = 4 };
 
 // Network-level quantities of a kScalars op (codes match esm.predictor.plan.SCALARS).
 // clang-format off
@@ -31,6 +31,9 @@ struct Op {
   // kOnehot: slot of every gene (-1 = always active), [G].
   // kScalars: Scalar codes. kSlots: cost field indices written per slot, slot after slot.
   // kRoofline: stage index of every slot [S].
+  // kStageChoice: [nf, nf cost fields, n_groups, then per group: k (its genes' choices), n_pairs,
+  // n_pairs (slot, gene) pairs]; a group writes k * nf columns, column v * nf + f holding the
+  // sum of field f over its slots whose gene takes value v.
   std::vector<int32_t> ints;
   // kRoofline: peak_tflops, bandwidth_gbs, launch_us, batch.
   std::vector<double> reals;

@@ -56,6 +56,33 @@ ESM_HD inline void roof_times(const double* rr, double macs, double params, doub
   *l = layers * rr[2] * 1e-3;
 }
 
+// The columns of a kStageChoice op (its ints: esm/encode.hpp) from column `col` on, through
+// sink(j, value) in column order; returns the next column. Integer sums: exact, like the
+// Python encoder's.
+template <class Sink>
+ESM_HD inline int64_t stage_choice_row(const int32_t* ints, const int32_t* g, const int64_t* sl,
+                                       int64_t col, Sink&& sink) {
+  const int32_t nf = ints[0];
+  const int32_t* fields = ints + 1;
+  int32_t pos = 1 + nf;
+  const int32_t groups = ints[pos++];
+  for (int32_t q = 0; q < groups; ++q) {
+    const int32_t k = ints[pos], pairs = ints[pos + 1];
+    const int32_t* pr = ints + pos + 2;
+    for (int32_t v = 0; v < k; ++v) {
+      for (int32_t f = 0; f < nf; ++f) {
+        int64_t acc = 0;
+        for (int32_t j = 0; j < pairs; ++j) {
+          if (g[pr[2 * j + 1]] == v) acc += sl[pr[2 * j] * 4 + fields[f]];
+        }
+        sink(col++, static_cast<double>(acc));
+      }
+    }
+    pos += 2 + 2 * pairs;
+  }
+  return col;
+}
+
 // Writes feature j of the row through sink(j, value), in column order; tot [4] and sl [S, 4]
 // are the genome's costs (may be null when the plan needs none).
 template <class Sink>
@@ -155,6 +182,9 @@ ESM_HD inline void encode_row(const FlatPlan& p, const int32_t* g, const int64_t
         col += K + 5;
         break;
       }
+      case 4:  // costs per stage and choice (esm::predict::OpKind::kStageChoice)
+        col = stage_choice_row(ints, g, sl, col, sink);
+        break;
       default: break;
     }
   }

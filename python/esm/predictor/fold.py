@@ -10,7 +10,8 @@ where each table's key is a mixed-radix index over the few genes that decide its
 (the slot's own genes, the depth gene of its stage, the resolution gene, the width gene of the
 slot before it...). This holds for ``onehot``/``lut``, ``stats``, ``layerwise``, ``roofline``
 (its per-slot terms ``max(compute, memory) + launch`` are summed per stage and over the
-network) and therefore ``fcc``, the default encoding.
+network), ``stagechoice`` (a slot's costs in the column of its gene's choice) and therefore
+``fcc``, the default encoding.
 
 The genes a table depends on are found by perturbation: every value of every gene is tried on
 a seeded random sample and the genes that change a slot's costs or activity become its key.
@@ -191,7 +192,7 @@ def _parts(encoder: Any) -> list[tuple[Any, int]]:
             start += part.n_features
         return out
     if isinstance(encoder, (enc.OneHotEncoder, enc.StatsEncoder, enc.LayerwiseEncoder,
-                            enc.RooflineEncoder)):
+                            enc.RooflineEncoder, enc.StageChoiceEncoder)):
         return [(encoder, 0)]
     raise FoldError(f"encoder {type(encoder).__name__} has no additive fold")
 
@@ -224,7 +225,22 @@ def _slot_terms(parts: list[tuple[Any, int]], w: np.ndarray, s: int, per: np.nda
             out += (w[off + int(part.stage_of[s])] * t + w[off + nst + 1] * t
                     + w[off + nst + 2] * (c * (c >= m)) + w[off + nst + 3] * (m * (c < m))
                     + w[off + nst + 4] * ln)
+        elif isinstance(part, enc.StageChoiceEncoder):
+            nf, col = len(part._idx), off
+            for _, k, pairs in part.groups:
+                for gene in (gene for slot, gene in pairs if slot == s):
+                    for fi, ci in enumerate(part._idx):
+                        out += w[col + genomes[:, gene] * nf + fi] * per[:, ci]
+                col += k * nf
     return out
+
+
+def _owned(parts: list[tuple[Any, int]], s: int) -> set[int]:
+    """Genes that choose slot ``s``'s operation in a ``stagechoice`` part."""
+    from esm.surrogate import encoders as enc
+
+    return {gene for part, _ in parts if isinstance(part, enc.StageChoiceEncoder)
+            for _, _, pairs in part.groups for slot, gene in pairs if slot == s}
 
 
 def _fixed_terms(parts: list[tuple[Any, int]], w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
@@ -305,6 +321,8 @@ def build_fold(model: Any, encoder: Any, verify: bool = True, n_verify: int = 20
         keys = set(deps[s])
         if s < S and onehot:
             keys |= {int(g) for g in np.flatnonzero(gene_slots == s)}
+        if s < S:
+            keys |= _owned(parts, s)
         key_list = sorted(keys)
         size = int(np.prod([int(space.choices[g]) for g in key_list], dtype=np.int64))
         total += size

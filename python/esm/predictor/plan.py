@@ -1,11 +1,12 @@
 """Encoder plans: the compiled twin of an ``esm.surrogate`` encoder.
 
 :func:`build_plan` turns an encoder into a plan dict for ``esm._core.FusedPredictor``: a list
-of ops (``onehot``, ``scalars``, ``slots``, ``roofline``) plus two per-space tables the space
-declares (:meth:`~esm.spaces.SearchSpace.slot_activity`: which slots are active for which value
-of which gene; :meth:`~esm.spaces.SearchSpace.pixel_table`: the input pixels per value of the
-resolution gene). :func:`verify_plan` then checks on a seeded random sample
-that the compiled encoder reproduces the Python encoder; a plan that does not is never used.
+of ops (``onehot``, ``scalars``, ``slots``, ``roofline``, ``stagechoice``) plus two per-space
+tables the space declares (:meth:`~esm.spaces.SearchSpace.slot_activity`: which slots are
+active for which value of which gene; :meth:`~esm.spaces.SearchSpace.pixel_table`: the input
+pixels per value of the resolution gene). :func:`verify_plan` then checks on a seeded random
+sample that the compiled encoder reproduces the Python encoder; a plan that does not is never
+used.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def _ops(encoder: Any) -> list[dict[str, Any]]:
                                  float(encoder.params["batch"])]),
             "n_stages": len(encoder.stages),
         }]
+    if isinstance(encoder, enc.StageChoiceEncoder):
+        ints = [len(encoder._idx), *encoder._idx, len(encoder.groups)]
+        for _, k, pairs in encoder.groups:
+            ints += [k, len(pairs), *(v for pair in pairs for v in pair)]
+        return [{"kind": "stagechoice", "ints": np.asarray(ints, np.int32)}]
     raise PlanError(f"encoder {type(encoder).__name__} has no compiled twin")
 
 

@@ -28,9 +28,14 @@ Encodings
     before the first ``.``), the fixed part's estimate (from the totals minus the slots), the
     overall sum, and the compute-bound, memory-bound and launch parts of the overall sum, all
     in milliseconds.
+``stagechoice``
+    Per-slot MACs and activation bytes summed per stage and per choice of the genes that
+    choose the slots' operations (:func:`slot_owners`: ofa-mbv3's kernel size and expansion
+    of every block): a device's time per MAC differs by operation.
 ``fcc``
     Feature combination (the default): ``stats`` + ``roofline`` + per-slot MACs and
-    activation bytes (``layerwise`` subset) + ``onehot``. ``parts`` chooses other combinations.
+    activation bytes (``layerwise`` subset) + ``onehot``. ``parts`` chooses other combinations
+    (``stagechoice`` too).
 
 Every encoder round-trips through ``to_dict()`` / :func:`encoder_from_dict` with JSON-able
 parameters only.
@@ -38,6 +43,8 @@ parameters only.
 
 from __future__ import annotations
 
+import re
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -294,6 +301,94 @@ class LayerwiseEncoder(Encoder):
         return costs.slots[:, :, self._idx].reshape(len(genomes), -1).astype(np.float64)
 
 
+_Owners = list[tuple[str, int, list[tuple[int, int]]]]
+#: :func:`slot_owners` of every space asked about.
+_OWNERS: weakref.WeakKeyDictionary[SearchSpace, _Owners] = weakref.WeakKeyDictionary()
+
+
+def slot_owners(space: SearchSpace) -> _Owners:
+    """The genes that choose one stage's operations, grouped: ``[(kind, choices, [(slot,
+    gene), ...]), ...]`` (found once per space; do not modify).
+
+    A gene owns the slots whose costs it changes (found by trying every value of every gene
+    on 48 seeded random genomes) when they all lie in one stage; genes that decide whether
+    several slots are active (a depth) or the input resolution own none, nor do genes whose
+    choices canonical form merges (two genomes of one network must encode alike). Genes of
+    the same kind (the name without its digits: ``ks3`` -> ``ks#``), stage and number of
+    choices form one group. Groups come in gene order. Saved ``stagechoice`` columns mean
+    what this rule finds: a change to it is a change to the model file format.
+    """
+    if space not in _OWNERS:
+        _OWNERS[space] = _find_owners(space)
+    return _OWNERS[space]
+
+
+def _find_owners(space: SearchSpace) -> _Owners:
+    gate, count = np.unique(np.asarray(space.slot_activity()[0]), return_counts=True)
+    gates = {int(g) for g in gate[count > 1]} | {int(space.pixel_table()[0])}
+    choices = np.asarray(space.choices, dtype=np.int64)
+    stage = np.asarray(space.slot_stages, dtype=np.int64)
+    base = np.asarray(space.sample(48, seed=12345), dtype=np.int64)
+    before = space.costs(base).slots[:, :, :3]
+    groups: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
+    for g, k in enumerate(choices):
+        if g in gates or k < 2:
+            continue
+        alts = [base.copy() for _ in range(int(k))]
+        for v, alt in enumerate(alts):
+            alt[:, g] = v
+        after = [space.costs(alt).slots[:, :, :3] for alt in alts]
+        slots = np.flatnonzero(np.any([np.any(a != before, axis=(0, 2)) for a in after], axis=0))
+        if slots.size == 0 or np.unique(stage[slots]).size != 1:
+            continue
+        if any(np.any(space.canonical(alt)[np.any(a[:, slots] != 0, axis=(1, 2)), g] != v)
+               for v, (alt, a) in enumerate(zip(alts, after, strict=True))):
+            continue  # canonical form merges choices where the gene's slots run
+        key = (re.sub(r"\d+", "#", space.gene_names[g]), int(stage[slots[0]]), int(k))
+        groups.setdefault(key, []).extend((int(s), g) for s in slots)
+    return [(kind, k, pairs) for (kind, _, k), pairs in groups.items()]
+
+
+class StageChoiceEncoder(Encoder):
+    """Per-slot costs summed per stage and per choice of the genes that own the slots
+    (:func:`slot_owners`): how much of each stage's MACs (activation bytes, ...) each
+    operation choice holds. A device's time per MAC differs by operation (a depthwise
+    convolution's by its kernel size), which per-stage costs cannot tell apart."""
+
+    name = "stagechoice"
+
+    def __init__(self, space: SearchSpace, fields: list[str] | None = None) -> None:
+        fields = ["macs"] if fields is None else list(fields)
+        bad = [f for f in fields if f not in COST_FIELDS]
+        if bad or not fields:
+            raise InputError(f"stagechoice: unknown fields {bad}; known: "
+                             f"{', '.join(COST_FIELDS)}")
+        super().__init__(space, fields=fields)
+        self._idx = [COST_FIELDS.index(f) for f in fields]
+        #: ``[(kind, choices, [(slot, gene), ...]), ...]`` (:func:`slot_owners`).
+        self.groups = slot_owners(space)
+        stages = space.stage_names
+        self._names = [f"{kind}@{stages[space.slot_stages[pairs[0][0]]]}={v}.{f}"
+                       for kind, k, pairs in self.groups for v in range(k) for f in fields]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names
+
+    def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
+        sl = costs.slots[:, :, self._idx].astype(np.float64)
+        nf = len(self._idx)
+        out = np.zeros((len(genomes), self.n_features))
+        rows = np.arange(len(genomes))[:, None]
+        col = 0
+        for _, k, pairs in self.groups:
+            for slot, gene in pairs:  # integer costs: exact sums in any order
+                cols = col + genomes[:, gene].astype(np.int64)[:, None] * nf + np.arange(nf)
+                np.add.at(out, (rows, cols), sl[:, slot, :])
+            col += k * nf
+        return out
+
+
 class RooflineEncoder(Encoder):
     name = "roofline"
 
@@ -346,7 +441,9 @@ class RooflineEncoder(Encoder):
         return np.column_stack([stages, fixed, total, compute, memory, launch])
 
 
-_PARTS = ("stats", "roofline", "layerwise", "onehot")
+_PARTS = ("stats", "roofline", "layerwise", "onehot", "stagechoice")
+#: The parts of ``fcc`` unless told otherwise.
+_DEFAULT_PARTS = ("stats", "roofline", "layerwise", "onehot")
 
 
 class FccEncoder(Encoder):
@@ -355,7 +452,7 @@ class FccEncoder(Encoder):
     def __init__(self, space: SearchSpace, parts: list[str] | None = None,
                  device: str | dict[str, Any] | None = None, batch: int = 1,
                  layer_fields: list[str] | None = None) -> None:
-        parts = list(_PARTS) if parts is None else list(parts)
+        parts = list(_DEFAULT_PARTS) if parts is None else list(parts)
         bad = [p for p in parts if p not in _PARTS]
         if bad or not parts:
             raise InputError(f"fcc: unknown parts {bad}; known: {', '.join(_PARTS)}")
@@ -368,6 +465,8 @@ class FccEncoder(Encoder):
             "roofline": roof,
             "layerwise": LayerwiseEncoder(space, layer_fields) if "layerwise" in parts else None,  # type: ignore[dict-item]
             "onehot": OneHotEncoder(space) if "onehot" in parts else None,  # type: ignore[dict-item]
+            "stagechoice": StageChoiceEncoder(space)  # type: ignore[dict-item]
+            if "stagechoice" in parts else None,
         }
         #: The encoders combined, in column order.
         self.parts = [built[p] for p in parts]
@@ -393,7 +492,7 @@ class FccEncoder(Encoder):
 #: Encoder classes by name.
 ENCODERS: dict[str, type[Encoder]] = {
     c.name: c for c in (OneHotEncoder, StatsEncoder, LayerwiseEncoder, LutEncoder,
-                        RooflineEncoder, FccEncoder)
+                        RooflineEncoder, StageChoiceEncoder, FccEncoder)
 }
 
 
