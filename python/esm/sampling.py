@@ -184,10 +184,11 @@ def _with_costs(space: SearchSpace, genomes: Any, costs: np.ndarray,
             return out
         from esm.surrogate.encoders import StageChoiceEncoder
 
-        split = StageChoiceEncoder(space).transform(genomes)
-        if split.shape[1] == 0:
+        enc = StageChoiceEncoder(space)  # on the MACs already here, in millions
+        if enc.n_features == 0:
             raise InputError(f"no gene of {space.name!r} chooses a stage's operations")
-        return np.concatenate([out, split / 1e6], axis=1)
+        split = enc.split(space.validate(genomes), per_slot[:, :, :1])
+        return np.concatenate([out, split], axis=1)
     if feature_set == "costs+genes":
         return np.concatenate([costs, gene_onehot(space, genomes)], axis=1)
     if feature_set == "costs+counts":

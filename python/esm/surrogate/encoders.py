@@ -29,9 +29,9 @@ Encodings
     overall sum, and the compute-bound, memory-bound and launch parts of the overall sum, all
     in milliseconds.
 ``stagechoice``
-    Per-slot MACs and activation bytes summed per stage and per choice of the genes that
-    choose the slots' operations (:func:`slot_owners`: ofa-mbv3's kernel size and expansion
-    of every block): a device's time per MAC differs by operation.
+    Per-slot MACs (``fields`` chooses other costs) summed per stage and per choice of the genes
+    that choose the slots' operations (:func:`slot_owners`: ofa-mbv3's kernel size and
+    expansion of every block): a device's time per MAC differs by operation.
 ``fcc``
     Feature combination (the default): ``stats`` + ``roofline`` + per-slot MACs and
     activation bytes (``layerwise`` subset) + ``onehot``. ``parts`` chooses other combinations
@@ -376,7 +376,11 @@ class StageChoiceEncoder(Encoder):
         return self._names
 
     def _encode(self, genomes: np.ndarray, costs: Costs) -> np.ndarray:
-        sl = costs.slots[:, :, self._idx].astype(np.float64)
+        return self.split(genomes, costs.slots[:, :, self._idx].astype(np.float64))
+
+    def split(self, genomes: np.ndarray, sl: np.ndarray) -> np.ndarray:
+        """The columns from per-slot values ``sl [N, S, len(fields)]`` (the cost fields, in
+        any unit) of validated ``genomes``."""
         nf = len(self._idx)
         out = np.zeros((len(genomes), self.n_features))
         rows = np.arange(len(genomes))[:, None]
