@@ -64,6 +64,37 @@ def test_the_core_refuses_a_malformed_op() -> None:
         StageChoiceEncoder(space, ["flops"])
 
 
+def test_a_saved_encoder_keeps_its_owners_and_refuses_corrupt_ones() -> None:
+    """The owners an encoder was made with travel in its description, so a saved model's
+    columns keep their meaning if :func:`slot_owners` changes; owners that do not fit the
+    space are refused with an InputError, never an index error or a crash."""
+    from esm.surrogate.encoders import encoder_from_dict
+
+    space = spaces.get("ofa-mbv3")
+    fresh = get_encoder("fcc", space, parts=["stats", "stagechoice"])
+    d = fresh.to_dict()
+    assert [tuple(o[:2]) for o in d["params"]["owners"]] == [
+        (kind, k) for kind, k, _ in slot_owners(space)]
+    # a file from an esm whose rule owned only the kernel genes
+    kernel_only = [o for o in d["params"]["owners"] if o[0] == "ks#"]
+    old = encoder_from_dict({"name": "fcc", "params": {**d["params"], "owners": kernel_only}},
+                            space)
+    assert old.n_features == fresh.n_features - 15
+    g = space.sample(50, seed=7)
+    np.testing.assert_array_equal(old.transform(g), fresh.transform(g)[:, :old.n_features])
+    plan.verify_plan(old)
+    assert encoder_from_dict(old.to_dict(), space).params["owners"] == kernel_only
+    good = d["params"]["owners"][0]
+    slot, gene = good[2][0]
+    for bad in ([["ks#", 3, [[99, gene]]]], [["ks#", 3, [[slot, 999]]]],
+                [["ks#", 4, good[2]]], [["ks#", 3, [[0, gene], [19, gene]]]],
+                [["ks#", 3, []]], [["ks#", 3, [[slot]]]], "ks#", [None], {"a": 1}):
+        with pytest.raises(InputError, match="owners"):
+            encoder_from_dict({"name": "stagechoice", "params": {"owners": bad}}, space)
+    with pytest.raises(InputError, match="owners"):
+        get_encoder("fcc", space, parts=["stats"], owners=d["params"]["owners"])
+
+
 def test_step_model_takes_the_split_where_time_per_mac_depends_on_the_kernel() -> None:
     """A device whose depthwise time per MAC differs by kernel size (ofa-mbv3): from 80
     networks the step model takes ``stages+choices`` (one-standard-error rule), which the

@@ -315,8 +315,9 @@ def slot_owners(space: SearchSpace) -> _Owners:
     several slots are active (a depth) or the input resolution own none, nor do genes whose
     choices canonical form merges (two genomes of one network must encode alike). Genes of
     the same kind (the name without its digits: ``ks3`` -> ``ks#``), stage and number of
-    choices form one group. Groups come in gene order. Saved ``stagechoice`` columns mean
-    what this rule finds: a change to it is a change to the model file format.
+    choices form one group. Groups come in gene order. A ``stagechoice`` encoder records the
+    groups it was made with (its ``owners`` parameter), so a saved model keeps its columns'
+    meaning if this rule changes.
     """
     if space not in _OWNERS:
         _OWNERS[space] = _find_owners(space)
@@ -349,6 +350,25 @@ def _find_owners(space: SearchSpace) -> _Owners:
     return [(kind, k, pairs) for (kind, _, k), pairs in groups.items()]
 
 
+def _read_owners(space: SearchSpace, owners: Any) -> _Owners:
+    """Checked ``owners`` of a saved ``stagechoice`` encoder (:func:`slot_owners`' form)."""
+    n_slots, choices = len(space.slot_stages), np.asarray(space.choices)
+    stage = np.asarray(space.slot_stages, dtype=np.int64)
+    out: _Owners = []
+    try:
+        for kind, k, pairs in owners:
+            pairs = [(int(slot), int(gene)) for slot, gene in pairs]
+            ok = bool(pairs) and all(0 <= s < n_slots and 0 <= g < len(choices)
+                                     and int(choices[g]) == int(k) for s, g in pairs)
+            if not ok or np.unique(stage[[s for s, _ in pairs]]).size != 1:
+                raise ValueError
+            out.append((str(kind), int(k), pairs))
+    except (TypeError, ValueError):
+        raise InputError(f"stagechoice: owners do not fit the {space.name} space "
+                         "(a corrupt or foreign model file)") from None
+    return out
+
+
 class StageChoiceEncoder(Encoder):
     """Per-slot costs summed per stage and per choice of the genes that own the slots
     (:func:`slot_owners`): how much of each stage's MACs (activation bytes, ...) each
@@ -357,16 +377,19 @@ class StageChoiceEncoder(Encoder):
 
     name = "stagechoice"
 
-    def __init__(self, space: SearchSpace, fields: list[str] | None = None) -> None:
+    def __init__(self, space: SearchSpace, fields: list[str] | None = None,
+                 owners: list[Any] | None = None) -> None:
         fields = ["macs"] if fields is None else list(fields)
         bad = [f for f in fields if f not in COST_FIELDS]
         if bad or not fields:
             raise InputError(f"stagechoice: unknown fields {bad}; known: "
                              f"{', '.join(COST_FIELDS)}")
-        super().__init__(space, fields=fields)
+        #: ``[(kind, choices, [(slot, gene), ...]), ...]``: :func:`slot_owners`, or the
+        #: ``owners`` a saved model was made with.
+        self.groups = slot_owners(space) if owners is None else _read_owners(space, owners)
+        super().__init__(space, fields=fields, owners=[
+            [kind, k, [list(p) for p in pairs]] for kind, k, pairs in self.groups])
         self._idx = [COST_FIELDS.index(f) for f in fields]
-        #: ``[(kind, choices, [(slot, gene), ...]), ...]`` (:func:`slot_owners`).
-        self.groups = slot_owners(space)
         stages = space.stage_names
         self._names = [f"{kind}@{stages[space.slot_stages[pairs[0][0]]]}={v}.{f}"
                        for kind, k, pairs in self.groups for v in range(k) for f in fields]
@@ -455,22 +478,26 @@ class FccEncoder(Encoder):
 
     def __init__(self, space: SearchSpace, parts: list[str] | None = None,
                  device: str | dict[str, Any] | None = None, batch: int = 1,
-                 layer_fields: list[str] | None = None) -> None:
+                 layer_fields: list[str] | None = None, owners: list[Any] | None = None
+                 ) -> None:
         parts = list(_DEFAULT_PARTS) if parts is None else list(parts)
         bad = [p for p in parts if p not in _PARTS]
         if bad or not parts:
             raise InputError(f"fcc: unknown parts {bad}; known: {', '.join(_PARTS)}")
+        if owners is not None and "stagechoice" not in parts:
+            raise InputError("fcc: owners belong to the stagechoice part, which is not used")
         layer_fields = ["macs", "activation_bytes"] if layer_fields is None else list(layer_fields)
         roof = RooflineEncoder(space, device=device, batch=batch)
+        split = StageChoiceEncoder(space, owners=owners) if "stagechoice" in parts else None
+        extra = {"owners": split.params["owners"]} if split else {}
         super().__init__(space, parts=parts, device=roof.params["device"], batch=int(batch),
-                         layer_fields=layer_fields)
+                         layer_fields=layer_fields, **extra)
         built: dict[str, Encoder] = {
             "stats": StatsEncoder(space) if "stats" in parts else None,  # type: ignore[dict-item]
             "roofline": roof,
             "layerwise": LayerwiseEncoder(space, layer_fields) if "layerwise" in parts else None,  # type: ignore[dict-item]
             "onehot": OneHotEncoder(space) if "onehot" in parts else None,  # type: ignore[dict-item]
-            "stagechoice": StageChoiceEncoder(space)  # type: ignore[dict-item]
-            if "stagechoice" in parts else None,
+            "stagechoice": split,  # type: ignore[dict-item]
         }
         #: The encoders combined, in column order.
         self.parts = [built[p] for p in parts]
