@@ -62,6 +62,21 @@ def test_exclude_target_and_duplicates(tables: tuple[Path, Path, np.ndarray],
     assert p.drop_duplicates_of(g[:50], np.full(50, 9.0)) == []
 
 
+def test_network_properties_are_not_devices(tmp_path: Path) -> None:
+    """Columns named for a property of the networks (Accel-NASBench's ``macs_m`` and
+    ``params_m``, accuracy, FLOPs) are left out of a prior, and say why; devices whose names
+    merely start alike are kept."""
+    g = SPACE.canonical(np.unique(SPACE.canonical(SPACE.sample(200, seed=2)), axis=0))
+    v = np.random.default_rng(1).uniform(1, 2, len(g))
+    props = ["macs_m", "params_m", "Params", "FLOPs (G)", "acc", "accuracy", "top1_acc"]
+    devices = ["lat_x", "accel_v1", "macbook_m1", "ms_per_image_tpu"]
+    p = prior.load(SPACE, [_write(tmp_path / "t.csv", g, dict.fromkeys(props + devices, v))])
+    assert p.columns == devices
+    assert p.dropped == [f"{c} (a network property, not a device)" for c in props]
+    with pytest.raises(InputError, match=r"no usable prior column.*macs_m"):
+        prior.load(SPACE, [_write(tmp_path / "u.csv", g, {"macs_m": v})])
+
+
 def test_gzip_store_and_min_rows(tables: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     a, _, _ = tables
     gz = tmp_path / "a.csv.gz"
