@@ -111,7 +111,7 @@ def test_bad_priors(tmp_path: Path) -> None:
 
 def test_packaged_priors_and_credit() -> None:
     for name, first in (("nb201", "lat_1080ti_1"), ("fbnet", "lat_1080ti_1"),
-                        ("ofa-mbv3", "lat_2080ti_1")):
+                        ("ofa-mbv3", "lat_2080ti_1"), ("anb-mnasnet", "macs_m")):
         path = prior.packaged(name)
         assert path is not None and path.is_file()
         with gzip.open(path, "rt") as fh:
@@ -120,6 +120,14 @@ def test_packaged_priors_and_credit() -> None:
     assert prior.packaged("ofa-resnet50") is None
     notice = (Path(prior.__file__).parent / "data" / "priors" / "NOTICE").read_text()
     assert "HELP" in notice and "HW-NAS-Bench" in notice and "MIT License" in notice
+    assert "Accel-NASBench" in notice and "Apache License, Version 2.0" in notice
+    terms = (Path(prior.__file__).parent / "data" / "priors" / "LICENSE-Apache-2.0").read_text()
+    assert "Version 2.0, January 2004" in terms and "END OF TERMS AND CONDITIONS" in terms
+    # the FPGA and TPU columns are the devices; the published costs are not
+    anb = prior.load(esm.spaces.get("anb-mnasnet"), [prior.packaged("anb-mnasnet")])
+    assert anb.columns == ["lat_zcu102_1", "lat_vck190_1", "ms_per_image_zcu102",
+                           "ms_per_image_vck190", "ms_per_image_tpuv2", "ms_per_image_tpuv3"]
+    assert anb.n_rows == 5125
 
 
 def test_packaged_prior_unusable_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,7 +142,9 @@ def test_packaged_prior_unusable_says_why(monkeypatch: pytest.MonkeyPatch) -> No
         prior.packaged_unusable("nb201") or "")
 
 
-def test_packaged_prior_equals_shared_data(data_dir: Path) -> None:
-    path = prior.packaged("ofa-mbv3")
+@pytest.mark.parametrize("name, file", [("ofa-mbv3", "ofa_mbv3_gpu.csv"),
+                                        ("anb-mnasnet", "mnasnet_anb.csv")])
+def test_packaged_prior_equals_shared_data(data_dir: Path, name: str, file: str) -> None:
+    path = prior.packaged(name)
     assert path is not None
-    assert gzip.decompress(path.read_bytes()) == (data_dir / "ofa_mbv3_gpu.csv").read_bytes()
+    assert gzip.decompress(path.read_bytes()) == (data_dir / file).read_bytes()

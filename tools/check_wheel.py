@@ -61,7 +61,8 @@ for name in prior.PACKAGED:
     d = None if p is None else prior.load(spaces.get(name), [p])
     out[name] = None if d is None else {"path": str(p), "columns": len(d.columns),
                                         "rows": d.n_rows,
-                                        "notice": (p.parent / "NOTICE").is_file()}
+                                        "notice": (p.parent / "NOTICE").is_file()
+                                        and (p.parent / "LICENSE-Apache-2.0").is_file()}
 print(json.dumps(out))
 """
 

@@ -8,8 +8,8 @@ them are merged by canonical architecture (an architecture missing from a file h
 in its columns).
 
 Every built-in space with public data has a packaged prior (:func:`packaged`): the HELP /
-HW-NAS-Bench latency tables of ``../shared/data`` (MIT license; see ``esm/data/priors/
-NOTICE``), gzipped.
+HW-NAS-Bench latency tables of ``../shared/data`` (MIT license) and Accel-NASBench's FPGA and
+TPU timings (Apache-2.0), gzipped; ``esm/data/priors/NOTICE`` credits them.
 
 Columns named for a property of the networks (:data:`NETWORK_PROPERTY`: MACs, FLOPs,
 parameters, accuracy) are not devices, and :func:`load` leaves them out. The prior must never
@@ -41,7 +41,8 @@ __all__ = ["NETWORK_PROPERTY", "PriorData", "load", "packaged", "packaged_unusab
            "read_table"]
 
 #: Packaged prior file of each built-in space (gzipped dataset CSVs in ``esm/data/priors``).
-PACKAGED = {"nb201": "nb201.csv.gz", "fbnet": "fbnet.csv.gz", "ofa-mbv3": "ofa_mbv3.csv.gz"}
+PACKAGED = {"nb201": "nb201.csv.gz", "fbnet": "fbnet.csv.gz", "ofa-mbv3": "ofa_mbv3.csv.gz",
+            "anb-mnasnet": "anb_mnasnet.csv.gz"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Column names that hold a property of the networks, not a device's latency (Accel-NASBench's
 #: ``macs_m`` and ``params_m``, an ``accuracy`` or ``flops`` column); a prior never reads them.
