@@ -28,7 +28,6 @@ import numpy as np
 import esm
 from esm import prior
 from esm.errors import InputError
-from esm.prior import read_table
 from esm.sampling import Pool
 from esm.transfer import PriorModel
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if csv.suffix == ".gz":  # esm build --from-csv reads plain CSVs
         csv = Path(tempfile.mkdtemp()) / csv.stem
         csv.write_bytes(gzip.decompress(args.csv.read_bytes()))
-    archs, cols, values = read_table(csv)
+    archs, cols, values = prior.read_table(csv)
     if args.target is None and len(cols) != 1:
         raise InputError(f"{args.csv} has columns {cols}: name one with --target")
     col = args.target or cols[0]
