@@ -17,9 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     args = ap.parse_args(argv)
     space = esm.spaces.get(args.space)
-    csv = args.csv
-    if csv.suffix == ".gz":  # esm build --from-csv reads plain CSVs
-        csv = Path(tempfile.mkdtemp()) / csv.stem
-        csv.write_bytes(gzip.decompress(args.csv.read_bytes()))
-    archs, cols, values = prior.read_table(csv)
+    archs, cols, values = prior.read_table(args.csv)
     if args.target is None and len(cols) != 1:
         raise InputError(f"{args.csv} has columns {cols}: name one with --target")
     col = args.target or cols[0]
@@ -70,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in (int(b) for b in args.budgets.split(",")):
         tr = np.array([transfer_build(ArrayOracle(space, Pool(space, g), y, col), model, n,
                                       s)[:2] for s in range(args.seeds)])
-        de = np.array([default_build(space.name, col, n, s, csv=csv)
+        de = np.array([default_build(space.name, col, n, s, csv=args.csv)
                        for s in range(args.seeds)])
         print(f"| {n} | {tr[:, 0].mean():.3f} / {tr[:, 1].mean():.2f} | "
               f"{np.nanmean(de[:, 0]):.3f} / {np.nanmean(de[:, 1]):.2f} |", flush=True)

@@ -114,6 +114,25 @@ def test_csv_oracle_errors(small_csv: Path, tmp_path: Path) -> None:
         CsvOracle(SPACE, bad, "lat")
 
 
+def test_gzipped_dataset_csv(small_csv: Path, tmp_path: Path) -> None:
+    """A ``.csv.gz`` dataset reads as its CSV; a corrupt or binary one is a clear InputError."""
+    import gzip
+
+    gz = tmp_path / "small.csv.gz"
+    gz.write_bytes(gzip.compress(small_csv.read_bytes()))
+    a, b = CsvOracle(SPACE, small_csv, COLUMN), CsvOracle(SPACE, gz, COLUMN)
+    assert np.array_equal(a.pool.genomes, b.pool.genomes) and np.array_equal(a.truth, b.truth)
+    (tmp_path / "cut.csv.gz").write_bytes(gz.read_bytes()[:len(gz.read_bytes()) // 2])
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00 not text")
+    for bad in ("cut.csv.gz", "bin.csv"):
+        with pytest.raises(InputError, match="not a readable dataset CSV"):
+            CsvOracle(SPACE, tmp_path / bad, COLUMN)
+    from esm.surrogate.dataset import read_latency_csv
+
+    with pytest.raises(InputError, match="cannot be read"):
+        read_latency_csv(tmp_path, COLUMN)  # a directory
+
+
 def test_cli_from_csv_json(small_csv: Path, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     rep = tmp_path / "rep"

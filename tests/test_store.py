@@ -151,6 +151,23 @@ def test_import_shared_csv_and_export(tmp_path, data_dir, name):
         assert np.array_equal(va, vb)
 
 
+def test_import_gzipped_csv(tmp_path, data_dir):
+    """A ``.csv.gz`` imports as its CSV, once; a cut one is refused."""
+    import gzip
+
+    sp = _space_or_skip("nb201")
+    src = _head(data_dir / SPACE_FILES["nb201"], tmp_path / "part.csv", 50)
+    gz = tmp_path / "part.csv.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    with Store(tmp_path / "s.sqlite") as st:
+        assert st.import_csv(gz, sp)["rows"] == 50
+        assert st.import_csv(gz, sp)["runs"] == []
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gz.read_bytes()[:40])
+    with Store(tmp_path / "t.sqlite") as st, pytest.raises(InputError, match="gzip"):
+        st.import_csv(cut, sp)
+
+
 def _store_state(path):
     with Store(path) as st:
         return (len(st.runs()), st.execute("SELECT count(*) FROM measurements")[0][0])

@@ -21,7 +21,6 @@ rows they share (the same measurements under another name).
 from __future__ import annotations
 
 import csv
-import gzip
 import importlib.util
 import math
 import os
@@ -148,9 +147,10 @@ def read_table(path: str | os.PathLike[str]) -> tuple[list[str], list[str], np.n
         values = np.asarray([[np.nan if v is None else float(v) for v in r[1:]] for r in rows],
                             np.float64).reshape(len(rows), len(header) - 1)
         return [str(r[0]) for r in rows], header[1:], _positive(values)
-    opener: Any = gzip.open if head[:2] == b"\x1f\x8b" else open
+    from esm.surrogate.dataset import open_csv
+
     try:
-        with opener(p, "rt", newline="", encoding="utf-8") as fh:
+        with open_csv(p) as fh:
             reader = csv.reader(fh)
             header = next(reader, [])
             if "arch" not in header:

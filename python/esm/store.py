@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import gzip
 import hashlib
 import json
 import math
@@ -550,7 +551,8 @@ class Store:
         return {"path": str(out), "rows": len(rows), "columns": header[1:]}
 
     def import_csv(self, path: str | os.PathLike[str], space: SearchSpace | str) -> dict[str, Any]:
-        """Import a Dataset CSV as external runs, one per latency column, in one transaction.
+        """Import a Dataset CSV (or ``.csv.gz``) as external runs, one per latency column, in one
+        transaction.
 
         Every architecture is validated with the space; a missing ``arch`` column, no latency
         column, a non-numeric, negative or non-finite value, a ragged row or a bad
@@ -569,7 +571,11 @@ class Store:
         except OSError as err:
             raise InputError(f"cannot read {p}: {err.strerror or err}") from None
         try:
+            if raw[:2] == b"\x1f\x8b":  # a .csv.gz
+                raw = gzip.decompress(raw)
             text = raw.decode("utf-8-sig")
+        except (OSError, EOFError):
+            raise InputError(f"{p}: not a readable gzip file") from None
         except UnicodeDecodeError:
             raise InputError(f"{p}: not a UTF-8 text file") from None
         reader = csv.reader(text.splitlines())

@@ -1,14 +1,16 @@
-"""Reading latency dataset CSVs (column ``arch`` plus latency columns in ms).
+"""Reading latency dataset CSVs (column ``arch`` plus latency columns in ms), gzipped or not.
 
-Only the standard ``csv`` module and NumPy are used.
+Only the standard ``csv`` and ``gzip`` modules and NumPy are used.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -41,46 +43,66 @@ class LatencyData:
     columns: list[str]
 
 
+def open_csv(path: str | os.PathLike[str]) -> TextIO:
+    """A dataset CSV opened as UTF-8 text, gzipped (by its first bytes) or not."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
+    return open(path, newline="", encoding="utf-8")
+
+
 def read_latency_csv(path: str | os.PathLike[str], target: str) -> LatencyData:
-    """Read column ``target`` of a dataset CSV; refuse unknown columns with the known ones."""
+    """Read column ``target`` of a dataset CSV (``.csv`` or ``.csv.gz``); refuse unknown
+    columns with the known ones."""
     try:
-        fh = open(path, newline="", encoding="utf-8")
+        fh = open_csv(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such data file") from None
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InputError(f"{path}: empty file") from None
-        except csv.Error as err:
-            raise InputError(f"{path}: not a CSV file: {err}") from None
-        if "arch" not in header:
-            raise InputError(f"{path}: no 'arch' column (columns: {', '.join(header)})")
-        if target not in header:
-            lat = [c for c in header if c != "arch"]
-            raise InputError(f"{path}: unknown column {target!r}; columns: {', '.join(lat)}")
-        ia, it = header.index("arch"), header.index(target)
-        archs: list[str] = []
-        values: list[float] = []
-        rows: list[int] = []
-        dropped = 0
-        try:
-            for i, row in enumerate(reader):
-                if not row:
-                    continue
-                try:
-                    v = float(row[it])
-                except (ValueError, IndexError):
-                    v = math.nan
-                if not (math.isfinite(v) and v > 0):
-                    dropped += 1
-                    continue
-                archs.append(row[ia])
-                values.append(v)
-                rows.append(i)
-        except csv.Error as err:
-            raise InputError(f"{path}: bad CSV: {err}") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read: {err}") from None
+    try:
+        return _read_column(path, fh, target)
+    except (UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a readable dataset CSV: {err}") from None
+    finally:
+        fh.close()
+
+
+def _read_column(path: str | os.PathLike[str], fh: TextIO, target: str) -> LatencyData:
+    reader = csv.reader(fh)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{path}: empty file") from None
+    except csv.Error as err:
+        raise InputError(f"{path}: not a CSV file: {err}") from None
+    if "arch" not in header:
+        raise InputError(f"{path}: no 'arch' column (columns: {', '.join(header)})")
+    if target not in header:
+        lat = [c for c in header if c != "arch"]
+        raise InputError(f"{path}: unknown column {target!r}; columns: {', '.join(lat)}")
+    ia, it = header.index("arch"), header.index(target)
+    archs: list[str] = []
+    values: list[float] = []
+    rows: list[int] = []
+    dropped = 0
+    try:
+        for i, row in enumerate(reader):
+            if not row:
+                continue
+            try:
+                v = float(row[it])
+            except (ValueError, IndexError):
+                v = math.nan
+            if not (math.isfinite(v) and v > 0):
+                dropped += 1
+                continue
+            archs.append(row[ia])
+            values.append(v)
+            rows.append(i)
+    except csv.Error as err:
+        raise InputError(f"{path}: bad CSV: {err}") from None
     return LatencyData(archs, np.asarray(values, dtype=np.float64),
                        np.asarray(rows, dtype=np.int64), dropped, header)
 
