@@ -134,6 +134,17 @@ def test_cli_predict(models: dict, ofa: spaces.SearchSpace, tmp_path: Path) -> N
     assert [row["arch"] for row in rows] == texts
     np.testing.assert_allclose([float(row["latency_ms"]) for row in rows], sur.predict(g[:20]),
                                rtol=1e-5)
+    # gzipped, the same; a cut gzip is a clear error (exit 2)
+    import gzip
+
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(data.read_bytes()))
+    r = _cli("predict", "--model", str(path), "--data", str(tmp_path / "d.csv.gz"), "--out",
+             str(tmp_path / "q.csv"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "q.csv").read_text() == dst.read_text()
+    (tmp_path / "cut.csv.gz").write_bytes((tmp_path / "d.csv.gz").read_bytes()[:30])
+    r = _cli("predict", "--model", str(path), "--data", str(tmp_path / "cut.csv.gz"))
+    assert r.returncode == 2 and "not a readable CSV" in r.stderr
     npy = tmp_path / "p.npy"
     r = _cli("predict", "--model", str(path), "--random", "10", "--out", str(npy))
     assert r.returncode == 0, r.stderr

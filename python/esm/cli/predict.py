@@ -55,11 +55,16 @@ def _load(path: Path) -> Any:
 def _read_archs(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(f"data file not found: {path}")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "arch" not in reader.fieldnames:
-            raise InputError(f"{path}: no 'arch' column")
-        return [row["arch"] for row in reader]
+    from esm.surrogate.dataset import open_csv
+
+    try:
+        with open_csv(path) as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or "arch" not in reader.fieldnames:
+                raise InputError(f"{path}: no 'arch' column")
+            return [row["arch"] for row in reader]
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as err:
+        raise InputError(f"{path}: not a readable CSV: {err}") from None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
