@@ -167,7 +167,7 @@ def read_table(path: str | os.PathLike[str]) -> tuple[list[str], list[str], np.n
                     continue
                 archs.append(row[ia])
                 vals.append([_num(row[i]) if i < len(row) else math.nan for i in cols])
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as err:
+    except csv.Error as err:
         raise InputError(f"{p}: not a readable dataset CSV: {err}") from None
     values = np.asarray(vals, np.float64).reshape(len(archs), len(cols))
     return archs, [header[i] for i in cols], _positive(values)

@@ -58,12 +58,12 @@ def _read_archs(path: Path) -> list[str]:
     from esm.surrogate.dataset import open_csv
 
     try:
-        with open_csv(path) as fh:
+        with open_csv(path, "CSV") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or "arch" not in reader.fieldnames:
                 raise InputError(f"{path}: no 'arch' column")
             return [row["arch"] for row in reader]
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as err:
+    except csv.Error as err:
         raise InputError(f"{path}: not a readable CSV: {err}") from None
 
 

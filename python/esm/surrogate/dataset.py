@@ -9,6 +9,8 @@ import csv
 import gzip
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -43,30 +45,37 @@ class LatencyData:
     columns: list[str]
 
 
-def open_csv(path: str | os.PathLike[str]) -> TextIO:
-    """A dataset CSV opened as UTF-8 text, gzipped (by its first bytes) or not."""
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
+@contextmanager
+def open_csv(path: str | os.PathLike[str], what: str = "dataset CSV") -> Iterator[TextIO]:
+    """A dataset CSV opened as UTF-8 text, gzipped (by its first bytes) or not.
+
+    A file that cannot be opened or read (a directory, a cut gzip, not UTF-8) is an InputError
+    naming ``what`` it should have been; a missing one is FileNotFoundError.
+    """
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        fh = gzip.open(path, "rt", newline="", encoding="utf-8") if gz else \
+            open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read: {err}") from None
+    try:
+        with fh:
+            yield fh
+    except (UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a readable {what}: {err}") from None
 
 
 def read_latency_csv(path: str | os.PathLike[str], target: str) -> LatencyData:
     """Read column ``target`` of a dataset CSV (``.csv`` or ``.csv.gz``); refuse unknown
     columns with the known ones."""
     try:
-        fh = open_csv(path)
+        with open_csv(path) as fh:
+            return _read_column(path, fh, target)
     except FileNotFoundError:
         raise InputError(f"{path}: no such data file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read: {err}") from None
-    try:
-        return _read_column(path, fh, target)
-    except (UnicodeDecodeError, OSError, EOFError) as err:
-        raise InputError(f"{path}: not a readable dataset CSV: {err}") from None
-    finally:
-        fh.close()
 
 
 def _read_column(path: str | os.PathLike[str], fh: TextIO, target: str) -> LatencyData:
