@@ -67,14 +67,49 @@ def test_network_properties_are_not_devices(tmp_path: Path) -> None:
     ``params_m``, accuracy, FLOPs) are left out of a prior, and say why; devices whose names
     merely start alike are kept."""
     g = SPACE.canonical(np.unique(SPACE.canonical(SPACE.sample(200, seed=2)), axis=0))
-    v = np.random.default_rng(1).uniform(1, 2, len(g))
+    rng = np.random.default_rng(1)
     props = ["macs_m", "params_m", "Params", "FLOPs (G)", "acc", "accuracy", "top1_acc"]
     devices = ["lat_x", "accel_v1", "macbook_m1", "ms_per_image_tpu"]
-    p = prior.load(SPACE, [_write(tmp_path / "t.csv", g, dict.fromkeys(props + devices, v))])
+    v = rng.uniform(1, 2, len(g))
+    p = prior.load(SPACE, [_write(tmp_path / "t.csv", g, {c: rng.uniform(1, 2, len(g))
+                                                           for c in props + devices})])
     assert p.columns == devices
     assert p.dropped == [f"{c} (a network property, not a device)" for c in props]
     with pytest.raises(InputError, match=r"no usable prior column.*macs_m"):
         prior.load(SPACE, [_write(tmp_path / "u.csv", g, {"macs_m": v})])
+
+
+def test_copies_count_once(tables: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    """A device given twice (the same file, its gzip, a store it was imported into, or a
+    file of a subset of its rows) is one prior column, under its own name; a network
+    property is left out under a shared name too."""
+    from esm.store import Store
+
+    a, b, _ = tables
+    once = prior.load(SPACE, [a, b])
+    gz = tmp_path / "a.csv.gz"
+    gz.write_bytes(gzip.compress(a.read_bytes()))
+    with Store(tmp_path / "s.sqlite") as st:
+        st.import_csv(a, SPACE)
+    archs, names, values = prior.read_table(a)
+    part = tmp_path / "part.csv"
+    with open(part, "w", newline="") as fh:
+        csv.writer(fh).writerows([["arch", "lat_y", "macs_m"],
+                                  *[[x, repr(float(v)), "1.0"] for x, v in
+                                    zip(archs[:120], values[:120, names.index("lat_y")],
+                                        strict=True)]])
+    for extra in (a, gz, tmp_path / "s.sqlite", part):
+        p = prior.load(SPACE, [a, b, extra])
+        assert p.columns == once.columns, extra
+        assert np.array_equal(p.latency, once.latency, equal_nan=True)
+        assert all("a copy of" in d or "network property" in d for d in p.dropped)
+    p = prior.load(SPACE, [part, a])  # the longer copy stays, whichever file came first
+    assert p.columns == ["lat_x", "lat_y"] and np.isfinite(p.latency).sum() == 600
+    assert "lat_y (a copy of lat_y in a.csv)" in p.dropped
+    # values that only start alike are not copies
+    g = prior.load(SPACE, [a]).genomes
+    near = _write(tmp_path / "near.csv", g, {"lat_w": values[:, 0] * 1.01})
+    assert prior.load(SPACE, [a, near]).columns == ["lat_x", "lat_y", "lat_w"]
 
 
 def test_gzip_store_and_min_rows(tables: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:

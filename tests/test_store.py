@@ -152,16 +152,23 @@ def test_import_shared_csv_and_export(tmp_path, data_dir, name):
 
 
 def test_import_gzipped_csv(tmp_path, data_dir):
-    """A ``.csv.gz`` imports as its CSV, once; a cut one is refused."""
+    """A ``.csv.gz`` imports as its CSV, once, under any name; a cut one is refused."""
     import gzip
 
     sp = _space_or_skip("nb201")
     src = _head(data_dir / SPACE_FILES["nb201"], tmp_path / "part.csv", 50)
     gz = tmp_path / "part.csv.gz"
     gz.write_bytes(gzip.compress(src.read_bytes()))
+    copy = tmp_path / "renamed.csv"
+    copy.write_bytes(src.read_bytes())
     with Store(tmp_path / "s.sqlite") as st:
-        assert st.import_csv(gz, sp)["rows"] == 50
-        assert st.import_csv(gz, sp)["runs"] == []
+        first = st.import_csv(gz, sp)
+        assert first["rows"] == 50 and first["runs"]
+        n_runs = len(st.runs())
+        for again in (gz, src, copy):  # the same columns, compressed or not, renamed or not
+            res = st.import_csv(again, sp)
+            assert res["runs"] == [] and len(res["skipped_columns"]) == len(first["runs"])
+        assert len(st.runs()) == n_runs
     cut = tmp_path / "cut.csv.gz"
     cut.write_bytes(gz.read_bytes()[:40])
     with Store(tmp_path / "t.sqlite") as st, pytest.raises(InputError, match="gzip"):

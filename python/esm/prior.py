@@ -12,10 +12,12 @@ HW-NAS-Bench latency tables of ``../shared/data`` (MIT license) and Accel-NASBen
 TPU timings (Apache-2.0), gzipped; ``esm/data/priors/NOTICE`` credits them.
 
 Columns named for a property of the networks (:data:`NETWORK_PROPERTY`: MACs, FLOPs,
-parameters, accuracy) are not devices, and :func:`load` leaves them out. The prior must never
-contain the device being modelled: :func:`load` drops the columns named in ``exclude``, and
-:meth:`PriorData.drop_duplicates_of` drops columns whose values equal a given target's on the
-rows they share (the same measurements under another name).
+parameters, accuracy) are not devices, and :func:`load` leaves them out. A device given twice
+(a file and its gzipped copy, or a store it was imported into) is one column
+(:meth:`PriorData.drop_copies`): counted twice, it would pull the prior's mean device towards
+it. The prior must never contain the device being modelled: :func:`load` drops the columns
+named in ``exclude``, and :meth:`PriorData.drop_duplicates_of` drops columns whose values
+equal a given target's on the rows they share (the same measurements under another name).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class PriorData:
     sources : list of str
         The file each column came from.
     dropped : list of str
-        Columns left out (excluded by name, duplicates of the target, too few rows).
+        Columns left out (excluded by name, duplicates of the target or of another column,
+        network properties, too few rows), each with the reason.
     """
 
     space: SearchSpace
@@ -82,10 +85,12 @@ class PriorData:
     def n_rows(self) -> int:
         return int(self.genomes.shape[0])
 
-    def drop(self, keep: np.ndarray, why: str) -> None:
-        """Keep only the columns where ``keep`` is true; record the others as dropped."""
+    def drop(self, keep: np.ndarray, why: str | list[str]) -> None:
+        """Keep only the columns where ``keep`` is true; record the others as dropped, for
+        the reason ``why`` (one, or one per column)."""
         keep = np.asarray(keep, bool)
-        self.dropped += [f"{c} ({why})" for c, k in zip(self.columns, keep, strict=True)
+        whys = [why] * len(keep) if isinstance(why, str) else why
+        self.dropped += [f"{c} ({w})" for c, k, w in zip(self.columns, keep, whys, strict=True)
                          if not k]
         self.latency = self.latency[:, keep]
         self.columns = [c for c, k in zip(self.columns, keep, strict=True) if k]
@@ -121,6 +126,27 @@ class PriorData:
         if names:
             self.drop(keep, "same values as the target")
         return names
+
+    def drop_copies(self, rtol: float = 1e-6) -> None:
+        """Drop columns that repeat another's measurements (the same file given twice, or
+        as a CSV and as a store it was imported into): a device counted twice would pull the
+        prior's mean device towards it. A column is a copy when, on the architectures it
+        shares with another (at least 3), at least 90 % of its values equal that column's
+        within ``rtol``; of the two, the one with more rows stays (the first on a tie)."""
+        fin = np.isfinite(self.latency)
+        order = sorted(range(len(self.columns)), key=lambda j: -int(fin[:, j].sum()))
+        keep = np.ones(len(self.columns), bool)
+        why = [""] * len(self.columns)
+        for a, j in enumerate(order):
+            for i in order[:a]:
+                ok = fin[:, i] & fin[:, j]
+                if keep[i] and ok.sum() >= 3 and np.mean(np.isclose(
+                        self.latency[ok, j], self.latency[ok, i], rtol=rtol, atol=0.0)) >= 0.9:
+                    keep[j] = False
+                    why[j] = f"a copy of {self.columns[i]} in {Path(self.sources[i]).name}"
+                    break
+        if not keep.all():
+            self.drop(keep, why)
 
     def describe(self) -> dict[str, Any]:
         """What the prior is, for results and model files."""
@@ -226,25 +252,32 @@ def load(space: SearchSpace, paths: list[str | os.PathLike[str]], *,
                     if math.isfinite(v)}
             columns.append((name, str(path), vals))
     names = [c[0] for c in columns]
-    out_names = [n if names.count(n) == 1 else f"{Path(src).name.split('.')[0]}:{n}"
-                 for n, src, _ in columns]
     lat = np.full((len(genomes), len(columns)), np.nan)
     for j, (_, _, vals) in enumerate(columns):
         if vals:
             lat[list(vals), j] = list(vals.values())
     prior = PriorData(space, np.asarray(genomes, np.int32).reshape(-1, space.genome_length),
-                      lat, out_names, [c[1] for c in columns])
+                      lat, names, [c[1] for c in columns])
     ex = set(exclude)
     prior.drop(np.asarray([n not in ex and o not in ex for n, o in
-                           zip(names, out_names, strict=True)], bool), "the target column")
+                           zip(names, _file_names(prior), strict=True)], bool),
+               "the target column")
     prior.drop(np.asarray([not NETWORK_PROPERTY.match(c) for c in prior.columns], bool),
                "a network property, not a device")
     prior.drop(np.isfinite(prior.latency).sum(axis=0) >= min_rows,
                f"fewer than {min_rows} rows")
+    prior.drop_copies()
+    prior.columns = _file_names(prior)
     if not prior.columns:
         raise InputError(f"no usable prior column in {', '.join(map(str, paths))}"
                          + (f" (dropped: {', '.join(prior.dropped)})" if prior.dropped else ""))
     return prior
+
+
+def _file_names(prior: PriorData) -> list[str]:
+    """The prior's column names, prefixed with their file's name where two share a name."""
+    return [n if prior.columns.count(n) == 1 else f"{Path(src).name.split('.')[0]}:{n}"
+            for n, src in zip(prior.columns, prior.sources, strict=True)]
 
 
 def packaged(space_name: str) -> Path | None:

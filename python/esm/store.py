@@ -550,6 +550,15 @@ class Store:
             os.replace(tmp, out)
         return {"path": str(out), "rows": len(rows), "columns": header[1:]}
 
+    @staticmethod
+    def _imported(db: sqlite3.Connection, sp: SearchSpace, sha: str) -> set[str]:
+        """Columns of a file with content hash ``sha`` already imported for space ``sp``,
+        under any file name (a run's identity holds the name: ``import:part.csv``)."""
+        rows = db.execute("SELECT provenance FROM runs WHERE source LIKE 'import:%' AND space=? "
+                          "AND space_params=?", (sp.name, _json(sp.params()))).fetchall()
+        prov = [json.loads(r[0]) for r in rows]
+        return {str(p.get("column")) for p in prov if p.get("sha256") == sha}
+
     def import_csv(self, path: str | os.PathLike[str], space: SearchSpace | str) -> dict[str, Any]:
         """Import a Dataset CSV (or ``.csv.gz``) as external runs, one per latency column, in one
         transaction.
@@ -558,7 +567,8 @@ class Store:
         column, a non-numeric, negative or non-finite value, a ragged row or a bad
         architecture raises InputError and nothing is written. Empty cells are missing values.
         Architectures with the same canonical form are stored once (the first row wins).
-        A file already imported (same content, same space) is skipped.
+        A column already imported (same decompressed content, same space), under any file
+        name, is skipped.
 
         Returns ``{"runs": [ids], "rows", "duplicates", "skipped_columns"}``.
         """
@@ -636,9 +646,13 @@ class Store:
         node = socket.gethostname()
         now = _now()
         with self.transaction() as db:
+            done = self._imported(db, sp, sha)
             for jj, j in enumerate(lat_cols):
                 col = header[j]
                 label, batch = parse_column(col)
+                if col in done:
+                    skipped.append(col)
+                    continue
                 run_id, created = self.ensure_run(
                     source=source, space=sp.name, space_params=sp.params(), device=label,
                     batch_size=batch, column=col if col.startswith("lat_") else f"lat_{col}",
