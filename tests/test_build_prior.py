@@ -197,3 +197,20 @@ def test_demo_learns_from_the_packaged_prior(tmp_path: Path,
     sur = esm.load(res["model_file"])
     assert res["mape"] == sur.info["metrics"]["validation"]["mape"] <= 5.0
     assert res["search"]["found"]
+
+
+@pytest.mark.parametrize("true,says", [(7.35, "the true MAPE on the unmeasured rows, 7.35%, is "
+                                               "above it"), (4.0, None), (float("nan"), None)])
+def test_output_says_when_the_truth_is_above_a_target_the_estimate_reached(
+        capsys: pytest.CaptureFixture[str], true: float, says: str | None) -> None:
+    """On a dataset file the truth is known: a build that stopped on its estimate says so
+    when the truth is above the target (a device build, NaN truth, cannot)."""
+    from esm.cli.build import _emit
+
+    _emit({"space": "nb201", "strategy": "transfer", "samples_used": 10, "measurements": 10,
+           "train_samples": 10, "val_samples": 0, "mape": true, "mape_estimate": 2.87,
+           "mape_true": true, "target_mape": 5.0, "target_reached": True,
+           "stop_reason": "target", "seconds": {"total": 0.1}}, as_json=False)
+    out = capsys.readouterr().out
+    assert "reached by the build's estimate 2.87% (stopped: target)" in out
+    assert (says in out) if says else "true MAPE" not in out
