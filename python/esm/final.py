@@ -333,8 +333,8 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     elif step_model.kind == "surrogate":
         kind = "esm.surrogate (step model)"
     elif step_model.kind == "transfer":
-        kind = (f"transfer model (prior of {len(step_model.prior.columns)} devices, "
-                "esm.transfer)")
+        k = len(step_model.prior.columns)
+        kind = f"transfer model (prior of {k} device{'s' * (k != 1)}, esm.transfer)"
     else:
         kind = f"step model (ridge on {sur.info['model']['params']['feature_set']} features)"
     result["model"] = {"chosen": chosen, "kind": kind, "selection": selection,

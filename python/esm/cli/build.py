@@ -272,11 +272,11 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         emit_json({**summary, "noise_notice": notice})
         return
     rep = result["measurements"] - result["samples_used"]
+    k = len(result["prior"]["columns"]) if result.get("prior") else 0
     print(f"{result['space']}: {result['samples_used']} networks measured "
           f"({result['train_samples']} training, {result['val_samples']} validation"
           + (f", {rep} measured again" if rep else "") + f"), strategy {result['strategy']}"
-          + (f", prior of {len(result['prior']['columns'])} devices" if result.get("prior")
-             else ""))
+          + (f", prior of {k} device{'s' * (k != 1)}" if k else ""))
     model = result.get("model")
     if result.get("model_file") and model:
         met = model.get("metrics") or {}
