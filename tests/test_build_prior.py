@@ -45,8 +45,11 @@ def test_issue_flow_budget_and_held_out_evaluation(files: dict[str, Path],
     model = files["dir"] / "m.esm"
     res = _cli(capsys, "build", "--from-csv", str(files["target"]), "--target",
                "lat_titanx_256", "--space", "nb201", "--prior", str(files["prior"]),
-               "--budget-samples", "10", "--out", str(model), "--no-report", "--json")
+               "--budget-samples", "10", "--out", str(model), "--json")
     assert res["samples_used"] == 10 and res["strategy"] == "transfer"
+    report = (files["dir"] / "m-report" / "report.md").read_text()  # it says what the prior is
+    assert "- prior: 15 devices (lat_1080ti_1, " in report and "`prior.csv`" in report
+    assert "lat_copy (same values as the target)" in report
     # the estimate it stops on is the posterior's, not a pessimistic cross-validation
     assert prior_config(lookup=True).validation == "posterior"
     assert prior_config().validation == "holdout+posterior"
@@ -204,13 +207,17 @@ def test_demo_learns_from_the_packaged_prior(tmp_path: Path,
 def test_output_says_when_the_truth_is_above_a_target_the_estimate_reached(
         capsys: pytest.CaptureFixture[str], true: float, says: str | None) -> None:
     """On a dataset file the truth is known: a build that stopped on its estimate says so
-    when the truth is above the target (a device build, NaN truth, cannot)."""
+    when the truth is above the target (a device build, NaN truth, cannot), in its output
+    and its report."""
     from esm.cli.build import _emit
+    from esm.report import target_outcome
 
-    _emit({"space": "nb201", "strategy": "transfer", "samples_used": 10, "measurements": 10,
-           "train_samples": 10, "val_samples": 0, "mape": true, "mape_estimate": 2.87,
-           "mape_true": true, "target_mape": 5.0, "target_reached": True,
-           "stop_reason": "target", "seconds": {"total": 0.1}}, as_json=False)
+    result = {"space": "nb201", "strategy": "transfer", "samples_used": 10, "measurements": 10,
+              "train_samples": 10, "val_samples": 0, "mape": true, "mape_estimate": 2.87,
+              "mape_true": true, "target_mape": 5.0, "target_reached": True,
+              "stop_reason": "target", "seconds": {"total": 0.1}}
+    _emit(result, as_json=False)
     out = capsys.readouterr().out
     assert "reached by the build's estimate 2.87% (stopped: target)" in out
+    assert target_outcome(result) in out
     assert (says in out) if says else "true MAPE" not in out

@@ -226,6 +226,18 @@ def _timing(oracle: dict[str, Any]) -> str:
 _DRIFT_RULE = "esm.drift: only where the reference checks moved beyond their own noise"
 
 
+def target_outcome(result: dict[str, Any]) -> str:
+    """Whether a build's estimate reached its MAPE target, and, where the truth is known (a
+    dataset file as the device), whether the truth is above a target the estimate reached."""
+    est, true = result.get("mape_estimate"), result.get("mape_true")
+    out = (f"{'reached' if result['target_reached'] else 'not reached'} by the build's estimate"
+           + (f" {_num(est)}%" if est is not None and math.isfinite(est) else "")
+           + f" (stopped: {result['stop_reason']})")
+    if result["target_reached"] and true is not None and true > result["target_mape"]:
+        out += f"; the true MAPE on the unmeasured rows, {_num(true)}%, is above it"
+    return out
+
+
 def _headline(result: dict[str, Any]) -> list[str]:
     """The report's first lines: the saved model's figures first, then how they were got."""
     out = []
@@ -259,10 +271,15 @@ def _headline(result: dict[str, Any]) -> list[str]:
         + (f"(on every unmeasured row; validation estimate {_num(result['mape_estimate'])}%)"
            if result.get("mape_true") is not None and math.isfinite(result["mape_true"])
            else f"(the build's estimate: {how})"),
-        f"- target: {_num(result.get('target_mape'), 'g')}% -> "
-        f"{'reached' if result['target_reached'] else 'not reached'} "
-        f"(stopped: {result['stop_reason']})",
+        f"- target: {_num(result.get('target_mape'), 'g')}% -> {target_outcome(result)}",
     ]
+    prior = result.get("prior")
+    if prior:
+        k = len(prior["columns"])
+        out.append(f"- prior: {k} device{'s' * (k != 1)} ({', '.join(prior['columns'])}) from "
+                   + ", ".join(f"`{Path(s).name}`" for s in prior["sources"])
+                   + (f"; left out: {', '.join(prior['dropped'])}" if prior.get("dropped")
+                      else ""))
     warm = result.get("warmup")
     if warm:
         out.append(f"- {warm['message']}")

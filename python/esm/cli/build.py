@@ -259,7 +259,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:
-    from esm.report import noise_notice
+    from esm.report import noise_notice, target_outcome
 
     keys = ("space", "strategy", "samples_used", "measurements", "train_samples",
             "val_samples", "failed", "mape", "mape_estimate", "mape_true", "target_mape",
@@ -291,13 +291,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         if v["used"] == "corrected":
             print(f"  validation MAPE drift-corrected {_pct(v.get('corrected'))} (used), raw "
                   f"{_pct(v.get('raw'))}")
-    est, true = result.get("mape_estimate"), result.get("mape_true")
-    target = (f"target {result['target_mape']}%: "
-              f"{'reached' if result['target_reached'] else 'not reached'} by the build's "
-              f"estimate" + (f" {_pct(est)}" if est is not None else "")
-              + f" (stopped: {result['stop_reason']})")
-    if result["target_reached"] and true is not None and true > result["target_mape"]:
-        target += f"; the true MAPE on the unmeasured rows, {_pct(true)}, is above it"
+    target = f"target {result['target_mape']}%: {target_outcome(result)}"
     print(target if model else f"MAPE {_pct(result['mape'])} ({target})")
     drift = result.get("drift")
     if drift:
