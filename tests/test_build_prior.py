@@ -15,6 +15,7 @@ import pytest
 import esm
 from esm.build import prior_config
 from esm.cli import main
+from esm.errors import InputError
 
 pytest.importorskip("sklearn")
 
@@ -171,6 +172,33 @@ def test_device_build_says_when_the_packaged_prior_cannot_be_used(
     args.no_prior = True  # asked for: nothing to warn about
     assert _prior(args, esm.spaces.get("nb201"), None, print) is None
     assert capsys.readouterr().err == ""
+
+
+def test_prior_packaged_names_the_packaged_prior(files: dict[str, Path],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``--prior packaged`` is the space's packaged prior, alone or beside a user's file
+    (whose copies of packaged columns count once); where there is none, a clear error."""
+    from esm import prior
+    from esm.cli.build import _prior
+
+    space, csv_oracle = esm.spaces.get("nb201"), argparse.Namespace(truth=None)
+    args = argparse.Namespace(prior=["packaged"], device=None, no_prior=False,
+                              from_csv="t.csv", target="lat_titanx_256")
+    alone = _prior(args, space, csv_oracle, print).prior
+    assert alone.columns == prior.load(space, [prior.packaged("nb201")],
+                                       exclude=["lat_titanx_256"]).columns
+    args.prior = ["packaged", str(files["prior"])]
+    both = _prior(args, space, csv_oracle, print).prior
+    assert both.columns == [*alone.columns, "lat_copy"]  # the file's other columns are copies
+    assert sum("a copy of" in d for d in both.dropped) == 15
+    monkeypatch.setitem(prior.PACKAGED, "nb201", "gone.csv.gz")
+    with pytest.raises(InputError, match="--prior packaged: the packaged nb201 prior"):
+        _prior(args, space, csv_oracle, print)
+    monkeypatch.delitem(prior.PACKAGED, "nb201")
+    with pytest.raises(InputError, match="nb201 has none"):
+        _prior(args, space, csv_oracle, print)
+    capsys.readouterr()
 
 
 def test_demo_learns_from_the_packaged_prior(tmp_path: Path,

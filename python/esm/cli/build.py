@@ -114,9 +114,11 @@ def _prior_opts(p: argparse.ArgumentParser, default: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--prior", action="append", metavar="FILE",
                    help="other devices' latencies for the space (dataset CSV, .csv.gz or esm "
-                   "store; repeatable): the build chooses and fits the target's networks "
-                   f"with them ({default}). A column named like --target is left out, and so "
-                   "is any column holding the target's own values")
+                   "store; repeatable; 'packaged' names the space's packaged prior, so "
+                   "'--prior packaged --prior mine.db' adds your devices to it): the build "
+                   f"chooses and fits the target's networks with them ({default}). A column "
+                   "named like --target is left out, and so is any column holding the "
+                   "target's own values")
     g.add_argument("--no-prior", dest="no_prior", action="store_true",
                    help="build from zero, without the packaged prior")
 
@@ -126,6 +128,14 @@ def _prior(args: argparse.Namespace, space: Any, oracle: Any, say: Any) -> Any:
     from esm import prior as prior_mod
 
     paths = list(args.prior or [])
+    if "packaged" in paths:  # the keyword; a file of that name is ./packaged
+        packaged = prior_mod.packaged(space.name)
+        why = prior_mod.packaged_unusable(space.name) or (
+            f"{space.name} has none (packaged priors: {', '.join(prior_mod.PACKAGED)})"
+            if packaged is None else None)
+        if why:
+            raise InputError(f"--prior packaged: {why}")
+        paths = [str(packaged) if p == "packaged" else p for p in paths]
     if not paths and args.device and not args.no_prior:
         unusable = prior_mod.packaged_unusable(space.name)
         if unusable:
