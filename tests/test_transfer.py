@@ -402,6 +402,39 @@ def test_a_device_that_folds_constant_networks(setting: tuple, tmp_path: Path) -
                        {**back.info, "constant_output_ms": bad})
 
 
+def test_one_folded_network_is_enough_to_call_folding(setting: tuple) -> None:
+    """pixel3 folds 283 of nb201's 341 constant-output cells and runs the other 58: one
+    measured network far below its prediction says the device folds, whatever the others
+    say; the ones it ran are fitted, and the constant's error on them is stated."""
+    g, model, rng = setting
+    y, const, pick = _folding(g, rng, folds=True)
+    ran = np.flatnonzero(const)[1:3]
+    y[ran] = _device(g[ran], _FOLDING_OPS, 2.0, rng)  # run at full cost
+    assert np.median(y[pick[-3:]]) > 0.5  # most of the measured constant ones ran
+    fit = model.fit(g[pick], y[pick])
+    assert fit.constant_ms_ == pytest.approx(y[pick[-3]])
+    assert fit.y.size == 19 and fit.y_measured.size == 20
+    assert fit.constant_error_ > 0.6  # the constant is far off the two it ran
+
+
+def test_the_design_measures_a_fold_probe_first(setting: tuple) -> None:
+    """Until a constant-output network is measured, the design's batch holds the one of
+    least work (the all-none cell), which every runtime that folds any folds: the fold is
+    then judged on a network it folds, not on one of those pixel3 runs at full cost."""
+    g, model, _ = setting
+    pool = Pool(SPACE, np.concatenate([g[g.any(axis=1)], np.zeros((1, 6), np.int32)]))
+    probe = len(pool) - 1
+    d = TransferDesign(SPACE, model=model)
+    for seed in range(3):
+        pick = d.select(pool, 10, seed=seed)
+        assert probe in pick and len(set(pick.tolist())) == 10
+    const = np.flatnonzero(SPACE.constant_output(pool.genomes))
+    other = int(const[const != probe][0])
+    # one measured already: the design chooses freely
+    later = d.select(pool, 10, seed=0, measured=np.array([other]), y=np.array([1.0]))
+    assert len(set(later.tolist()) | {other}) == 11
+
+
 def test_a_device_that_runs_constant_networks_is_not_called_folding(setting: tuple) -> None:
     g, model, rng = setting
     y, const, pick = _folding(g, rng, folds=False)
