@@ -146,7 +146,9 @@ But pixel3 runs 58 of the 341 at full cost, and no structure tells them apart (o
 whose output node has only ``none`` inputs, 105 fold and 20 do not). The design took one
 constant-output network per first batch, and now and then it was one of those: then the fold
 went unseen, and every folded network was predicted 100-1000 times too slow. So the design's
-batches hold a *fold probe* until a constant-output network is measured: the one of least work
+batches of :data:`PROBE_BATCH` networks or more hold a *fold probe* until a constant-output
+network is measured (in a batch of 5 it cost too much: nb201's mean rho at 5 networks 0.959 ->
+0.921, the pruning stand-ins' 0.939 -> 0.845): the one of least work
 (fewest MACs, activations and layers, then first choices: nb201's all-``none`` cell, which
 any runtime that folds anything folds). And one measured network below :data:`FOLD_RATIO`
 of its prediction is enough to call the device folding (most of them below FLOOR was the
@@ -288,6 +290,7 @@ __all__ = [
     "DEFAULT_LAMBDA",
     "DESIGN_UNTIL",
     "FOLD_RATIO",
+    "PROBE_BATCH",
     "PRUNE_NATS",
     "PriorModel",
     "TransferDesign",
@@ -323,6 +326,9 @@ FLOOR = 0.3
 #: A device folds constant-output networks when one of them ran below this share of its
 #: prediction (a folded one runs 100-1000 times faster; module docs), or most below FLOOR.
 FOLD_RATIO = 0.03
+#: Batches of fewer networks hold no fold probe (module docs): one of 5 cost nb201's mean rho
+#: at 5 networks 0.959 -> 0.921.
+PROBE_BATCH = 10
 #: Natural-log Bayes factor by which the pruned fit must beat the written one before a device
 #: is taken to prune dead operations (module docs): ln 3, the start of "positive" evidence.
 PRUNE_NATS = math.log(3.0)
@@ -983,8 +989,8 @@ class TransferDesign(Strategy):
             cand = np.sort(rng.choice(cand, size=max(k, int(frac * cand.size)),
                                       replace=False))
         # until a constant-output network is measured, the fold probe is (module docs)
-        probe = c.probe if c.probe >= 0 and free[c.probe] and not c.const[measured].any() \
-            else -1
+        probe = c.probe if c.probe >= 0 and k >= PROBE_BATCH and free[c.probe] \
+            and not c.const[measured].any() else -1
         if probe >= 0:
             cand = np.union1d(cand, [probe])
         # posterior covariance C given the measured rows, carried as G = A_c C, H = G root
