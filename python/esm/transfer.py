@@ -988,7 +988,7 @@ class TransferDesign(Strategy):
         if frac < 1.0 and cand.size > 2 * k:
             cand = np.sort(rng.choice(cand, size=max(k, int(frac * cand.size)),
                                       replace=False))
-        # until a constant-output network is measured, the fold probe is (module docs)
+        # until a constant-output network is measured, the fold probe goes first (module docs)
         probe = c.probe if c.probe >= 0 and k >= PROBE_BATCH and free[c.probe] \
             and not c.const[measured].any() else -1
         if probe >= 0:
