@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esm.errors import InputError
+from esm.prior import n_devices
 from esm.sampling import feature_sets, stages
 
 if TYPE_CHECKING:
@@ -333,8 +334,8 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     elif step_model.kind == "surrogate":
         kind = "esm.surrogate (step model)"
     elif step_model.kind == "transfer":
-        k = len(step_model.prior.columns)
-        kind = f"transfer model (prior of {k} device{'s' * (k != 1)}, esm.transfer)"
+        kind = f"transfer model (prior of {n_devices(len(step_model.prior.columns))}, " \
+            "esm.transfer)"
     else:
         kind = f"step model (ridge on {sur.info['model']['params']['feature_set']} features)"
     result["model"] = {"chosen": chosen, "kind": kind, "selection": selection,

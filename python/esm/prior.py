@@ -38,7 +38,7 @@ from esm.errors import InputError
 if TYPE_CHECKING:
     from esm.spaces import SearchSpace
 
-__all__ = ["NETWORK_PROPERTY", "PriorData", "load", "packaged", "packaged_unusable",
+__all__ = ["NETWORK_PROPERTY", "PriorData", "load", "n_devices", "packaged", "packaged_unusable",
            "read_table"]
 
 #: Packaged prior file of each built-in space (gzipped dataset CSVs in ``esm/data/priors``).
@@ -272,6 +272,11 @@ def load(space: SearchSpace, paths: list[str | os.PathLike[str]], *,
         raise InputError(f"no usable prior column in {', '.join(map(str, paths))}"
                          + (f" (dropped: {', '.join(prior.dropped)})" if prior.dropped else ""))
     return prior
+
+
+def n_devices(k: int) -> str:
+    """``"1 device"``, ``"15 devices"``: how a build's output counts its prior's columns."""
+    return f"{k} device{'s' * (k != 1)}"
 
 
 def _file_names(prior: PriorData) -> list[str]:

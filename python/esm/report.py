@@ -20,6 +20,7 @@ import numpy as np
 
 from esm.errors import InputError
 from esm.jsonable import to_jsonable
+from esm.prior import n_devices
 
 __all__ = ["load_result", "noise_notice", "quality_summary", "write_report"]
 
@@ -275,8 +276,8 @@ def _headline(result: dict[str, Any]) -> list[str]:
     ]
     prior = result.get("prior")
     if prior:
-        k = len(prior["columns"])
-        out.append(f"- prior: {k} device{'s' * (k != 1)} ({', '.join(prior['columns'])}) from "
+        out.append(f"- prior: {n_devices(len(prior['columns']))} "
+                   f"({', '.join(prior['columns'])}) from "
                    + ", ".join(f"`{Path(s).name}`" for s in prior["sources"])
                    + (f"; left out: {', '.join(prior['dropped'])}" if prior.get("dropped")
                       else ""))

@@ -269,6 +269,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:
+    from esm.prior import n_devices
     from esm.report import noise_notice, target_outcome
 
     keys = ("space", "strategy", "samples_used", "measurements", "train_samples",
@@ -282,11 +283,11 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         emit_json({**summary, "noise_notice": notice})
         return
     rep = result["measurements"] - result["samples_used"]
-    k = len(result["prior"]["columns"]) if result.get("prior") else 0
+    prior = result.get("prior")
     print(f"{result['space']}: {result['samples_used']} networks measured "
           f"({result['train_samples']} training, {result['val_samples']} validation"
           + (f", {rep} measured again" if rep else "") + f"), strategy {result['strategy']}"
-          + (f", prior of {k} device{'s' * (k != 1)}" if k else ""))
+          + (f", prior of {n_devices(len(prior['columns']))}" if prior else ""))
     model = result.get("model")
     if result.get("model_file") and model:
         met = model.get("metrics") or {}
