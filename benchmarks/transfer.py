@@ -31,7 +31,8 @@ prior-less ``esm build --from-csv --budget-samples n`` (its validation networks 
 budget; it refuses n = 5). Every figure is the mean over seeds on every row not measured: Spearman
 rho and MAPE. ``ceiling`` is the same model and prior fitted on 1,000 random rows of the target
 (one split, scored on the other rows): what more target measurements could buy, so a column
-whose ceiling is below a goal is held there by its noise or resolution, not by the few shots.
+whose ceiling is below a goal is held there by its noise or resolution, not by the few shots
+(``benchmarks/transfer_ceiling.py`` asks other model families, on 4,000 rows).
 
 ``synthetic`` targets are accelerator-like devices made from esm's own per-slot costs (a time
 per slot of ``max(MACs / (peak * efficiency of the slot's operation), bytes / bandwidth)``

@@ -310,12 +310,12 @@ def prior_config(*, lookup: bool = False, **settings: Any) -> BuildConfig:
     Why the posterior and not cross-validation (``benchmarks/transfer.py --parts trust``, every
     visible column left out in turn, 5 seeds; estimate / true MAPE on the unmeasured rows,
     geometric mean and share of builds within a factor 1.25): on a device with 20 networks,
-    nb201 1.60 / 38% with cross-validation, 1.03 / 54% with the posterior; fbnet 1.24 / 35%
-    and 1.00 / 57%; ofa-mbv3 1.17 / 60% and 0.93 / 57%. On a dataset file with 10: nb201 2.14 /
-    15% and 0.94 / 30%, fbnet 1.45 / 30% and 1.13 / 41%. The posterior cannot see what the
+    nb201 1.47 / 32% with cross-validation, 0.94 / 54% with the posterior; fbnet 1.24 / 35%
+    and 1.00 / 57%; ofa-mbv3 1.17 / 60% and 0.93 / 57%. On a dataset file with 10: nb201 3.27 /
+    4% and 1.07 / 40%, fbnet 1.45 / 30% and 1.13 / 41%. The posterior cannot see what the
     model cannot represent: on nb201 pixel3, whose runtime folds the cells without an
     input-to-output path to a few microseconds and whose other latencies the features explain
-    to 20-25%, it states 13-20% against a true 26% on a dataset file. Stopping on it (the 13
+    to 20-25%, it states 6-16% against a true 16-28% on a dataset file. Stopping on it (the 13
     ``cost`` targets, 5 seeds) measures as many networks or fewer on every target (ofa-mbv3
     2080ti_64 at 3%: 58 against 66) and stopped above the target in 4 of 64 builds (by at
     most 0.28 points), cross-validation in 0 of 65."""
