@@ -51,7 +51,7 @@ hypothesis costs on devices that run every operation.
 
 ``tables`` (fbnet): devices whose latencies are an exact per-(block, operation) table.
 HW-NAS-Bench's FBNet latencies are such sums: the visible pixel3 column is one to rounding (a
-least-squares table on the one-hot genes leaves 1e-8 relative error), the same value for every
+least-squares table on the one-hot genes is off by under 1e-7), the same value for every
 block of the same shape; HELP's FBNet FPGA, Raspberry Pi 4 and Eyeriss, held back, come from
 there too.
 The other visible columns are measured networks, with noise and a coarse resolution that cap
@@ -223,13 +223,18 @@ def pruning_stand_in(space: Any, genomes: np.ndarray, y: np.ndarray) -> np.ndarr
     return np.asarray(y[[row[r.tobytes()] for r in space.pruned(genomes)]])
 
 
+def onehot(genomes: np.ndarray, choices: int) -> np.ndarray:
+    """``[n, genes * choices]`` one-hot genes."""
+    n, g = genomes.shape
+    out = np.zeros((n, g * choices))
+    out[np.arange(n)[:, None], np.arange(g) * choices + genomes] = 1.0
+    return out
+
+
 def table_stand_in(genomes: np.ndarray, y: np.ndarray, choices: int) -> np.ndarray:
     """A device column as an exact per-(block, operation) table would give it: its
     least-squares fit on the one-hot genes (and an intercept) over every row."""
-    n, g = genomes.shape
-    A = np.zeros((n, g * choices + 1))
-    A[np.arange(n)[:, None], np.arange(g) * choices + genomes] = 1.0
-    A[:, -1] = 1.0
+    A = np.hstack([onehot(genomes, choices), np.ones((len(genomes), 1))])
     return np.asarray(A @ np.linalg.lstsq(A, y, rcond=None)[0])
 
 

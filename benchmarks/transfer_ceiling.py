@@ -53,14 +53,6 @@ GOALS = {"nb201": "mean rho >= 0.97 at 10 networks and >= 0.975 at 20",
          "fbnet": "mean rho >= 0.97 at 10 networks"}
 
 
-def onehot(genomes: np.ndarray, choices: int) -> np.ndarray:
-    """``[n, genes * choices]`` one-hot genes."""
-    n, g = genomes.shape
-    out = np.zeros((n, g * choices))
-    out[np.arange(n)[:, None], np.arange(g) * choices + genomes] = 1.0
-    return out
-
-
 def pair_features(genomes: np.ndarray, choices: int) -> np.ndarray:
     """One-hot pairs of genes: gene i takes a and gene j takes b, for every i < j."""
     g = genomes.shape[1]
@@ -112,7 +104,7 @@ def column(space: Any, g: np.ndarray, cols: list[str], Y: np.ndarray, t: int, ro
     choices = int(space.choices.max())
     models: dict[str, Callable[[], np.ndarray]] = {
         "ridge": lambda: relative_ridge(standardise(F, tr), y, tr),
-        "hgb": lambda: hgb(np.hstack([onehot(g, choices), F]), y, tr),
+        "hgb": lambda: hgb(np.hstack([bench.onehot(g, choices), F]), y, tr),
     }
     if g.shape[1] <= PAIR_GENES:
         models["pairs"] = lambda: relative_ridge(
