@@ -519,6 +519,36 @@ def test_a_device_that_runs_dead_operations_is_not_called_pruning(setting: tuple
             assert not fit.pruned_ and "pruned" not in fit.to_surrogate(g[pick]).info
 
 
+def test_weight_space_likelihood_is_the_kernel_one(setting: tuple) -> None:
+    """Beyond as many networks as the blocks have columns the hyperparameters are fitted
+    through the Woodbury identity: the same penalised likelihood as the n x n kernel's, and
+    its gradient."""
+    g, model, rng = setting
+    y = _device(g[:300], np.array([0.0, 0.2, 0.5, 1.0, 0.1]), 1.0, rng)
+    fit = TransferFit(model, model.z(g[:300]), y, passes=0)
+    fit.weights_ = rng.uniform(0.3, 1.0, y.size)
+    keys = [k for k in transfer.FREE if k in fit.zf and model.lam.get(k, 0.0) > 0]
+    blocks = [k for k in fit.zf if k in keys or fit.lam_.get(k, 0.0) > 0]
+    assert y.size > sum(fit.zf[k].shape[1] for k in blocks)  # the weight-space path
+    noise = fit.floor**2 / fit.weights_
+    x0 = np.log([model.lam[k] for k in keys] + [model.sigma])
+    objective = fit._weight_space_objective(blocks, keys, x0, noise)
+
+    def kernel_nll(x: np.ndarray) -> float:
+        lam = {**fit.lam_, **dict(zip(keys, np.exp(x[:-1]), strict=True))}
+        K = sum(lam[k] * fit.zf[k] @ fit.zf[k].T for k in blocks)
+        K = K + np.diag(np.exp(2 * x[-1]) * noise)
+        return float(0.5 * fit.r @ np.linalg.solve(K, fit.r) + 0.5 * np.linalg.slogdet(K)[1]
+                     + 0.5 * np.sum((x - x0) ** 2) / model.hyper_sd**2)
+
+    for x in (x0, x0 + rng.normal(0.0, 1.0, x0.size)):
+        nll, grad = objective(x)
+        assert nll == pytest.approx(kernel_nll(x), rel=1e-9)
+        step = 1e-5 * np.eye(x.size)
+        numeric = [(kernel_nll(x + h) - kernel_nll(x - h)) / 2e-5 for h in step]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-4)
+
+
 def test_bad_input(setting: tuple) -> None:
     g, model, _ = setting
     with pytest.raises(InputError, match="finite and positive"):

