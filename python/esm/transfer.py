@@ -667,6 +667,10 @@ class TransferFit:
     """
 
     kind = "transfer"
+    #: Fit the hyperparameters in the block factors' space once the networks outnumber its
+    #: columns (:meth:`_fit_hyper_from`); False keeps the n x n kernel
+    #: (``benchmarks/transfer_fit_time.py`` times the two).
+    weight_space = True
 
     def __init__(self, model: PriorModel, Z: np.ndarray, y: np.ndarray,
                  passes: int = 2) -> None:
@@ -750,8 +754,8 @@ class TransferFit:
         """L-BFGS-B on the log variances ``keys`` and log noise, hyperprior centred on
         ``x0``; the scipy result. The likelihood is computed on the n x n kernel, or once the
         networks outnumber the blocks' factor columns in their space
-        (:meth:`_weight_space_objective`: the same values; a build to 200 nb201 networks
-        23.5 s -> 8.1 s, a fit of 500 fbnet networks 10.9 s -> 3.4 s)."""
+        (:meth:`_weight_space_objective`: the same values, faster from a few hundred networks;
+        ``benchmarks/transfer_fit_time.py``)."""
         from scipy.optimize import minimize
 
         m = self.model
@@ -777,8 +781,9 @@ class TransferFit:
             return nll, grad + (x - x0) / sd**2
 
         blocks = [k for k in self.zf if k in keys or self.lam_.get(k, 0.0) > 0]
+        wide = self.y.size > sum(self.zf[k].shape[1] for k in blocks)
         objective = (self._weight_space_objective(blocks, keys, x0, noise)
-                     if self.y.size > sum(self.zf[k].shape[1] for k in blocks) else kernel)
+                     if wide and self.weight_space else kernel)
         bounds = [(v - 3 * sd, v + 3 * sd) for v in x0]
         return minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds)
 
