@@ -55,7 +55,7 @@ least-squares table on the one-hot genes is off by under 1e-7), the same value f
 block of the same shape; HELP's FBNet FPGA, Raspberry Pi 4 and Eyeriss, held back, come from
 there too.
 The other visible columns are measured networks, with noise and a coarse resolution that cap
-their rho on 4,000 rows at a mean of 0.950 (``transfer_ceiling.py``). Every column is turned
+their rho on 4,000 rows at a mean of 0.949 (``transfer_ceiling.py``). Every column is turned
 into such a device (its least-squares table on all rows, :func:`table_stand_in`) and built
 with the prior ``loo`` and ``family`` (the original columns: the target's own noisy column
 is out of both).

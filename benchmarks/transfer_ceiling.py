@@ -8,8 +8,9 @@ by the column's noise. This script asks the question of other model families. Pe
 one split: ``--rows`` random rows (at most 80 % of the file) to fit, every other row to score
 (Spearman rho, MAPE):
 
-- ``ridge``: a relative-error ridge (weights 1 / y^2, alpha by 3-fold cross-validation) on
-  the same features, without a prior: a per-layer cost and operation table;
+- ``ridge``: a relative-error ridge (weights 1 / y^2, alpha by 3-fold cross-validation: how
+  :mod:`esm.transfer` fits each prior column) on the same features, without a prior: a
+  per-layer cost and operation table;
 - ``pairs``: the ridge plus one-hot pairs of genes (every pair of choices of every pair of
   genes), on spaces of at most 8 genes (nb201: 375 interactions within a cell);
 - ``hgb``: histogram gradient boosting on the log-latency of the one-hot genes and the same
@@ -43,7 +44,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer as bench  # noqa: E402
-from esm.transfer import feature_encoder  # noqa: E402
+from esm.transfer import _fit_device, feature_encoder  # noqa: E402
 
 MODELS = ("ridge", "pairs", "hgb")
 #: Genomes of at most this many genes also get the ``pairs`` model.
@@ -68,23 +69,10 @@ def standardise(X: np.ndarray, tr: np.ndarray) -> np.ndarray:
 
 
 def relative_ridge(X: np.ndarray, y: np.ndarray, tr: np.ndarray) -> np.ndarray:
-    """Weighted ridge (weights 1 / y^2, intercept free), alpha by 3-fold CV on ``tr``;
-    predictions for every row."""
+    """The relative-error ridge a prior column is fitted with (intercept free, alpha by 3-fold
+    CV; :func:`esm.transfer._fit_device`), on rows ``tr``; predictions for every row."""
     Z = np.hstack([np.ones((len(X), 1)), X])
-    pen = np.ones(Z.shape[1])
-    pen[0] = 0.0
-    folds = np.arange(tr.size) % 3
-
-    def solve(rows: np.ndarray, alpha: float) -> np.ndarray:
-        w = 1.0 / y[rows] ** 2
-        A = (Z[rows] * w[:, None]).T @ Z[rows] + np.diag(alpha * pen)
-        return np.asarray(np.linalg.solve(A, (Z[rows] * w[:, None]).T @ y[rows]))
-
-    def cv(alpha: float) -> float:
-        return sum(float(np.sum((Z[tr[folds == f]] @ solve(tr[folds != f], alpha)
-                                 / y[tr[folds == f]] - 1.0) ** 2)) for f in range(3))
-    alpha = min(np.logspace(-3, 3, 7), key=cv)
-    return np.asarray(Z @ solve(tr, float(alpha)))
+    return np.asarray(Z @ _fit_device(Z[tr], y[tr]))
 
 
 def hgb(X: np.ndarray, y: np.ndarray, tr: np.ndarray) -> np.ndarray:

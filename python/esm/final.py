@@ -334,8 +334,8 @@ def finalize(result: dict[str, Any], step_model: Any, oracle: Oracle, *,
     elif step_model.kind == "surrogate":
         kind = "esm.surrogate (step model)"
     elif step_model.kind == "transfer":
-        kind = f"transfer model (prior of {n_devices(len(step_model.prior.columns))}, " \
-            "esm.transfer)"
+        kind = (f"transfer model (prior of {n_devices(len(step_model.prior.columns))}, "
+                "esm.transfer)")
     else:
         kind = f"step model (ridge on {sur.info['model']['params']['feature_set']} features)"
     result["model"] = {"chosen": chosen, "kind": kind, "selection": selection,
